@@ -1,0 +1,37 @@
+# Hawiya: the two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup lint typecheck check clean translations
+
+run: setup ## Set up and serve the IdP with demo data on the embedded default (SQLite)
+	$(BIN)/hawiya init
+	$(BIN)/hawiya demo
+	$(BIN)/hawiya serve
+
+test: setup ## Set up and run the whole suite (lint, types, tests)
+	$(BIN)/ruff check idp tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+setup: $(STAMP) translations
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+translations: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -q -d idp/i18n/translations
+
+lint: setup
+	$(BIN)/ruff check idp tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

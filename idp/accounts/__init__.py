@@ -1,0 +1,1 @@
+"""Accounts: people (citizens, residents, visitors), staff, and later organisations."""

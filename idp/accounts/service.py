@@ -1,0 +1,207 @@
+"""Account use cases: create, list, look up, and the facts sign-in and claims need."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from idp.accounts.passwords import PasswordHasher
+from idp.accounts.policy import PasswordPolicy, normalise
+from idp.audit.events import AuditEvent
+from idp.audit.recorder import AuditLog
+from idp.clock import Clock
+from idp.errors import InvalidInput, NotFound
+from idp.storage.models import Account
+from idp.storage.repositories.accounts import AccountRepository
+
+#: Account types. Business roles attach to people through organisations (a later issue).
+ACCOUNT_TYPES = ("citizen", "resident", "visitor", "staff")
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{2,149}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+@dataclass(frozen=True)
+class Person:
+    """An account as the rest of the IdP sees it (never its password hash)."""
+
+    id: str
+    username: str
+    account_type: str
+    status: str
+    name: str | None = None
+    name_ar: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    email: str | None = None
+    email_verified: bool = False
+    phone: str | None = None
+    phone_verified: bool = False
+    birthdate: date | None = None
+    address: dict[str, Any] | None = None
+    locale: str | None = None
+    proofing_level: str = "self_asserted"
+    updated_at: datetime | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        """True when the account may sign in."""
+        return self.status == "active"
+
+
+@dataclass(frozen=True)
+class SigninRecord:
+    """What password sign-in needs: the person and their stored hash."""
+
+    person: Person
+    password_hash: str | None
+
+
+def _person(row: Account) -> Person:
+    return Person(
+        id=row.id,
+        username=row.username,
+        account_type=row.account_type,
+        status=row.status,
+        name=row.name,
+        name_ar=row.name_ar,
+        given_name=row.given_name,
+        family_name=row.family_name,
+        email=row.email,
+        email_verified=row.email_verified,
+        phone=row.phone,
+        phone_verified=row.phone_verified,
+        birthdate=row.birthdate,
+        address=row.address,
+        locale=row.locale,
+        proofing_level=row.proofing_level,
+        updated_at=row.updated_at,
+        attributes=dict(row.attributes or {}),
+    )
+
+
+class AccountService:
+    """Create and read accounts."""
+
+    def __init__(
+        self,
+        repository: AccountRepository,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
+        clock: Clock,
+        audit: AuditLog,
+    ) -> None:
+        self._repository = repository
+        self._hasher = hasher
+        self._policy = policy
+        self._clock = clock
+        self._audit = audit
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    def create(
+        self,
+        *,
+        account_type: str,
+        username: str,
+        password: str,
+        email: str | None = None,
+        name: str | None = None,
+        name_ar: str | None = None,
+        given_name: str | None = None,
+        family_name: str | None = None,
+        phone: str | None = None,
+        email_verified: bool = False,
+        phone_verified: bool = False,
+        birthdate: date | None = None,
+        address: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Person:
+        """Create an account after checking every field and the password policy."""
+        if account_type not in ACCOUNT_TYPES:
+            raise InvalidInput(f"account type must be one of {', '.join(ACCOUNT_TYPES)}")
+        if not _USERNAME.match(username):
+            raise InvalidInput(
+                "username must be 3-150 letters, digits or . _ @ + - and start with a letter or digit"
+            )
+        if email is not None and not _EMAIL.match(email):
+            raise InvalidInput("email is not a valid address")
+        if phone is not None and not _PHONE.match(phone):
+            raise InvalidInput("phone must be in international form, for example +96512345678")
+        self._policy.check(password, username=username)
+        now = self._now()
+        row = self._repository.add(
+            Account(
+                id=str(uuid.uuid4()),
+                username=username,
+                account_type=account_type,
+                status="active",
+                password_hash=self._hasher.hash(normalise(password)),
+                name=name,
+                name_ar=name_ar,
+                given_name=given_name,
+                family_name=family_name,
+                email=email,
+                email_verified=email_verified,
+                phone=phone,
+                phone_verified=phone_verified,
+                birthdate=birthdate,
+                address=address,
+                proofing_level="self_asserted",
+                attributes={},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        self._audit.record(
+            AuditEvent.ACCOUNT_CREATED,
+            actor=actor,
+            subject=row.id,
+            detail={"account_type": account_type},
+        )
+        return _person(row)
+
+    def get(self, account_id: str) -> Person:
+        """The account with this id; NotFound otherwise."""
+        row = self._repository.by_id(account_id)
+        if row is None:
+            raise NotFound("no such account")
+        return _person(row)
+
+    def find(self, account_id: str) -> Person | None:
+        """The account with this id, or None."""
+        row = self._repository.by_id(account_id)
+        return None if row is None else _person(row)
+
+    def by_username(self, username: str) -> Person | None:
+        """The account with this username, or None."""
+        row = self._repository.by_username(username)
+        return None if row is None else _person(row)
+
+    def list(self) -> Sequence[Person]:
+        """Every account."""
+        return [_person(row) for row in self._repository.list()]
+
+    def signin_record(self, username: str) -> SigninRecord | None:
+        """The person and password hash for ``username``, or None."""
+        row = self._repository.by_username(username)
+        return None if row is None else SigninRecord(_person(row), row.password_hash)
+
+    def replace_password_hash(self, account_id: str, phc: str) -> None:
+        """Store a re-computed hash of the same password (parameters rose)."""
+        self._repository.update(account_id, password_hash=phc)
+
+    def record_subject(self, sector: str, account_id: str, subject: str) -> str:
+        """Remember the pairwise subject a sector knows this account by."""
+        return self._repository.pairwise_subject(sector, account_id, subject)
+
+    def by_subject(self, sector: str, subject: str) -> Person | None:
+        """The account a sector knows as ``subject``."""
+        row = self._repository.by_subject(sector, subject)
+        return None if row is None else _person(row)

@@ -1,0 +1,91 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp.errors import ConfigurationError
+from idp.http import errors, headers
+from idp.http.context import LANG_COOKIE
+from idp.i18n import direction, negotiate
+from idp.registry import Registry
+from idp.settings import PROJECT_ROOT, Settings
+
+csrf = CSRFProtect()
+
+
+def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> Flask:
+    """Build the IdP for ``settings`` (default: from the environment).
+
+    The database must have been initialised (``hawiya init``): the factory fails fast otherwise.
+    """
+    registry = registry or Registry(settings or Settings.from_env())
+    settings = registry.settings
+    if not registry.db.is_initialised():
+        raise ConfigurationError("the database is not initialised: run `hawiya init` first")
+
+    app = Flask(
+        "idp",
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    logging.getLogger("idp").setLevel(settings.log_level)
+    app.extensions["hawiya"] = registry
+    app.config.update(
+        SECRET_KEY=registry.keystore.instance_secret("cookie_signing_key"),
+        SESSION_COOKIE_NAME="hawiya_form",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PREFERRED_URL_SCHEME="https" if settings.secure_cookies else "http",
+        MAX_CONTENT_LENGTH=64 * 1024,
+        WTF_CSRF_TIME_LIMIT=settings.interaction_ttl,
+        WTF_CSRF_SSL_STRICT=False,
+        BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "idp" / "i18n" / "translations"),
+        BABEL_DEFAULT_LOCALE="en",
+    )
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.trusted_proxies,
+            x_proto=settings.trusted_proxies,
+            x_host=settings.trusted_proxies,
+        )
+
+    def select_locale() -> str:
+        return negotiate(
+            ui_locales=request.values.get("ui_locales") if request else None,
+            cookie=request.cookies.get(LANG_COOKIE),
+            accept_languages=[lang for lang, _q in request.accept_languages],
+            default=settings.default_locale,
+        )
+
+    Babel(app, locale_selector=select_locale)
+    csrf.init_app(app)
+
+    @app.context_processor
+    def _layout() -> dict[str, object]:
+        locale = select_locale()
+        return {"locale": locale, "dir": direction(locale)}
+
+    from idp.authn.views import bp as authn_bp
+    from idp.http.health import bp as health_bp
+    from idp.i18n.views import bp as i18n_bp
+    from idp.oidc.views import bp as oidc_bp
+    from idp.sessions.views import bp as sessions_bp
+
+    for blueprint in (health_bp, oidc_bp, authn_bp, sessions_bp, i18n_bp):
+        app.register_blueprint(blueprint)
+    # Machine endpoints authenticate their callers with client credentials or bearer tokens, and
+    # agencies POST to /authorize cross-site: CSRF tokens do not apply to them.
+    for view in ("oidc.authorize", "oidc.token", "oidc.userinfo"):
+        csrf.exempt(app.view_functions[view])
+
+    errors.init_app(app)
+    headers.init_app(app, hsts=not settings.issuer_is_local_http)
+    return app

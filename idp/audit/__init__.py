@@ -1,0 +1,1 @@
+"""Audit: a closed catalogue of security events, recorded append-only in the database."""

@@ -1,0 +1,39 @@
+"""The closed catalogue of audit events.
+
+Only these events can be recorded; adding one is a reviewed change here. The wire name (the enum
+value) is what lands in the ``audit_events`` table and in exports, so never rename one.
+A detail mapping may accompany an event; it must never hold a secret, password, code or token.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditEvent(StrEnum):
+    """Every security-relevant thing Hawiya records."""
+
+    # Sign-in and sessions
+    SIGNIN_SUCCEEDED = "signin.succeeded"
+    SIGNIN_FAILED = "signin.failed"
+    SIGNIN_THROTTLED = "signin.throttled"
+    PASSWORD_REHASHED = "password.rehashed"
+    SESSION_STARTED = "session.started"
+    SESSION_ENDED = "session.ended"
+    # Authorization
+    CONSENT_GRANTED = "consent.granted"
+    CONSENT_DENIED = "consent.denied"
+    CODE_ISSUED = "code.issued"
+    CODE_REPLAYED = "code.replayed"
+    TOKENS_ISSUED = "tokens.issued"
+    # Accounts
+    ACCOUNT_CREATED = "account.created"
+    PASSWORD_CHANGED = "password.changed"
+    # Clients (agencies)
+    CLIENT_CREATED = "client.created"
+    CLIENT_DISABLED = "client.disabled"
+    CLIENT_SECRET_ROTATED = "client.secret_rotated"
+    # Keys
+    MASTER_KEY_CREATED = "master_key.created"
+    SIGNING_KEY_CREATED = "signing_key.created"
+    INSTANCE_SECRET_CREATED = "instance_secret.created"

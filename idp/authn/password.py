@@ -1,0 +1,86 @@
+"""Password sign-in (NIST SP 800-63B-4 section 3.1.1).
+
+No user enumeration: an unknown username, a disabled account and a wrong password give the same
+error after the same work (a dummy Argon2id verification for unknown users). Failed attempts are
+throttled per account in the ephemeral store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from idp.accounts.passwords import PasswordHasher
+from idp.accounts.policy import normalise
+from idp.accounts.service import AccountService
+from idp.audit.events import AuditEvent
+from idp.audit.recorder import AuditLog
+from idp.authn.results import AuthResult
+from idp.clock import Clock
+from idp.errors import AuthenticationFailed, TooManyAttempts
+from idp.storage.ephemeral import EphemeralStore
+
+_FAILED = "the username or password is not correct"
+
+
+class PasswordAuthenticator:
+    """Check a username and password."""
+
+    def __init__(
+        self,
+        accounts: AccountService,
+        hasher: PasswordHasher,
+        store: EphemeralStore,
+        clock: Clock,
+        audit: AuditLog,
+        *,
+        max_failures: int,
+        window: int,
+    ) -> None:
+        self._accounts = accounts
+        self._hasher = hasher
+        self._store = store
+        self._clock = clock
+        self._audit = audit
+        self._max_failures = max_failures
+        self._window = window
+
+    def _throttle_key(self, username: str) -> str:
+        return "signin-fail:" + hashlib.sha256(username.lower().encode()).hexdigest()
+
+    def authenticate(self, username: str, password: str, *, ip: str | None = None) -> AuthResult:
+        """An AuthResult for the right password; AuthenticationFailed or TooManyAttempts else."""
+        username = username.strip()
+        throttle = self._throttle_key(username)
+        failures = self._store.get(throttle)
+        if failures is not None and int(failures) >= self._max_failures:
+            self._audit.record(AuditEvent.SIGNIN_THROTTLED, ip=ip, detail={"username": username})
+            raise TooManyAttempts("too many failed attempts; try again later")
+
+        record = self._accounts.signin_record(username) if username else None
+        candidate = normalise(password)
+        if record is None or record.password_hash is None:
+            self._hasher.verify_dummy(candidate)
+            ok = False
+        else:
+            ok = self._hasher.verify(candidate, record.password_hash) and record.person.active
+
+        if not ok or record is None:
+            self._store.incr(throttle, self._window)
+            self._audit.record(
+                AuditEvent.SIGNIN_FAILED,
+                subject=record.person.id if record else None,
+                ip=ip,
+                detail={"method": "pwd"},
+            )
+            raise AuthenticationFailed(_FAILED)
+
+        assert record.password_hash is not None  # noqa: S101 - checked above
+        if self._hasher.needs_rehash(record.password_hash):
+            self._accounts.replace_password_hash(record.person.id, self._hasher.hash(candidate))
+            self._audit.record(AuditEvent.PASSWORD_REHASHED, subject=record.person.id)
+        self._store.delete(throttle)
+        result = AuthResult(account_id=record.person.id, auth_time=int(self._clock.now()))
+        self._audit.record(
+            AuditEvent.SIGNIN_SUCCEEDED, subject=record.person.id, ip=ip, detail={"amr": ["pwd"]}
+        )
+        return result

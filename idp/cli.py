@@ -1,0 +1,371 @@
+"""The ``hawiya`` command line.
+
+Bad input prints one clear line on stderr and exits with status 2; nothing prints a traceback.
+Secrets (new client secrets, demo passwords) go to the terminal with ``click.echo``, never to a log.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from idp.errors import ConfigurationError, HawiyaError, InvalidInput
+from idp.keys.sealing import create_master_key_file
+from idp.registry import Registry
+from idp.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("idp.cli")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"hawiya: error: {message}", err=True)
+    sys.exit(2)
+
+
+def clean_errors(func: F) -> F:
+    """Turn every error into one line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HawiyaError as error:
+            _fail(error.message)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as error:
+            log.debug("unexpected CLI failure", exc_info=True)
+            _fail(f"unexpected failure ({type(error).__name__}); check the settings and try again")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _registry() -> Registry:
+    return Registry(Settings.from_env())
+
+
+def _ready(registry: Registry) -> Registry:
+    if not registry.db.is_initialised():
+        raise ConfigurationError("the database is not initialised: run `hawiya init` first")
+    return registry
+
+
+@click.group()
+def main() -> None:
+    """Hawiya: the national digital identity provider."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@clean_errors
+def init() -> None:
+    """Create the master key (embedded default), migrate the database, create signing keys."""
+    settings = Settings.from_env()
+    if not settings.master_key and create_master_key_file(settings.master_key_file):
+        click.echo(f"created master key {settings.master_key_file} (mode 0600; back it up safely)")
+    registry = Registry(settings)
+    registry.db.upgrade()
+    created = registry.keystore.ensure_current_keys()
+    registry.keystore.instance_secret("pairwise_salt")
+    registry.keystore.instance_secret("cookie_signing_key")
+    for kid in created:
+        click.echo(f"created signing key {kid}")
+    click.echo(f"database ready: {_redact(settings.database_url)}")
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", type=click.IntRange(1, 64), help="Gunicorn workers (HAWIYA_WORKERS).")
+@clean_errors
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Serve the IdP with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    from idp.app import create_app
+
+    settings = Settings.from_env()
+    app = create_app(settings)
+    click.echo(f"Hawiya serving {settings.issuer} on http://{host}:{port}")
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers or settings.workers)
+            self.cfg.set("accesslog", "-")
+            # Never log query strings: authorization responses and requests carry codes and state.
+            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss')
+            self.cfg.set("forwarded_allow_ips", "*" if settings.trusted_proxies else "127.0.0.1")
+
+        def load(self) -> Any:
+            return app
+
+    _Gunicorn().run()
+
+
+# -- users --------------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Manage accounts."""
+
+
+@users.command("create")
+@click.option("--type", "account_type", required=True,
+              type=click.Choice(["citizen", "resident", "visitor", "staff"]))
+@click.option("--username", required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--email")
+@click.option("--name")
+@click.option("--phone")
+@click.option("--json", "as_json", is_flag=True, help="Print the new account as JSON.")
+@clean_errors
+def users_create(
+    account_type: str, username: str, password_stdin: bool, email: str | None,
+    name: str | None, phone: str | None, as_json: bool,
+) -> None:
+    """Create an account."""
+    if not password_stdin:
+        raise InvalidInput("pass the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    registry = _ready(_registry())
+    person = registry.accounts.create(
+        account_type=account_type, username=username, password=password,
+        email=email, name=name, phone=phone, actor="cli",
+    )
+    if as_json:
+        click.echo(json.dumps({"id": person.id, "username": person.username,
+                               "type": person.account_type}))
+    else:
+        click.echo(f"created {person.account_type} {person.username} ({person.id})")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def users_list(as_json: bool) -> None:
+    """List accounts."""
+    people = _ready(_registry()).accounts.list()
+    rows = [{"id": p.id, "username": p.username, "type": p.account_type, "status": p.status,
+             "name": p.name} for p in people]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        click.echo(f"{row['username']:<24} {row['type']:<9} {row['status']:<8} {row['id']}")
+
+
+# -- clients ------------------------------------------------------------------------------------
+
+
+@main.group()
+def clients() -> None:
+    """Manage agencies' OpenID Connect clients."""
+
+
+def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
+    data = asdict(client)
+    data.pop("secret_hash", None)
+    if secret is not None:
+        data["client_secret"] = secret
+    return data
+
+
+@clients.command("create")
+@click.option("--name", required=True, help="Name shown on the consent page.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeat for several.")
+@click.option("--public", is_flag=True, help="A public client (no secret; PKCE required).")
+@click.option("--grant-type", "grant_types", multiple=True, default=["authorization_code"],
+              show_default=True)
+@click.option("--scope", default="openid profile email phone address", show_default=True)
+@click.option("--auth-method",
+              type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt",
+                                 "none"]))
+@click.option("--jwks", "jwks_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File with the client's public JWKS (private_key_jwt).")
+@click.option("--jwks-uri", help="URL of the client's public JWKS (private_key_jwt).")
+@click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default="ES256",
+              show_default=True)
+@click.option("--sector", help="Sector identifier (host) for pairwise subjects.")
+@click.option("--subject-type", type=click.Choice(["pairwise", "public"]), default="pairwise",
+              show_default=True)
+@click.option("--agency", help="The agency that runs the service.")
+@click.option("--name-ar", help="Arabic name shown on the consent page.")
+@click.option("--client-id", help="Choose the client id (default: random).")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def clients_create(
+    name: str, redirect_uris: tuple[str, ...], public: bool, grant_types: tuple[str, ...],
+    scope: str, auth_method: str | None, jwks_file: Path | None, jwks_uri: str | None,
+    id_token_alg: str, sector: str | None, subject_type: str, agency: str | None,
+    name_ar: str | None, client_id: str | None, as_json: bool,
+) -> None:
+    """Register a client; its secret is printed once."""
+    if public and auth_method not in (None, "none"):
+        raise InvalidInput("--public clients authenticate with --auth-method none")
+    method = "none" if public else (auth_method or "client_secret_basic")
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks = json.loads(jwks_file.read_text())
+        except (OSError, ValueError):
+            raise InvalidInput(f"cannot read a JSON JWKS from {jwks_file}") from None
+        if not isinstance(jwks, dict):
+            raise InvalidInput("the JWKS must be a JSON object")
+    registry = _ready(_registry())
+    new = registry.clients.create(
+        name=name, redirect_uris=list(redirect_uris), auth_method=method,
+        grant_types=list(grant_types), scope=scope, jwks=jwks, jwks_uri=jwks_uri,
+        id_token_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector,
+        agency=agency, name_ar=name_ar, client_id=client_id, actor="cli",
+    )
+    if as_json:
+        click.echo(json.dumps(_client_json(new.client, new.client_secret), ensure_ascii=False))
+        return
+    click.echo(f"client_id:     {new.client.client_id}")
+    if new.client_secret:
+        click.echo(f"client_secret: {new.client_secret}   (shown once: store it now)")
+
+
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def clients_list(as_json: bool) -> None:
+    """List clients."""
+    all_clients = _ready(_registry()).clients.list()
+    if as_json:
+        click.echo(json.dumps([_client_json(c) for c in all_clients], ensure_ascii=False))
+        return
+    for c in all_clients:
+        click.echo(f"{c.client_id:<28} {c.status:<9} {c.token_endpoint_auth_method:<20} {c.name}")
+
+
+@clients.command("show")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def clients_show(client_id: str, as_json: bool) -> None:
+    """Show one client."""
+    client = _ready(_registry()).clients.show(client_id)
+    data = _client_json(client)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    for key, value in data.items():
+        click.echo(f"{key}: {value}")
+
+
+@clients.command("disable")
+@click.argument("client_id")
+@clean_errors
+def clients_disable(client_id: str) -> None:
+    """Stop serving a client."""
+    _ready(_registry()).clients.disable(client_id, actor="cli")
+    click.echo(f"disabled {client_id}")
+
+
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def clients_rotate_secret(client_id: str, as_json: bool) -> None:
+    """Give a confidential client a new secret (printed once); the old one stops working."""
+    secret = _ready(_registry()).clients.rotate_secret(client_id, actor="cli")
+    if as_json:
+        click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+    else:
+        click.echo(f"client_secret: {secret}   (shown once: store it now)")
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+DEMO_PEOPLE = [
+    {"account_type": "citizen", "username": "citizen", "name": "Fatima Al-Sabah",
+     "name_ar": "فاطمة الصباح", "given_name": "Fatima", "family_name": "Al-Sabah",
+     "email": "fatima@example.org", "phone": "+96550000001"},
+    {"account_type": "resident", "username": "resident", "name": "Ravi Kumar",
+     "name_ar": "رافي كومار", "given_name": "Ravi", "family_name": "Kumar",
+     "email": "ravi@example.org", "phone": "+96550000002"},
+    {"account_type": "visitor", "username": "visitor", "name": "Anna Schmidt",
+     "name_ar": "آنا شميت", "given_name": "Anna", "family_name": "Schmidt",
+     "email": "anna@example.org"},
+    {"account_type": "staff", "username": "staff", "name": "Yousef Al-Mutairi",
+     "name_ar": "يوسف المطيري", "given_name": "Yousef", "family_name": "Al-Mutairi",
+     "email": "yousef@gov.example"},
+]
+DEMO_CLIENTS = [
+    {"client_id": "demo-confidential", "name": "Ministry of Health — Appointments",
+     "name_ar": "وزارة الصحة — المواعيد", "agency": "Ministry of Health",
+     "redirect_uris": ["http://127.0.0.1:9001/callback"], "auth_method": "client_secret_basic"},
+    {"client_id": "demo-public", "name": "Civil Registry — Mobile",
+     "name_ar": "السجل المدني — الجوال", "agency": "Civil Registry",
+     "redirect_uris": ["http://127.0.0.1:9002/callback"], "auth_method": "none"},
+]
+
+
+@main.command()
+@clean_errors
+def demo() -> None:
+    """Load demo people and clients (idempotent) and print how to sign in. Never for production."""
+    settings = Settings.from_env()
+    registry = _ready(Registry(settings))
+    path = settings.instance_path / "demo.json"
+    saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    people = saved.setdefault("people", {})
+    secrets_by_client = saved.setdefault("clients", {})
+    for spec in DEMO_PEOPLE:
+        username = spec["username"]
+        if registry.accounts.by_username(username) is None:
+            password = people.get(username) or "demo-" + secrets.token_urlsafe(15)
+            registry.accounts.create(password=password, email_verified=True, actor="demo", **spec)
+            people[username] = password
+    for spec in DEMO_CLIENTS:
+        cid = spec["client_id"]
+        try:
+            registry.clients.show(cid)
+        except HawiyaError:
+            new = registry.clients.create(actor="demo", **spec)
+            if new.client_secret:
+                secrets_by_client[cid] = new.client_secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(saved, handle, indent=2)
+
+    click.echo("")
+    click.echo("Demo sign-ins (development only; also kept in instance/demo.json, mode 0600):")
+    for spec in DEMO_PEOPLE:
+        click.echo(f"  {spec['account_type']:<9} username {spec['username']:<9} password "
+                   f"{people.get(spec['username'], '(set before; see instance/demo.json)')}")
+    click.echo("Demo clients:")
+    for spec in DEMO_CLIENTS:
+        cid = spec["client_id"]
+        line = f"  {cid:<18} redirect {spec['redirect_uris'][0]}"
+        if cid in secrets_by_client:
+            line += f"  secret {secrets_by_client[cid]}"
+        click.echo(line)
+    click.echo(f"Discovery: {settings.issuer}/.well-known/openid-configuration")
+    click.echo("")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

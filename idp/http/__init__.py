@@ -1,0 +1,1 @@
+"""HTTP edge: error mapping, security headers, cookies, request context, health."""

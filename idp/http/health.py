@@ -1,0 +1,25 @@
+"""Liveness (/healthz) and readiness (/readyz: database and ephemeral store reachable)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from idp.http.context import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready when the database and the ephemeral store answer."""
+    reg = services()
+    checks = {"database": reg.db.ping(), "ephemeral": reg.store.ping()}
+    response = jsonify(status="ok" if all(checks.values()) else "unavailable", checks=checks)
+    response.status_code = 200 if all(checks.values()) else 503
+    return response

@@ -1,0 +1,61 @@
+"""The Signer: every signature the IdP makes goes through here.
+
+Protocol code hands over a header and claims and names an algorithm; it never sees a private key.
+An HSM or cloud KMS replaces ``SoftwareSigner`` by implementing the same ``Signer`` protocol.
+``TokenVerifier`` checks tokens this IdP issued (access tokens at /userinfo) against the published
+keys. joserfc's exceptions never leave this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from idp.keys.keystore import SUPPORTED_ALGS, KeyStore
+
+
+class Signer(Protocol):
+    """Signs JWTs with the current key of an algorithm."""
+
+    def sign(self, claims: Mapping[str, Any], *, alg: str, typ: str = "JWT") -> str:
+        """A compact JWS of ``claims`` with ``alg`` and the signing key's ``kid``."""
+        ...
+
+
+class SoftwareSigner:
+    """Signs with private keys unsealed from the database (the default backend)."""
+
+    def __init__(self, keystore: KeyStore) -> None:
+        self._keystore = keystore
+
+    def sign(self, claims: Mapping[str, Any], *, alg: str, typ: str = "JWT") -> str:
+        """Sign with the current key for ``alg``."""
+        if alg not in SUPPORTED_ALGS:
+            raise ValueError(f"unsupported signing algorithm {alg!r}")
+        kid, key = self._keystore.signing_key(alg)
+        header = {"alg": alg, "kid": kid, "typ": typ}
+        return jwt.encode(header, dict(claims), key, algorithms=[alg])
+
+
+class InvalidToken(Exception):
+    """A token is not one this IdP issued and still stands behind."""
+
+
+class TokenVerifier:
+    """Verifies JWTs this IdP signed, against the keys it publishes."""
+
+    def __init__(self, keystore: KeyStore) -> None:
+        self._keystore = keystore
+
+    def verify(self, token: str, *, typ: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Check the signature and ``typ``; return (header, claims). Claims are checked by callers."""
+        try:
+            decoded = jwt.decode(token, self._keystore.public_key_set(), algorithms=SUPPORTED_ALGS)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidToken("the token's signature or format is invalid") from exc
+        if str(decoded.header.get("typ", "")).lower() != typ:
+            raise InvalidToken(f"the token is not of type {typ}")
+        return dict(decoded.header), dict(decoded.claims)

@@ -1,0 +1,1 @@
+"""The OpenID Connect protocol: Authlib's server framework, wired to Hawiya's services."""

@@ -1,0 +1,74 @@
+"""Subject identifiers and claims (OIDC Core 5.1, 5.4, 8).
+
+Subjects are pairwise by sector by default (OIDC Core 8.1): ``sub`` is
+``base64url(HMAC-SHA256(pairwise salt, sector || 0x00 || account id))``, so two agencies in
+different sectors cannot correlate a person by ``sub``. The salt is a sealed instance secret shared
+by every IdP process. Each (sector, sub) pair is recorded so userinfo can find the person again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+from idp.accounts.service import AccountService, Person
+from idp.oidc.clients import RegisteredClient
+
+#: Claims released per scope (OIDC Core 5.4). ``preferred_username`` is never released: it would
+#: let agencies correlate a person across sectors and defeat pairwise subjects.
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "profile": ("name", "given_name", "family_name", "birthdate", "locale", "updated_at"),
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number", "phone_number_verified"),
+    "address": ("address",),
+}
+
+
+class SubjectService:
+    """Derive and resolve the ``sub`` each client knows a person by."""
+
+    def __init__(self, accounts: AccountService, salt: bytes) -> None:
+        self._accounts = accounts
+        self._salt = salt
+
+    def subject(self, client: RegisteredClient, account_id: str) -> str:
+        """The ``sub`` for this person at this client."""
+        if client.subject_type == "public":
+            return account_id
+        digest = hmac.new(
+            self._salt, client.sector_identifier.encode() + b"\x00" + account_id.encode(),
+            hashlib.sha256,
+        ).digest()
+        subject = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return self._accounts.record_subject(client.sector_identifier, account_id, subject)
+
+    def person(self, client: RegisteredClient, subject: str) -> Person | None:
+        """The person behind ``subject`` at this client, or None."""
+        if client.subject_type == "public":
+            return self._accounts.find(subject)
+        return self._accounts.by_subject(client.sector_identifier, subject)
+
+
+def claims_for(person: Person, scopes: set[str]) -> dict[str, Any]:
+    """The claims ``scopes`` release about ``person`` (without ``sub``); absent values omitted."""
+    values: dict[str, Any] = {
+        "name": person.name,
+        "given_name": person.given_name,
+        "family_name": person.family_name,
+        "birthdate": person.birthdate.isoformat() if person.birthdate else None,
+        "locale": person.locale,
+        "updated_at": int(person.updated_at.timestamp()) if person.updated_at else None,
+        "email": person.email,
+        "email_verified": person.email_verified if person.email else None,
+        "phone_number": person.phone,
+        "phone_number_verified": person.phone_verified if person.phone else None,
+        "address": person.address,
+    }
+    released: dict[str, Any] = {}
+    for scope in scopes:
+        for claim in SCOPE_CLAIMS.get(scope, ()):
+            if values.get(claim) is not None:
+                released[claim] = values[claim]
+    return released

@@ -1,0 +1,287 @@
+"""Registered clients (agencies): registration rules, secrets, and the view Authlib needs.
+
+Client secrets are high-entropy random values, shown once, stored as SHA-256 and compared in
+constant time (DESIGN.md). Redirect URIs are matched exactly, as strings (RFC 9700 section 4.1.3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import ClientMixin
+
+from idp.audit.events import AuditEvent
+from idp.audit.recorder import AuditLog
+from idp.clock import Clock
+from idp.errors import InvalidInput, NotFound
+from idp.settings import ACR_VALUES, LOCAL_HOSTS
+from idp.storage.models import Client
+from idp.storage.repositories.clients import ClientRepository
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+#: Grant types this release serves; refresh_token and client_credentials come with the protocol
+#: completeness issue and are refused at registration until then.
+GRANT_TYPES = ("authorization_code",)
+ID_TOKEN_ALGS = ("ES256", "RS256")
+SCOPES = ("openid", "profile", "email", "phone", "address")
+DEFAULT_SCOPE = "openid profile email phone address"
+
+
+@dataclass(frozen=True)
+class RegisteredClient(ClientMixin):  # type: ignore[misc]
+    """A client as the protocol sees it; implements Authlib's ClientMixin."""
+
+    client_id: str
+    name: str
+    name_ar: str | None
+    agency: str | None
+    status: str
+    token_endpoint_auth_method: str
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    response_types: tuple[str, ...]
+    scope: str
+    id_token_signed_response_alg: str
+    subject_type: str
+    sector_identifier: str
+    min_acr: str | None
+    secret_hash: str | None = None
+
+    @property
+    def is_public(self) -> bool:
+        """True for clients that cannot keep a secret (they must use PKCE)."""
+        return self.token_endpoint_auth_method == "none"
+
+    # -- Authlib ClientMixin ------------------------------------------------------------------
+
+    def get_client_id(self) -> str:
+        """The client identifier."""
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        """None: OIDC Core 3.1.2.1 requires redirect_uri in every request, so none is implied."""
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        """The requested scopes this client may have, in request order; unknown ones dropped."""
+        allowed = set(self.scope.split())
+        requested = (scope or "").split()
+        return " ".join(dict.fromkeys(s for s in requested if s in allowed))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact string match against a registered URI (no prefix, case or suffix tolerance)."""
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        """Constant-time comparison of the secret's SHA-256 with the stored one."""
+        if self.secret_hash is None:
+            return False
+        return hmac.compare_digest(_hash_secret(client_secret), self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        """Only the registered method authenticates this client."""
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        """Registered response types only."""
+        return response_type in self.response_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        """Registered grant types only."""
+        return grant_type in self.grant_types
+
+
+@dataclass(frozen=True)
+class NewClient:
+    """A freshly created client and, once, its secret."""
+
+    client: RegisteredClient
+    client_secret: str | None
+
+
+def _hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _registered(row: Client) -> RegisteredClient:
+    return RegisteredClient(
+        client_id=row.client_id,
+        name=row.name,
+        name_ar=row.name_ar,
+        agency=row.agency,
+        status=row.status,
+        token_endpoint_auth_method=row.token_endpoint_auth_method,
+        redirect_uris=tuple(row.redirect_uris),
+        grant_types=tuple(row.grant_types),
+        response_types=tuple(row.response_types),
+        scope=row.scope,
+        id_token_signed_response_alg=row.id_token_signed_response_alg,
+        subject_type=row.subject_type,
+        sector_identifier=row.sector_identifier or _sector_of(row.redirect_uris),
+        min_acr=row.min_acr,
+        secret_hash=row.secret_hash,
+    )
+
+
+def _sector_of(redirect_uris: Sequence[str]) -> str:
+    hosts = {urlsplit(uri).hostname or "" for uri in redirect_uris}
+    return sorted(hosts)[0] if hosts else ""
+
+
+def check_redirect_uri(uri: str) -> None:
+    """Registration rules for a redirect URI (OIDC Registration 2, RFC 9700 4.1)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        raise InvalidInput(f"redirect URI {uri!r} is not a URL") from None
+    if parts.fragment or "#" in uri:
+        raise InvalidInput("a redirect URI must not contain a fragment")
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
+        return  # loopback, for development and native apps (RFC 8252 7.3)
+    raise InvalidInput(f"redirect URI {uri!r} must be https (or http on localhost)")
+
+
+class ClientService:
+    """Register and manage clients."""
+
+    def __init__(self, repository: ClientRepository, clock: Clock, audit: AuditLog) -> None:
+        self._repository = repository
+        self._clock = clock
+        self._audit = audit
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    def create(
+        self,
+        *,
+        name: str,
+        redirect_uris: Sequence[str],
+        auth_method: str = "client_secret_basic",
+        grant_types: Sequence[str] = ("authorization_code",),
+        scope: str = DEFAULT_SCOPE,
+        jwks: dict[str, Any] | None = None,
+        jwks_uri: str | None = None,
+        id_token_alg: str = "ES256",
+        subject_type: str = "pairwise",
+        sector_identifier: str | None = None,
+        agency: str | None = None,
+        name_ar: str | None = None,
+        min_acr: str | None = None,
+        client_id: str | None = None,
+        actor: str | None = None,
+    ) -> NewClient:
+        """Validate and register a client; the secret (if any) is returned once and never again."""
+        name = name.strip()
+        if not name:
+            raise InvalidInput("a client needs a name")
+        if auth_method not in AUTH_METHODS:
+            raise InvalidInput(f"auth method must be one of {', '.join(AUTH_METHODS)}")
+        unknown = [g for g in grant_types if g not in GRANT_TYPES]
+        if unknown or not grant_types:
+            raise InvalidInput(f"grant types must be among {', '.join(GRANT_TYPES)}")
+        if "authorization_code" in grant_types and not redirect_uris:
+            raise InvalidInput("a client using authorization_code needs a redirect URI")
+        for uri in redirect_uris:
+            check_redirect_uri(uri)
+        scopes = scope.split()
+        bad_scopes = [s for s in scopes if s not in SCOPES]
+        if bad_scopes:
+            raise InvalidInput(f"unknown scope {bad_scopes[0]!r}; known: {', '.join(SCOPES)}")
+        if id_token_alg not in ID_TOKEN_ALGS:
+            raise InvalidInput(f"ID token alg must be one of {', '.join(ID_TOKEN_ALGS)}")
+        if subject_type not in ("pairwise", "public"):
+            raise InvalidInput("subject type must be pairwise or public")
+        if min_acr is not None and min_acr not in ACR_VALUES:
+            raise InvalidInput(f"minimum acr must be one of {', '.join(ACR_VALUES)}")
+        if auth_method == "private_key_jwt":
+            if bool(jwks) == bool(jwks_uri):
+                raise InvalidInput("private_key_jwt needs exactly one of --jwks or --jwks-uri")
+            if jwks is not None and not isinstance(jwks.get("keys"), list):
+                raise InvalidInput("the JWKS must be a JSON object with a 'keys' list")
+            if jwks_uri is not None and not jwks_uri.startswith("https://"):
+                raise InvalidInput("the JWKS URI must be https")
+        hosts = {urlsplit(uri).hostname for uri in redirect_uris}
+        if subject_type == "pairwise" and not sector_identifier and len(hosts) > 1:
+            raise InvalidInput(
+                "redirect URIs on several hosts need --sector (OIDC Core 8.1) for pairwise subjects"
+            )
+        secret = None if auth_method in ("none", "private_key_jwt") else secrets.token_urlsafe(32)
+        row = self._repository.add(
+            Client(
+                client_id=client_id or secrets.token_urlsafe(18),
+                name=name,
+                name_ar=name_ar,
+                agency=agency,
+                status="active",
+                secret_hash=_hash_secret(secret) if secret else None,
+                token_endpoint_auth_method=auth_method,
+                redirect_uris=list(redirect_uris),
+                post_logout_redirect_uris=[],
+                grant_types=list(grant_types),
+                response_types=["code"] if "authorization_code" in grant_types else [],
+                scope=" ".join(dict.fromkeys(scopes)),
+                resources=[],
+                jwks=jwks,
+                jwks_uri=jwks_uri,
+                id_token_signed_response_alg=id_token_alg,
+                subject_type=subject_type,
+                sector_identifier=sector_identifier,
+                min_acr=min_acr,
+                created_at=self._now(),
+            )
+        )
+        self._audit.record(
+            AuditEvent.CLIENT_CREATED,
+            actor=actor,
+            client_id=row.client_id,
+            detail={"name": name, "auth_method": auth_method},
+        )
+        return NewClient(_registered(row), secret)
+
+    def active(self, client_id: str) -> RegisteredClient | None:
+        """The client if it exists and is active (what the protocol may serve)."""
+        row = self._repository.get(client_id)
+        if row is None or row.status != "active":
+            return None
+        return _registered(row)
+
+    def show(self, client_id: str) -> RegisteredClient:
+        """The client whatever its status; NotFound otherwise."""
+        row = self._repository.get(client_id)
+        if row is None:
+            raise NotFound(f"no client {client_id!r}")
+        return _registered(row)
+
+    def list(self) -> list[RegisteredClient]:
+        """Every client."""
+        return [_registered(row) for row in self._repository.list()]
+
+    def disable(self, client_id: str, *, actor: str | None = None) -> RegisteredClient:
+        """Stop serving a client (its tokens stop working at userinfo at once)."""
+        row = self._repository.update(client_id, status="disabled")
+        if row is None:
+            raise NotFound(f"no client {client_id!r}")
+        self._audit.record(AuditEvent.CLIENT_DISABLED, actor=actor, client_id=client_id)
+        return _registered(row)
+
+    def rotate_secret(self, client_id: str, *, actor: str | None = None) -> str:
+        """Replace a confidential client's secret; the new one is returned once."""
+        current = self.show(client_id)
+        if current.token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
+            raise InvalidInput(f"client {client_id!r} does not authenticate with a secret")
+        secret = secrets.token_urlsafe(32)
+        self._repository.update(
+            client_id, secret_hash=_hash_secret(secret), secret_rotated_at=self._now()
+        )
+        self._audit.record(AuditEvent.CLIENT_SECRET_ROTATED, actor=actor, client_id=client_id)
+        return secret

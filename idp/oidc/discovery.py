@@ -1,0 +1,49 @@
+"""OpenID Provider metadata (OIDC Discovery 1.0 section 3, RFC 8414). Every value is true of this
+deployment: nothing is advertised that is not served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.keys.keystore import SUPPORTED_ALGS
+from idp.oidc.claims import SCOPE_CLAIMS
+from idp.oidc.clients import GRANT_TYPES, SCOPES
+from idp.settings import ACR_VALUES, LOCALES
+
+
+def provider_metadata(issuer: str) -> dict[str, Any]:
+    """The discovery document for ``issuer``."""
+    claims = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid"]
+    for names in SCOPE_CLAIMS.values():
+        claims.extend(names)
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "subject_types_supported": ["pairwise", "public"],
+        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        "userinfo_signing_alg_values_supported": [],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": list(dict.fromkeys(claims)),
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "require_request_uri_registration": False,
+        "acr_values_supported": list(ACR_VALUES),
+        "ui_locales_supported": list(LOCALES),
+        "claims_locales_supported": list(LOCALES),
+        "display_values_supported": ["page", "popup", "touch"],
+        "authorization_response_iss_parameter_supported": True,
+        "service_documentation": f"{issuer}/",
+    }

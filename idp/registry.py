@@ -1,0 +1,179 @@
+"""Service wiring: builds each service once, from Settings, with its collaborators injected.
+
+Services are created lazily, so ``hawiya init`` can build what it needs before the schema exists.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from idp.accounts.passwords import PasswordHasher
+from idp.accounts.policy import PasswordPolicy
+from idp.accounts.service import AccountService
+from idp.audit.recorder import AuditLog
+from idp.authn.password import PasswordAuthenticator
+from idp.clock import Clock, SystemClock
+from idp.keys.keystore import KeyStore
+from idp.keys.sealing import Sealer, load_master_key
+from idp.keys.signer import Signer, SoftwareSigner, TokenVerifier
+from idp.oidc.claims import SubjectService
+from idp.oidc.clients import ClientService
+from idp.oidc.codes import CodeStore
+from idp.oidc.consent import ConsentService
+from idp.oidc.server import HawiyaServer
+from idp.oidc.tokens import TokenIssuer
+from idp.oidc.userinfo import UserinfoService
+from idp.sessions.interactions import InteractionStore
+from idp.sessions.service import SessionService
+from idp.settings import Settings
+from idp.storage.db import Database
+from idp.storage.ephemeral import EphemeralStore, open_store
+from idp.storage.repositories.accounts import AccountRepository
+from idp.storage.repositories.audit import AuditRepository
+from idp.storage.repositories.clients import ClientRepository
+from idp.storage.repositories.consents import ConsentRepository
+from idp.storage.repositories.keys import KeyRepository
+
+
+class Registry:
+    """Every service of one IdP process."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+
+    @cached_property
+    def db(self) -> Database:
+        """The durable database."""
+        return Database(self.settings.database_url)
+
+    @cached_property
+    def store(self) -> EphemeralStore:
+        """The ephemeral store."""
+        return open_store(self.settings, self.clock)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        """The audit log."""
+        return AuditLog(AuditRepository(self.db), self.clock)
+
+    @cached_property
+    def sealer(self) -> Sealer:
+        """Sealing under the master key."""
+        return Sealer(load_master_key(self.settings))
+
+    @cached_property
+    def keystore(self) -> KeyStore:
+        """Signing keys and instance secrets."""
+        return KeyStore(KeyRepository(self.db), self.sealer, self.clock, self.audit)
+
+    @cached_property
+    def signer(self) -> Signer:
+        """The only place signatures are made."""
+        return SoftwareSigner(self.keystore)
+
+    @cached_property
+    def verifier(self) -> TokenVerifier:
+        """Verifies tokens this IdP issued."""
+        return TokenVerifier(self.keystore)
+
+    @cached_property
+    def hasher(self) -> PasswordHasher:
+        """Argon2id password hashing."""
+        s = self.settings
+        return PasswordHasher(
+            memory_kib=s.argon2_memory_kib, iterations=s.argon2_iterations, lanes=s.argon2_lanes
+        )
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        """Accounts."""
+        policy = PasswordPolicy(
+            min_length=self.settings.password_min_length,
+            min_length_mfa=self.settings.password_min_length_mfa,
+        )
+        return AccountService(AccountRepository(self.db), self.hasher, policy, self.clock, self.audit)
+
+    @cached_property
+    def passwords(self) -> PasswordAuthenticator:
+        """Password sign-in."""
+        return PasswordAuthenticator(
+            self.accounts,
+            self.hasher,
+            self.store,
+            self.clock,
+            self.audit,
+            max_failures=self.settings.signin_max_failures,
+            window=self.settings.signin_throttle_window,
+        )
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        """SSO sessions."""
+        return SessionService(
+            self.store,
+            self.clock,
+            self.audit,
+            idle=self.settings.session_idle_ttl,
+            absolute=self.settings.session_absolute_ttl,
+        )
+
+    @cached_property
+    def interactions(self) -> InteractionStore:
+        """Parked authorization requests."""
+        return InteractionStore(self.store, self.clock, ttl=self.settings.interaction_ttl)
+
+    @cached_property
+    def clients(self) -> ClientService:
+        """Registered clients."""
+        return ClientService(ClientRepository(self.db), self.clock, self.audit)
+
+    @cached_property
+    def consents(self) -> ConsentService:
+        """Consent decisions."""
+        return ConsentService(ConsentRepository(self.db), self.clock, self.audit)
+
+    @cached_property
+    def subjects(self) -> SubjectService:
+        """Pairwise subject identifiers."""
+        return SubjectService(self.accounts, self.keystore.instance_secret("pairwise_salt"))
+
+    @cached_property
+    def tokens(self) -> TokenIssuer:
+        """Access and ID token minting."""
+        s = self.settings
+        return TokenIssuer(
+            self.signer, self.clock, issuer=s.issuer, access_ttl=s.access_token_ttl, id_ttl=s.id_token_ttl
+        )
+
+    @cached_property
+    def codes(self) -> CodeStore:
+        """Authorization codes."""
+        return CodeStore(self.store, self.clock, self.audit, ttl=self.settings.code_ttl)
+
+    @cached_property
+    def oauth(self) -> HawiyaServer:
+        """Authlib's authorization server, wired."""
+        return HawiyaServer(
+            clients=self.clients,
+            codes=self.codes,
+            accounts=self.accounts,
+            subjects=self.subjects,
+            tokens=self.tokens,
+            audit=self.audit,
+            pkce_required_for_confidential=self.settings.pkce_required_for_confidential,
+        )
+
+    @cached_property
+    def userinfo(self) -> UserinfoService:
+        """The userinfo endpoint's logic."""
+        return UserinfoService(
+            self.verifier, self.clients, self.subjects, self.clock, issuer=self.settings.issuer
+        )
+
+    def close(self) -> None:
+        """Release connections."""
+        if "store" in self.__dict__:
+            self.store.close()
+        if "db" in self.__dict__:
+            self.db.dispose()

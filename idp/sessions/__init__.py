@@ -1,0 +1,1 @@
+"""The SSO session: one per browser, server-side in the ephemeral store."""

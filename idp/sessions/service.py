@@ -1,0 +1,121 @@
+"""SSO sessions.
+
+The browser holds only a random handle in a cookie; the session lives in the ephemeral store under
+the handle's SHA-256 (a leaked store does not yield usable cookies). The ``sid`` that ID tokens
+carry is a separate random value, so an RP that sees ``sid`` learns nothing it could replay.
+Sessions end after ``session_idle_ttl`` without use or ``session_absolute_ttl`` after sign-in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+
+from idp.audit.events import AuditEvent
+from idp.audit.recorder import AuditLog
+from idp.authn.results import AuthResult
+from idp.clock import Clock
+from idp.storage.ephemeral import EphemeralStore
+
+
+@dataclass(frozen=True)
+class SsoSession:
+    """What the IdP remembers about a signed-in browser."""
+
+    sid: str
+    account_id: str
+    auth_time: int
+    amr: tuple[str, ...]
+    acr: str
+    created_at: float
+    last_seen: float
+    clients: tuple[str, ...] = field(default=())
+
+    @property
+    def auth_result(self) -> AuthResult:
+        """The authentication this session carries."""
+        return AuthResult(self.account_id, self.auth_time, self.amr, self.acr)
+
+
+class SessionService:
+    """Start, find, touch and end SSO sessions."""
+
+    def __init__(
+        self, store: EphemeralStore, clock: Clock, audit: AuditLog, *, idle: int, absolute: int
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._audit = audit
+        self._idle = idle
+        self._absolute = absolute
+
+    @staticmethod
+    def _key(handle: str) -> str:
+        return "sso:" + hashlib.sha256(handle.encode()).hexdigest()
+
+    def start(self, result: AuthResult, *, ip: str | None = None) -> tuple[str, SsoSession]:
+        """A new session for ``result``; returns the cookie handle and the session."""
+        now = self._clock.now()
+        handle = secrets.token_urlsafe(32)
+        session = SsoSession(
+            sid=secrets.token_urlsafe(16),
+            account_id=result.account_id,
+            auth_time=result.auth_time,
+            amr=tuple(result.amr),
+            acr=result.acr,
+            created_at=now,
+            last_seen=now,
+        )
+        self._save(handle, session)
+        self._audit.record(
+            AuditEvent.SESSION_STARTED, subject=result.account_id, ip=ip, detail={"sid": session.sid}
+        )
+        return handle, session
+
+    def find(self, handle: str | None) -> SsoSession | None:
+        """The live session for a cookie handle, touched; None when absent or timed out."""
+        if not handle:
+            return None
+        raw = self._store.get(self._key(handle))
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            session = SsoSession(
+                **{**data, "amr": tuple(data["amr"]), "clients": tuple(data["clients"])}
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+        now = self._clock.now()
+        if now - session.last_seen > self._idle or now - session.created_at > self._absolute:
+            self.end(handle, reason="timeout")
+            return None
+        touched = replace(session, last_seen=now)
+        self._save(handle, touched)
+        return touched
+
+    def add_client(self, handle: str, session: SsoSession, client_id: str) -> SsoSession:
+        """Remember that ``client_id`` received tokens in this session (for logout)."""
+        if client_id in session.clients:
+            return session
+        updated = replace(session, clients=(*session.clients, client_id))
+        self._save(handle, updated)
+        return updated
+
+    def end(self, handle: str, *, reason: str = "logout") -> None:
+        """End the session behind ``handle``."""
+        raw = self._store.take(self._key(handle))
+        if raw is not None:
+            data = json.loads(raw)
+            self._audit.record(
+                AuditEvent.SESSION_ENDED,
+                subject=data.get("account_id"),
+                detail={"sid": data.get("sid"), "reason": reason},
+            )
+
+    def _save(self, handle: str, session: SsoSession) -> None:
+        now = self._clock.now()
+        ttl = int(min(self._idle, self._absolute - (now - session.created_at))) + 1
+        self._store.put(self._key(handle), json.dumps(asdict(session)).encode(), max(1, ttl))

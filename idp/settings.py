@@ -1,0 +1,188 @@
+"""One frozen, typed Settings object, read from ``HAWIYA_*`` environment variables.
+
+Each field is documented where it is defined, with its secure default. ``Settings.from_env()``
+validates everything at start-up and raises ``ConfigurationError`` with one clear line, so a
+misconfigured IdP never starts half-working.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from idp.errors import ConfigurationError
+
+#: The repository root (holds templates/, static/, keys/ and the embedded default's instance/).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Levels of assurance (DESIGN.md): the acr values Hawiya asserts, weakest first.
+LOA_LOW = "urn:hawiya:loa:low"
+LOA_SUBSTANTIAL = "urn:hawiya:loa:substantial"
+LOA_HIGH = "urn:hawiya:loa:high"
+ACR_VALUES = (LOA_LOW, LOA_SUBSTANTIAL, LOA_HIGH)
+
+LOCALES = ("ar", "en")
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one Hawiya deployment."""
+
+    #: The issuer identifier (OIDC Discovery 3): https, or plain http only on localhost.
+    issuer: str = "http://localhost:8000"
+    #: SQLAlchemy URL of the durable store: SQLite (embedded default) or PostgreSQL (psycopg 3).
+    database_url: str = ""
+    #: Ephemeral store: ``embedded`` (SQLite file beside the database) or a ``redis://`` URL.
+    ephemeral_url: str = "embedded"
+    #: Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
+    redis_prefix: str = "hawiya:"
+    #: Folder of the embedded default's files (database, ephemeral store, outbox, demo.json).
+    instance_path: Path = PROJECT_ROOT / "instance"
+    #: The master key that seals private keys and secrets: base64 of 32 bytes. Wins over the file.
+    master_key: str | None = field(default=None, repr=False)
+    #: File holding the master key; ``hawiya init`` creates it (0600) when absent.
+    master_key_file: Path = PROJECT_ROOT / "keys" / "master.key"
+    #: Lifetime of an authorization code, seconds (DESIGN.md: 60 s, single use).
+    code_ttl: int = 60
+    #: Lifetime of a JWT access token, seconds (RFC 9068; DESIGN.md: 5 minutes).
+    access_token_ttl: int = 300
+    #: Lifetime of an ID token, seconds.
+    id_token_ttl: int = 600
+    #: SSO session idle timeout, seconds (NIST SP 800-63B-4 AAL1 allows more; we stay strict).
+    session_idle_ttl: int = 3600
+    #: SSO session absolute lifetime, seconds.
+    session_absolute_ttl: int = 12 * 3600
+    #: How long a parked sign-in (the authorization request waiting for the person) lives, seconds.
+    interaction_ttl: int = 900
+    #: Minimum password length where a password alone signs in (NIST SP 800-63B-4: 15).
+    password_min_length: int = 15
+    #: Minimum password length where a second factor is always required (NIST: 8).
+    password_min_length_mfa: int = 8
+    #: Argon2id memory cost in KiB (OWASP minimum 19 MiB), iterations and lanes.
+    argon2_memory_kib: int = 19 * 1024
+    argon2_iterations: int = 2
+    argon2_lanes: int = 1
+    #: Failed sign-ins per account allowed in ``signin_throttle_window`` seconds (NIST: at most 100).
+    signin_max_failures: int = 10
+    signin_throttle_window: int = 900
+    #: Require PKCE from confidential clients too (public clients always need it, RFC 9700 2.1.1).
+    pkce_required_for_confidential: bool = False
+    #: How many reverse proxies sit in front (their X-Forwarded-* headers are trusted); 0 = none.
+    trusted_proxies: int = 0
+    #: Language shown when the browser asks for none Hawiya speaks.
+    default_locale: str = "ar"
+    #: Log level of the ``idp`` logger.
+    log_level: str = "INFO"
+    #: Number of gunicorn workers for ``hawiya serve``.
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite:///{self.instance_path / 'hawiya.db'}"
+            )
+        self._validate()
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def issuer_is_local_http(self) -> bool:
+        """True when the issuer is plain http on localhost (development only)."""
+        parts = urlsplit(self.issuer)
+        return parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` everywhere except on plain-http localhost."""
+        return not self.issuer_is_local_http
+
+    @property
+    def uses_redis(self) -> bool:
+        """True when the ephemeral store is Redis."""
+        return self.ephemeral_url.startswith(("redis://", "rediss://", "unix://"))
+
+    @property
+    def embedded_ephemeral_path(self) -> Path:
+        """Where the embedded ephemeral store keeps its SQLite file."""
+        return self.instance_path / "ephemeral.db"
+
+    @property
+    def outbox_path(self) -> Path:
+        """Where the default mail sender writes each message as a file."""
+        return self.instance_path / "outbox"
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigurationError(f"HAWIYA_ISSUER must be an https URL, got {self.issuer!r}")
+        if parts.scheme == "http" and not self.issuer_is_local_http:
+            raise ConfigurationError("HAWIYA_ISSUER must use https (plain http only on localhost)")
+        if parts.query or parts.fragment or self.issuer.endswith("/"):
+            raise ConfigurationError(
+                "HAWIYA_ISSUER must have no query, fragment or trailing slash (OIDC Discovery 3)"
+            )
+        if not self.database_url.startswith(("sqlite:", "postgresql")):
+            raise ConfigurationError("HAWIYA_DATABASE_URL must be a sqlite: or postgresql URL")
+        if self.ephemeral_url != "embedded" and not self.uses_redis:
+            raise ConfigurationError("HAWIYA_EPHEMERAL_URL must be 'embedded' or a redis:// URL")
+        if self.default_locale not in LOCALES:
+            raise ConfigurationError(f"HAWIYA_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}")
+        if self.argon2_memory_kib < 19 * 1024 or self.argon2_iterations < 2:
+            raise ConfigurationError(
+                "Argon2id below OWASP's minimum (m=19 MiB, t=2) is not allowed"
+            )
+        if not 8 <= self.password_min_length_mfa <= self.password_min_length:
+            raise ConfigurationError(
+                "password lengths must satisfy 8 <= HAWIYA_PASSWORD_MIN_LENGTH_MFA"
+                " <= HAWIYA_PASSWORD_MIN_LENGTH"
+            )
+        for name in ("code_ttl", "access_token_ttl", "id_token_ttl", "session_idle_ttl",
+                     "session_absolute_ttl", "interaction_ttl", "workers"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build Settings from ``HAWIYA_<FIELD>`` variables, then apply ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f"HAWIYA_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update(overrides)
+        try:
+            return cls(**values)
+        except TypeError as exc:  # an unknown override name
+            raise ConfigurationError(str(exc)) from None
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    text = str(type_name)
+    try:
+        if text == "int":
+            return int(raw)
+        if text == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if text == "Path":
+            return Path(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"HAWIYA_{name.upper()} has an invalid value for a {text} setting"
+        ) from None
+    return raw

@@ -1,0 +1,1 @@
+"""Storage: durable data (SQLAlchemy + Alembic) and ephemeral data (Redis or embedded SQLite)."""

@@ -1,0 +1,194 @@
+"""The durable tables.
+
+The schema leaves room for later capabilities (business delegation, logout, key rotation, acr
+minimums) so they add behaviour rather than re-migrate the core tables.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.storage.models.base import Base
+
+#: Autoincrementing 64-bit key that SQLite also accepts (it only autoincrements INTEGER).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Account(Base):
+    """A person: citizen, resident, visitor or staff (business roles attach to people later)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    account_type: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    name_ar: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    given_name: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    family_name: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    birthdate: Mapped[date | None] = mapped_column(Date, nullable=True)
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    national_id: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+    nationality: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    passport_number: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    proofing_level: Mapped[str] = mapped_column(String(32), default="self_asserted")
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    #: Staff roles and other per-type attributes later issues add without a new column each.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Client(Base):
+    """An agency's registered OpenID Connect client."""
+
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_ar: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    agency: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    #: SHA-256 (hex) of the client secret; secrets are random, not passwords (DESIGN.md).
+    secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    grant_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    response_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scope: Mapped[str] = mapped_column(Text)
+    resources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    jwks_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(10), default="RS256")
+    subject_type: Mapped[str] = mapped_column(String(10), default="pairwise")
+    sector_identifier: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    min_acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+
+
+class Consent(Base):
+    """What a person has allowed a client to receive (scopes, later individual claims)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("account_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    claims: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PairwiseSubject(Base):
+    """The subject identifier a sector knows a person by (OIDC Core 8.1), and its reverse lookup."""
+
+    __tablename__ = "pairwise_subjects"
+    __table_args__ = (
+        UniqueConstraint("sector", "subject"),
+        UniqueConstraint("sector", "account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sector: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+
+
+class RefreshToken(Base):
+    """A refresh token, stored only as a hash, in a rotation family bound to a session."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index("ix_refresh_tokens_family", "family_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[str] = mapped_column(String(36))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    sid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SigningKey(Base):
+    """A signing key: public JWK in clear, private JWK sealed under the master key."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(10))
+    use: Mapped[str] = mapped_column(String(8), default="sig")
+    #: next -> current -> retired -> (removed); or revoked.
+    state: Mapped[str] = mapped_column(String(10))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    private_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class InstanceSecret(Base):
+    """A deployment-wide secret (pairwise salt, cookie signing key), sealed under the master key.
+
+    Kept in the database so every IdP process shares it; re-sealed by master-key rotation.
+    """
+
+    __tablename__ = "instance_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed_value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRecord(Base):
+    """One audit event. Append-only: database triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(150), nullable=True, index=True)
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,1 @@
+"""Repositories: the only code that queries tables. Each is sized to what its callers need."""

@@ -1,0 +1,81 @@
+"""Accounts and the pairwise subjects that point back to them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from idp.errors import Conflict
+from idp.storage.db import Database
+from idp.storage.models import Account, PairwiseSubject
+
+
+class AccountRepository:
+    """Read and write accounts."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, account: Account) -> Account:
+        """Insert a new account; a duplicate username or national id is a Conflict."""
+        try:
+            with self._db.transaction() as s:
+                s.add(account)
+        except IntegrityError:
+            raise Conflict("an account with that username or identity number exists") from None
+        return account
+
+    def by_id(self, account_id: str) -> Account | None:
+        """The account with this id."""
+        with self._db.transaction() as s:
+            return s.get(Account, account_id)
+
+    def by_username(self, username: str) -> Account | None:
+        """The account with this username (case-insensitive)."""
+        with self._db.transaction() as s:
+            return s.scalars(
+                select(Account).where(func.lower(Account.username) == username.lower())
+            ).first()
+
+    def list(self, *, limit: int = 1000) -> Sequence[Account]:
+        """Accounts, oldest first."""
+        with self._db.transaction() as s:
+            return s.scalars(select(Account).order_by(Account.created_at).limit(limit)).all()
+
+    def update(self, account_id: str, **values: Any) -> None:
+        """Set columns of one account."""
+        with self._db.transaction() as s:
+            account = s.get(Account, account_id)
+            if account is not None:
+                for name, value in values.items():
+                    setattr(account, name, value)
+
+    def pairwise_subject(self, sector: str, account_id: str, subject: str) -> str:
+        """Record (once) that ``sector`` knows the account as ``subject``; return the subject."""
+        with self._db.transaction() as s:
+            existing = s.scalars(
+                select(PairwiseSubject.subject).where(
+                    PairwiseSubject.sector == sector, PairwiseSubject.account_id == account_id
+                )
+            ).first()
+            if existing is not None:
+                return existing
+        try:
+            with self._db.transaction() as s:
+                s.add(PairwiseSubject(sector=sector, subject=subject, account_id=account_id))
+        except IntegrityError:
+            pass  # a concurrent request recorded the same deterministic subject
+        return subject
+
+    def by_subject(self, sector: str, subject: str) -> Account | None:
+        """The account a sector knows as ``subject``."""
+        with self._db.transaction() as s:
+            account_id = s.scalars(
+                select(PairwiseSubject.account_id).where(
+                    PairwiseSubject.sector == sector, PairwiseSubject.subject == subject
+                )
+            ).first()
+            return None if account_id is None else s.get(Account, account_id)

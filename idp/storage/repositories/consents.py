@@ -1,0 +1,50 @@
+"""Consents a person gave to clients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from idp.storage.db import Database
+from idp.storage.models import Consent
+
+
+class ConsentRepository:
+    """Read and merge consents."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def scopes(self, account_id: str, client_id: str) -> set[str]:
+        """Scopes the person already allowed this client."""
+        with self._db.transaction() as s:
+            consent = s.scalars(
+                select(Consent).where(
+                    Consent.account_id == account_id, Consent.client_id == client_id
+                )
+            ).first()
+            return set(consent.scopes) if consent else set()
+
+    def merge(self, account_id: str, client_id: str, scopes: set[str], now: datetime) -> None:
+        """Add scopes to the person's consent for this client."""
+        with self._db.transaction() as s:
+            consent = s.scalars(
+                select(Consent)
+                .where(Consent.account_id == account_id, Consent.client_id == client_id)
+                .with_for_update()
+            ).first()
+            if consent is None:
+                s.add(
+                    Consent(
+                        account_id=account_id,
+                        client_id=client_id,
+                        scopes=sorted(scopes),
+                        claims=[],
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            else:
+                consent.scopes = sorted(set(consent.scopes) | scopes)
+                consent.updated_at = now
