@@ -106,7 +106,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     app = create_app(settings)
     click.echo(f"Hawiya serving {settings.issuer} on http://{host}:{port}")
 
-    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers or settings.workers)
@@ -130,8 +130,12 @@ def users() -> None:
 
 
 @users.command("create")
-@click.option("--type", "account_type", required=True,
-              type=click.Choice(["citizen", "resident", "visitor", "staff"]))
+@click.option(
+    "--type",
+    "account_type",
+    required=True,
+    type=click.Choice(["citizen", "resident", "visitor", "staff"]),
+)
 @click.option("--username", required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--email")
@@ -140,8 +144,13 @@ def users() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the new account as JSON.")
 @clean_errors
 def users_create(
-    account_type: str, username: str, password_stdin: bool, email: str | None,
-    name: str | None, phone: str | None, as_json: bool,
+    account_type: str,
+    username: str,
+    password_stdin: bool,
+    email: str | None,
+    name: str | None,
+    phone: str | None,
+    as_json: bool,
 ) -> None:
     """Create an account."""
     if not password_stdin:
@@ -149,12 +158,16 @@ def users_create(
     password = sys.stdin.readline().rstrip("\r\n")
     registry = _ready(_registry())
     person = registry.accounts.create(
-        account_type=account_type, username=username, password=password,
-        email=email, name=name, phone=phone, actor="cli",
+        account_type=account_type,
+        username=username,
+        password=password,
+        email=email,
+        name=name,
+        phone=phone,
+        actor="cli",
     )
     if as_json:
-        click.echo(json.dumps({"id": person.id, "username": person.username,
-                               "type": person.account_type}))
+        click.echo(json.dumps({"id": person.id, "username": person.username, "type": person.account_type}))
     else:
         click.echo(f"created {person.account_type} {person.username} ({person.id})")
 
@@ -165,8 +178,16 @@ def users_create(
 def users_list(as_json: bool) -> None:
     """List accounts."""
     people = _ready(_registry()).accounts.list()
-    rows = [{"id": p.id, "username": p.username, "type": p.account_type, "status": p.status,
-             "name": p.name} for p in people]
+    rows = [
+        {
+            "id": p.id,
+            "username": p.username,
+            "type": p.account_type,
+            "status": p.status,
+            "name": p.name,
+        }
+        for p in people
+    ]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
@@ -194,30 +215,48 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
 @click.option("--name", required=True, help="Name shown on the consent page.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeat for several.")
 @click.option("--public", is_flag=True, help="A public client (no secret; PKCE required).")
-@click.option("--grant-type", "grant_types", multiple=True, default=["authorization_code"],
-              show_default=True)
+@click.option("--grant-type", "grant_types", multiple=True, default=["authorization_code"], show_default=True)
 @click.option("--scope", default="openid profile email phone address", show_default=True)
-@click.option("--auth-method",
-              type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt",
-                                 "none"]))
-@click.option("--jwks", "jwks_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="File with the client's public JWKS (private_key_jwt).")
+@click.option(
+    "--auth-method",
+    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]),
+)
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File with the client's public JWKS (private_key_jwt).",
+)
 @click.option("--jwks-uri", help="URL of the client's public JWKS (private_key_jwt).")
-@click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default="ES256",
-              show_default=True)
+@click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default="ES256", show_default=True)
 @click.option("--sector", help="Sector identifier (host) for pairwise subjects.")
-@click.option("--subject-type", type=click.Choice(["pairwise", "public"]), default="pairwise",
-              show_default=True)
+@click.option(
+    "--subject-type",
+    type=click.Choice(["pairwise", "public"]),
+    default="pairwise",
+    show_default=True,
+)
 @click.option("--agency", help="The agency that runs the service.")
 @click.option("--name-ar", help="Arabic name shown on the consent page.")
 @click.option("--client-id", help="Choose the client id (default: random).")
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
 def clients_create(
-    name: str, redirect_uris: tuple[str, ...], public: bool, grant_types: tuple[str, ...],
-    scope: str, auth_method: str | None, jwks_file: Path | None, jwks_uri: str | None,
-    id_token_alg: str, sector: str | None, subject_type: str, agency: str | None,
-    name_ar: str | None, client_id: str | None, as_json: bool,
+    name: str,
+    redirect_uris: tuple[str, ...],
+    public: bool,
+    grant_types: tuple[str, ...],
+    scope: str,
+    auth_method: str | None,
+    jwks_file: Path | None,
+    jwks_uri: str | None,
+    id_token_alg: str,
+    sector: str | None,
+    subject_type: str,
+    agency: str | None,
+    name_ar: str | None,
+    client_id: str | None,
+    as_json: bool,
 ) -> None:
     """Register a client; its secret is printed once."""
     if public and auth_method not in (None, "none"):
@@ -233,10 +272,20 @@ def clients_create(
             raise InvalidInput("the JWKS must be a JSON object")
     registry = _ready(_registry())
     new = registry.clients.create(
-        name=name, redirect_uris=list(redirect_uris), auth_method=method,
-        grant_types=list(grant_types), scope=scope, jwks=jwks, jwks_uri=jwks_uri,
-        id_token_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector,
-        agency=agency, name_ar=name_ar, client_id=client_id, actor="cli",
+        name=name,
+        redirect_uris=list(redirect_uris),
+        auth_method=method,
+        grant_types=list(grant_types),
+        scope=scope,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        id_token_alg=id_token_alg,
+        subject_type=subject_type,
+        sector_identifier=sector,
+        agency=agency,
+        name_ar=name_ar,
+        client_id=client_id,
+        actor="cli",
     )
     if as_json:
         click.echo(json.dumps(_client_json(new.client, new.client_secret), ensure_ascii=False))
@@ -298,27 +347,63 @@ def clients_rotate_secret(client_id: str, as_json: bool) -> None:
 
 # -- demo ---------------------------------------------------------------------------------------
 
-DEMO_PEOPLE = [
-    {"account_type": "citizen", "username": "citizen", "name": "Fatima Al-Sabah",
-     "name_ar": "فاطمة الصباح", "given_name": "Fatima", "family_name": "Al-Sabah",
-     "email": "fatima@example.org", "phone": "+96550000001"},
-    {"account_type": "resident", "username": "resident", "name": "Ravi Kumar",
-     "name_ar": "رافي كومار", "given_name": "Ravi", "family_name": "Kumar",
-     "email": "ravi@example.org", "phone": "+96550000002"},
-    {"account_type": "visitor", "username": "visitor", "name": "Anna Schmidt",
-     "name_ar": "آنا شميت", "given_name": "Anna", "family_name": "Schmidt",
-     "email": "anna@example.org"},
-    {"account_type": "staff", "username": "staff", "name": "Yousef Al-Mutairi",
-     "name_ar": "يوسف المطيري", "given_name": "Yousef", "family_name": "Al-Mutairi",
-     "email": "yousef@gov.example"},
+DEMO_PEOPLE: list[dict[str, Any]] = [
+    {
+        "account_type": "citizen",
+        "username": "citizen",
+        "name": "Fatima Al-Sabah",
+        "name_ar": "فاطمة الصباح",
+        "given_name": "Fatima",
+        "family_name": "Al-Sabah",
+        "email": "fatima@example.org",
+        "phone": "+96550000001",
+    },
+    {
+        "account_type": "resident",
+        "username": "resident",
+        "name": "Ravi Kumar",
+        "name_ar": "رافي كومار",
+        "given_name": "Ravi",
+        "family_name": "Kumar",
+        "email": "ravi@example.org",
+        "phone": "+96550000002",
+    },
+    {
+        "account_type": "visitor",
+        "username": "visitor",
+        "name": "Anna Schmidt",
+        "name_ar": "آنا شميت",
+        "given_name": "Anna",
+        "family_name": "Schmidt",
+        "email": "anna@example.org",
+    },
+    {
+        "account_type": "staff",
+        "username": "staff",
+        "name": "Yousef Al-Mutairi",
+        "name_ar": "يوسف المطيري",
+        "given_name": "Yousef",
+        "family_name": "Al-Mutairi",
+        "email": "yousef@gov.example",
+    },
 ]
-DEMO_CLIENTS = [
-    {"client_id": "demo-confidential", "name": "Ministry of Health — Appointments",
-     "name_ar": "وزارة الصحة — المواعيد", "agency": "Ministry of Health",
-     "redirect_uris": ["http://127.0.0.1:9001/callback"], "auth_method": "client_secret_basic"},
-    {"client_id": "demo-public", "name": "Civil Registry — Mobile",
-     "name_ar": "السجل المدني — الجوال", "agency": "Civil Registry",
-     "redirect_uris": ["http://127.0.0.1:9002/callback"], "auth_method": "none"},
+DEMO_CLIENTS: list[dict[str, Any]] = [
+    {
+        "client_id": "demo-confidential",
+        "name": "Ministry of Health — Appointments",
+        "name_ar": "وزارة الصحة — المواعيد",
+        "agency": "Ministry of Health",
+        "redirect_uris": ["http://127.0.0.1:9001/callback"],
+        "auth_method": "client_secret_basic",
+    },
+    {
+        "client_id": "demo-public",
+        "name": "Civil Registry — Mobile",
+        "name_ar": "السجل المدني — الجوال",
+        "agency": "Civil Registry",
+        "redirect_uris": ["http://127.0.0.1:9002/callback"],
+        "auth_method": "none",
+    },
 ]
 
 
@@ -354,8 +439,10 @@ def demo() -> None:
     click.echo("")
     click.echo("Demo sign-ins (development only; also kept in instance/demo.json, mode 0600):")
     for spec in DEMO_PEOPLE:
-        click.echo(f"  {spec['account_type']:<9} username {spec['username']:<9} password "
-                   f"{people.get(spec['username'], '(set before; see instance/demo.json)')}")
+        click.echo(
+            f"  {spec['account_type']:<9} username {spec['username']:<9} password "
+            f"{people.get(spec['username'], '(set before; see instance/demo.json)')}"
+        )
     click.echo("Demo clients:")
     for spec in DEMO_CLIENTS:
         cid = spec["client_id"]

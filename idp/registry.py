@@ -143,7 +143,11 @@ class Registry:
         """Access and ID token minting."""
         s = self.settings
         return TokenIssuer(
-            self.signer, self.clock, issuer=s.issuer, access_ttl=s.access_token_ttl, id_ttl=s.id_token_ttl
+            self.signer,
+            self.clock,
+            issuer=s.issuer,
+            access_ttl=s.access_token_ttl,
+            id_ttl=s.id_token_ttl,
         )
 
     @cached_property

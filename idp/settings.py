@@ -84,9 +84,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not self.database_url:
-            object.__setattr__(
-                self, "database_url", f"sqlite:///{self.instance_path / 'hawiya.db'}"
-            )
+            object.__setattr__(self, "database_url", f"sqlite:///{self.instance_path / 'hawiya.db'}")
         self._validate()
 
     # -- derived values -------------------------------------------------------------------------
@@ -136,16 +134,21 @@ class Settings:
         if self.default_locale not in LOCALES:
             raise ConfigurationError(f"HAWIYA_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}")
         if self.argon2_memory_kib < 19 * 1024 or self.argon2_iterations < 2:
-            raise ConfigurationError(
-                "Argon2id below OWASP's minimum (m=19 MiB, t=2) is not allowed"
-            )
+            raise ConfigurationError("Argon2id below OWASP's minimum (m=19 MiB, t=2) is not allowed")
         if not 8 <= self.password_min_length_mfa <= self.password_min_length:
             raise ConfigurationError(
                 "password lengths must satisfy 8 <= HAWIYA_PASSWORD_MIN_LENGTH_MFA"
                 " <= HAWIYA_PASSWORD_MIN_LENGTH"
             )
-        for name in ("code_ttl", "access_token_ttl", "id_token_ttl", "session_idle_ttl",
-                     "session_absolute_ttl", "interaction_ttl", "workers"):
+        for name in (
+            "code_ttl",
+            "access_token_ttl",
+            "id_token_ttl",
+            "session_idle_ttl",
+            "session_absolute_ttl",
+            "interaction_ttl",
+            "workers",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")
 
@@ -182,7 +185,5 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
         if text == "Path":
             return Path(raw)
     except ValueError:
-        raise ConfigurationError(
-            f"HAWIYA_{name.upper()} has an invalid value for a {text} setting"
-        ) from None
+        raise ConfigurationError(f"HAWIYA_{name.upper()} has an invalid value for a {text} setting") from None
     return raw

@@ -51,10 +51,6 @@ class PasswordPolicy:
             )
         lowered = password.lower()
         if lowered in common_passwords():
-            raise WeakPassword(
-                "the password is too common; choose another", code="password_common"
-            )
+            raise WeakPassword("the password is too common; choose another", code="password_common")
         if username and username.lower() in lowered:
-            raise WeakPassword(
-                "the password must not contain the username", code="password_has_username"
-            )
+            raise WeakPassword("the password must not contain the username", code="password_has_username")

@@ -16,8 +16,18 @@ log = logging.getLogger("idp.audit")
 
 #: Detail keys that can never be recorded, whatever a caller passes (defence in depth).
 _FORBIDDEN = frozenset(
-    {"password", "secret", "client_secret", "code", "token", "access_token", "refresh_token",
-     "id_token", "otp", "code_verifier"}
+    {
+        "password",
+        "secret",
+        "client_secret",
+        "code",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "otp",
+        "code_verifier",
+    }
 )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from idp.errors import AuthenticationFailed, TooManyAttempts
 from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, client_ip, services, set_cookie
@@ -18,8 +19,13 @@ def _interaction() -> Interaction | None:
     return services().interactions.load(ix, request.cookies.get(INTERACTION_COOKIE))
 
 
-def _page(interaction: Interaction | None, *, error: str | None = None, username: str = "",
-          status: int = 200) -> Response:
+def _page(
+    interaction: Interaction | None,
+    *,
+    error: str | None = None,
+    username: str = "",
+    status: int = 200,
+) -> Response:
     reg = services()
     client = None
     if interaction is not None:

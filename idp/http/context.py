@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import Response, current_app, request
+from flask import current_app, request
+from werkzeug.wrappers import Response
 
 from idp.registry import Registry
 

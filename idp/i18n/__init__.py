@@ -23,7 +23,7 @@ def negotiate(
         if base in LOCALES:
             return base
     if cookie in LOCALES:
-        return cookie  # type: ignore[return-value]
+        return cookie
     for tag in accept_languages:
         base = tag.split("-")[0].lower()
         if base in LOCALES:

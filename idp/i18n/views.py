@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Blueprint, Response, abort, redirect, request
+from flask import Blueprint, abort, redirect, request
+from werkzeug.wrappers import Response
 
 from idp.http.context import LANG_COOKIE, set_cookie
 from idp.settings import LOCALES

@@ -43,9 +43,7 @@ class PublicKeyInfo:
 class KeyStore:
     """Create, publish and unseal signing keys."""
 
-    def __init__(
-        self, repository: KeyRepository, sealer: Sealer, clock: Clock, audit: AuditLog
-    ) -> None:
+    def __init__(self, repository: KeyRepository, sealer: Sealer, clock: Clock, audit: AuditLog) -> None:
         self._repository = repository
         self._sealer = sealer
         self._clock = clock
@@ -124,9 +122,7 @@ class KeyStore:
         if row is None:
             sealed = self._sealer.seal(secrets.token_bytes(size), purpose=purpose)
             now = datetime.fromtimestamp(self._clock.now(), UTC)
-            if self._repository.add_secret(
-                InstanceSecret(name=name, sealed_value=sealed, created_at=now)
-            ):
+            if self._repository.add_secret(InstanceSecret(name=name, sealed_value=sealed, created_at=now)):
                 self._audit.record(AuditEvent.INSTANCE_SECRET_CREATED, detail={"name": name})
             row = self._repository.secret(name)
             assert row is not None  # noqa: S101 - just inserted, by us or a concurrent process
@@ -134,4 +130,4 @@ class KeyStore:
 
 
 def _import(raw: bytes) -> Key:
-    return jwk.import_key(json.loads(raw))  # type: ignore[no-any-return]
+    return jwk.import_key(json.loads(raw))

@@ -38,7 +38,8 @@ class SubjectService:
         if client.subject_type == "public":
             return account_id
         digest = hmac.new(
-            self._salt, client.sector_identifier.encode() + b"\x00" + account_id.encode(),
+            self._salt,
+            client.sector_identifier.encode() + b"\x00" + account_id.encode(),
             hashlib.sha256,
         ).digest()
         subject = base64.urlsafe_b64encode(digest).decode().rstrip("=")

@@ -35,7 +35,7 @@ DEFAULT_SCOPE = "openid profile email phone address"
 
 
 @dataclass(frozen=True)
-class RegisteredClient(ClientMixin):  # type: ignore[misc]
+class RegisteredClient(ClientMixin):
     """A client as the protocol sees it; implements Authlib's ClientMixin."""
 
     client_id: str
@@ -280,8 +280,6 @@ class ClientService:
         if current.token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
             raise InvalidInput(f"client {client_id!r} does not authenticate with a secret")
         secret = secrets.token_urlsafe(32)
-        self._repository.update(
-            client_id, secret_hash=_hash_secret(secret), secret_rotated_at=self._now()
-        )
+        self._repository.update(client_id, secret_hash=_hash_secret(secret), secret_rotated_at=self._now())
         self._audit.record(AuditEvent.CLIENT_SECRET_ROTATED, actor=actor, client_id=client_id)
         return secret

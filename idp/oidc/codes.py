@@ -23,7 +23,7 @@ SPENT_MEMORY = 3600
 
 
 @dataclass(frozen=True)
-class AuthorizationCode(AuthorizationCodeMixin):  # type: ignore[misc]
+class AuthorizationCode(AuthorizationCodeMixin):
     """What a code stands for; implements Authlib's AuthorizationCodeMixin."""
 
     code_hash: str
@@ -83,7 +83,9 @@ class CodeStore:
         """Store what ``code`` stands for, for ``ttl`` seconds."""
         hashed = code_hash(code)
         record = AuthorizationCode(
-            code_hash=hashed, expires_at=self._clock.now() + self.ttl, **fields  # type: ignore[arg-type]
+            code_hash=hashed,
+            expires_at=self._clock.now() + self.ttl,
+            **fields,  # type: ignore[arg-type]
         )
         self._store.put("code:" + hashed, json.dumps(asdict(record)).encode(), self.ttl)
         return record
@@ -96,7 +98,9 @@ class CodeStore:
             spent = self._store.get("code-spent:" + hashed)
             if spent is not None:
                 self._audit.record(
-                    AuditEvent.CODE_REPLAYED, client_id=client_id, detail={"issued_to": spent.decode()}
+                    AuditEvent.CODE_REPLAYED,
+                    client_id=client_id,
+                    detail={"issued_to": spent.decode()},
                 )
             return None
         self._store.put("code-spent:" + hashed, client_id.encode(), SPENT_MEMORY)

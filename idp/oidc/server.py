@@ -22,9 +22,9 @@ from idp.accounts.service import AccountService, Person
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn.results import AuthResult
+from idp.oidc.claims import SubjectService
 from idp.oidc.clients import ClientService, RegisteredClient
 from idp.oidc.codes import AuthorizationCode, CodeStore
-from idp.oidc.claims import SubjectService
 from idp.oidc.tokens import AuthContext, TokenIssuer
 
 
@@ -36,7 +36,7 @@ class AuthorizedUser:
     context: AuthContext
 
 
-class ParkedPayload(OAuth2Payload):  # type: ignore[misc]
+class ParkedPayload(OAuth2Payload):
     """Authorization request parameters, from the browser or from a parked interaction."""
 
     def __init__(self, params: dict[str, list[str]]) -> None:
@@ -54,7 +54,7 @@ class ParkedPayload(OAuth2Payload):  # type: ignore[misc]
         return defaultdict(list, self._params)
 
 
-class AuthorizationRequest(OAuth2Request):  # type: ignore[misc]
+class AuthorizationRequest(OAuth2Request):
     """An authorization request Authlib can validate, independent of the current HTTP request."""
 
     def __init__(self, uri: str, params: dict[str, list[str]]) -> None:
@@ -64,7 +64,7 @@ class AuthorizationRequest(OAuth2Request):  # type: ignore[misc]
     @property
     def args(self) -> dict[str, str]:
         """Query arguments."""
-        return self.payload.data  # type: ignore[no-any-return]
+        return self.payload.data
 
     @property
     def form(self) -> dict[str, str]:
@@ -72,7 +72,7 @@ class AuthorizationRequest(OAuth2Request):  # type: ignore[misc]
         return {}
 
 
-class PKCE(CodeChallenge):  # type: ignore[misc]
+class PKCE(CodeChallenge):
     """RFC 7636 with S256 only (``plain`` refused), required for public clients (RFC 9700 2.1.1)."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 - Authlib's class attribute
@@ -87,9 +87,7 @@ class PKCE(CodeChallenge):  # type: ignore[misc]
         challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
         client: RegisteredClient = grant.request.client
         if not challenge and (client.is_public or self._required_for_confidential):
-            raise InvalidRequestError(
-                "PKCE is required: send code_challenge with code_challenge_method=S256"
-            )
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256")
         if challenge and method != "S256":
             # RFC 7636 4.3 makes a missing method mean "plain", which Hawiya refuses.
             raise InvalidRequestError("code_challenge_method must be S256")
@@ -99,14 +97,12 @@ class PKCE(CodeChallenge):  # type: ignore[misc]
         """The challenge stored with the code."""
         return authorization_code.code_challenge
 
-    def get_authorization_code_challenge_method(
-        self, authorization_code: AuthorizationCode
-    ) -> str | None:
+    def get_authorization_code_challenge_method(self, authorization_code: AuthorizationCode) -> str | None:
         """The method stored with the code."""
         return authorization_code.code_challenge_method
 
 
-class IdToken(OpenIDCode):  # type: ignore[misc]
+class IdToken(OpenIDCode):
     """OIDC Core's code flow extension, with ID tokens signed through the Signer."""
 
     def __init__(self, server: HawiyaServer) -> None:
@@ -136,7 +132,7 @@ class IdToken(OpenIDCode):  # type: ignore[misc]
         )
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     """RFC 6749 4.1 with codes in the ephemeral store, consumed atomically."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = [  # noqa: RUF012 - Authlib's class attribute
@@ -189,7 +185,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         return AuthorizedUser(person, AuthContext(auth, authorization_code.sid))
 
 
-class HawiyaServer(AuthorizationServer):  # type: ignore[misc]
+class HawiyaServer(AuthorizationServer):
     """The authorization server: /authorize validation and the /token endpoint."""
 
     def __init__(

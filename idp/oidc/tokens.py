@@ -41,9 +41,7 @@ def half_hash(value: str, alg: str) -> str:
 class TokenIssuer:
     """Mint the tokens of one response."""
 
-    def __init__(
-        self, signer: Signer, clock: Clock, *, issuer: str, access_ttl: int, id_ttl: int
-    ) -> None:
+    def __init__(self, signer: Signer, clock: Clock, *, issuer: str, access_ttl: int, id_ttl: int) -> None:
         self._signer = signer
         self._clock = clock
         self._issuer = issuer

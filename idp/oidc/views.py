@@ -13,8 +13,9 @@ from typing import Any
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from werkzeug.wrappers import Response
 
 from idp.errors import InteractionExpired
 from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, clear_cookie, services, set_cookie
@@ -90,7 +91,10 @@ def _error(oauth_request: AuthorizationRequest, error: OAuth2Error) -> Response:
     log.info("authorization request refused without redirect: %s", error.error)
     return error_page(
         _("This service sent an invalid sign-in request"),
-        _("Hawiya could not continue. Go back to the service and try again; if it keeps happening, contact the service."),
+        _(
+            "Hawiya could not continue. Go back to the service and try again; "
+            "if it keeps happening, contact the service."
+        ),
         400,
         code=error.error,
     )
@@ -109,7 +113,7 @@ def _park(params: dict[str, list[str]], interaction: Interaction | None) -> Inte
 
 def _go(endpoint: str, interaction: Interaction) -> Response:
     ui_locales = interaction.param("ui_locales")
-    extra = {"ui_locales": ui_locales} if ui_locales else {}
+    extra: dict[str, Any] = {"ui_locales": ui_locales} if ui_locales else {}
     response = redirect(url_for(endpoint, ix=interaction.id, **extra))
     set_cookie(response, INTERACTION_COOKIE, interaction.id, max_age=services().settings.interaction_ttl)
     return response
@@ -246,5 +250,3 @@ def userinfo() -> Response:
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-

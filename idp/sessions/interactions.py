@@ -46,17 +46,13 @@ class InteractionStore:
 
     def park(self, params: dict[str, list[str]]) -> Interaction:
         """Park a new interaction."""
-        interaction = Interaction(
-            id=secrets.token_urlsafe(24), params=params, created_at=self._clock.now()
-        )
+        interaction = Interaction(id=secrets.token_urlsafe(24), params=params, created_at=self._clock.now())
         self._save(interaction)
         return interaction
 
     def load(self, interaction_id: str | None, cookie_value: str | None) -> Interaction:
         """The live interaction named by both the URL and this browser's cookie."""
-        if not interaction_id or not cookie_value or not secrets.compare_digest(
-            interaction_id, cookie_value
-        ):
+        if not interaction_id or not cookie_value or not secrets.compare_digest(interaction_id, cookie_value):
             raise InteractionExpired("this sign-in page has expired; start again from the service")
         raw = self._store.get("ix:" + interaction_id)
         if raw is None:

@@ -70,7 +70,10 @@ class SessionService:
         )
         self._save(handle, session)
         self._audit.record(
-            AuditEvent.SESSION_STARTED, subject=result.account_id, ip=ip, detail={"sid": session.sid}
+            AuditEvent.SESSION_STARTED,
+            subject=result.account_id,
+            ip=ip,
+            detail={"sid": session.sid},
         )
         return handle, session
 
@@ -83,9 +86,7 @@ class SessionService:
             return None
         try:
             data = json.loads(raw)
-            session = SsoSession(
-                **{**data, "amr": tuple(data["amr"]), "clients": tuple(data["clients"])}
-            )
+            session = SsoSession(**{**data, "amr": tuple(data["amr"]), "clients": tuple(data["clients"])})
         except (ValueError, TypeError, KeyError):
             return None
         now = self._clock.now()

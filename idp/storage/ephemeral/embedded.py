@@ -77,9 +77,14 @@ class EmbeddedStore:
 
     def get(self, key: str) -> bytes | None:
         """Select a live row."""
-        row = self._conn().execute(
-            "SELECT value FROM ephemeral WHERE key = ? AND expires_at > ?", (key, self._clock.now())
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT value FROM ephemeral WHERE key = ? AND expires_at > ?",
+                (key, self._clock.now()),
+            )
+            .fetchone()
+        )
         return None if row is None else bytes(row[0])
 
     def take(self, key: str) -> bytes | None:
@@ -99,16 +104,20 @@ class EmbeddedStore:
     def incr(self, key: str, ttl: int) -> int:
         """Upsert a counter; an expired counter starts again at one."""
         now = self._clock.now()
-        row = self._conn().execute(
-            "INSERT INTO ephemeral (key, value, expires_at) VALUES (?, CAST(1 AS BLOB), ?) "
-            "ON CONFLICT(key) DO UPDATE SET "
-            " value = CASE WHEN ephemeral.expires_at <= ? THEN CAST(1 AS BLOB)"
-            "              ELSE CAST(CAST(ephemeral.value AS INTEGER) + 1 AS BLOB) END,"
-            " expires_at = CASE WHEN ephemeral.expires_at <= ? THEN excluded.expires_at"
-            "                   ELSE ephemeral.expires_at END "
-            "RETURNING CAST(value AS INTEGER)",
-            (key, now + ttl, now, now),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "INSERT INTO ephemeral (key, value, expires_at) VALUES (?, CAST(1 AS BLOB), ?) "
+                "ON CONFLICT(key) DO UPDATE SET "
+                " value = CASE WHEN ephemeral.expires_at <= ? THEN CAST(1 AS BLOB)"
+                "              ELSE CAST(CAST(ephemeral.value AS INTEGER) + 1 AS BLOB) END,"
+                " expires_at = CASE WHEN ephemeral.expires_at <= ? THEN excluded.expires_at"
+                "                   ELSE ephemeral.expires_at END "
+                "RETURNING CAST(value AS INTEGER)",
+                (key, now + ttl, now, now),
+            )
+            .fetchone()
+        )
         return int(row[0])
 
     def ping(self) -> bool:

@@ -88,9 +88,7 @@ class Client(Base):
     sector_identifier: Mapped[str | None] = mapped_column(String(255), nullable=True)
     min_acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    secret_rotated_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Consent(Base):

@@ -36,9 +36,7 @@ class AccountRepository:
     def by_username(self, username: str) -> Account | None:
         """The account with this username (case-insensitive)."""
         with self._db.transaction() as s:
-            return s.scalars(
-                select(Account).where(func.lower(Account.username) == username.lower())
-            ).first()
+            return s.scalars(select(Account).where(func.lower(Account.username) == username.lower())).first()
 
     def list(self, *, limit: int = 1000) -> Sequence[Account]:
         """Accounts, oldest first."""

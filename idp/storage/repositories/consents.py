@@ -20,9 +20,7 @@ class ConsentRepository:
         """Scopes the person already allowed this client."""
         with self._db.transaction() as s:
             consent = s.scalars(
-                select(Consent).where(
-                    Consent.account_id == account_id, Consent.client_id == client_id
-                )
+                select(Consent).where(Consent.account_id == account_id, Consent.client_id == client_id)
             ).first()
             return set(consent.scopes) if consent else set()
 

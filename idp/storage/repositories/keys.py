@@ -26,9 +26,7 @@ class KeyRepository:
         """Keys in any of ``states``, newest first."""
         with self._db.transaction() as s:
             return s.scalars(
-                select(SigningKey)
-                .where(SigningKey.state.in_(states))
-                .order_by(SigningKey.created_at.desc())
+                select(SigningKey).where(SigningKey.state.in_(states)).order_by(SigningKey.created_at.desc())
             ).all()
 
     def secret(self, name: str) -> InstanceSecret | None:

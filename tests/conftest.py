@@ -1,0 +1,231 @@
+"""Shared fixtures: settings on a temporary embedded default, optionally PostgreSQL + Redis,
+an initialised registry and app, and a live server on localhost for real clients and browsers.
+
+PostgreSQL (127.0.0.1:5432, trust, database test) and Redis (127.0.0.1:6379) are used when they
+answer; locally without them the backend-matrix tests skip, under CI=true they must run.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from idp.app import create_app
+from idp.clock import FrozenClock
+from idp.registry import Registry
+from idp.settings import Settings
+
+PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PASSWORD = "correct horse battery staple 42"
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_servers() -> None:
+    """Skip (locally) or fail (CI) when PostgreSQL or Redis is not there."""
+    missing = [name for name, port in (("PostgreSQL", 5432), ("Redis", 6379)) if not _reachable(port)]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{', '.join(missing)} must run in CI")
+        pytest.skip(f"{', '.join(missing)} not running on this machine")
+
+
+def free_port() -> int:
+    """A free TCP port on localhost."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Backend:
+    """Where one test's data lives."""
+
+    name: str
+    database_url: str
+    ephemeral_url: str
+    redis_prefix: str
+    schema: str | None = None
+
+
+@pytest.fixture(params=["embedded"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The embedded default; parametrize indirectly with "postgres" for PostgreSQL + Redis."""
+    if request.param == "embedded":
+        yield Backend("embedded", f"sqlite:///{tmp_path / 'hawiya.db'}", "embedded", "hawiya:")
+        return
+    require_servers()
+    import psycopg
+    import redis
+
+    schema = "t_" + secrets.token_hex(6)
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    prefix = f"hawiya-test:{schema}:"
+    try:
+        yield Backend("postgres", f"{PG_BASE}?options=-csearch_path%3D{schema}", REDIS_URL, prefix, schema)
+    finally:
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()
+
+
+BOTH_BACKENDS = pytest.mark.parametrize("backend", ["embedded", "postgres"], indirect=True)
+
+
+def make_settings(tmp_path: Path, backend: Backend, **overrides: Any) -> Settings:
+    """Settings for one test: its own instance folder, master key and backends."""
+    values: dict[str, Any] = {
+        "instance_path": tmp_path,
+        "master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "master_key_file": tmp_path / "master.key",
+        "database_url": backend.database_url,
+        "ephemeral_url": backend.ephemeral_url,
+        "redis_prefix": backend.redis_prefix,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A clock the test moves by hand."""
+    return FrozenClock()
+
+
+def initialised(settings: Settings, clock: FrozenClock | None = None) -> Registry:
+    """A registry on a migrated database with signing keys (what `hawiya init` does)."""
+    registry = Registry(settings, clock=clock)
+    registry.db.upgrade()
+    registry.keystore.ensure_current_keys()
+    return registry
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: Backend) -> Settings:
+    """Settings on the chosen backend."""
+    return make_settings(tmp_path, backend)
+
+
+@pytest.fixture
+def registry(settings: Settings, clock: FrozenClock) -> Iterator[Registry]:
+    """An initialised registry."""
+    reg = initialised(settings, clock)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def app(registry: Registry) -> Any:
+    """The Flask app."""
+    application = create_app(registry=registry)
+    application.testing = True
+    return application
+
+
+@dataclass
+class World:
+    """A small population: one person of each type and two clients."""
+
+    registry: Registry
+    citizen_id: str
+    confidential_id: str
+    confidential_secret: str
+    public_id: str
+    redirect_uri: str
+    public_redirect_uri: str
+
+
+def populate(registry: Registry, *, rp_port: int = 9001) -> World:
+    """Create people and clients through the services (as the CLI would)."""
+    citizen = registry.accounts.create(
+        account_type="citizen",
+        username="citizen",
+        password=PASSWORD,
+        email="fatima@example.org",
+        name="Fatima Al-Sabah",
+        name_ar="فاطمة الصباح",
+        given_name="Fatima",
+        family_name="Al-Sabah",
+        phone="+96550000001",
+        email_verified=True,
+        address={"formatted": "Block 1, Street 2, Kuwait City", "country": "KW"},
+    )
+    for kind in ("resident", "visitor", "staff"):
+        registry.accounts.create(account_type=kind, username=kind, password=PASSWORD)
+    redirect_uri = f"http://127.0.0.1:{rp_port}/callback"
+    confidential = registry.clients.create(
+        name="Ministry of Health",
+        name_ar="وزارة الصحة",
+        agency="Ministry of Health",
+        redirect_uris=[redirect_uri],
+        auth_method="client_secret_basic",
+        id_token_alg="RS256",
+    )
+    public_redirect = f"http://127.0.0.1:{rp_port + 1}/callback"
+    public = registry.clients.create(
+        name="Civil Registry Mobile", redirect_uris=[public_redirect], auth_method="none"
+    )
+    assert confidential.client_secret is not None
+    return World(
+        registry,
+        citizen.id,
+        confidential.client.client_id,
+        confidential.client_secret,
+        public.client.client_id,
+        redirect_uri,
+        public_redirect,
+    )
+
+
+@pytest.fixture
+def world(registry: Registry) -> World:
+    """People and clients on the test's registry."""
+    return populate(registry)
+
+
+@dataclass
+class LiveServer:
+    """A real HTTP server on localhost serving the IdP."""
+
+    url: str
+    world: World
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, backend: Backend) -> Iterator[LiveServer]:
+    """The IdP served on http://localhost:PORT (a real socket, a real WSGI server thread)."""
+    port = free_port()
+    settings = make_settings(tmp_path, backend, issuer=f"http://localhost:{port}")
+    registry = initialised(settings)
+    world = populate(registry)
+    application = create_app(registry=registry)
+    server = make_server("localhost", port, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://localhost:{port}", world)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        registry.close()
