@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck check clean translations
+.PHONY: run test setup lint typecheck clean translations i18n
 
 run: setup ## Set up and serve the IdP with demo data on the embedded default (SQLite)
 	$(BIN)/hawiya init
@@ -25,7 +25,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 translations: $(STAMP)
-	$(BIN)/pybabel compile --use-fuzzy -q -d idp/i18n/translations
+	$(BIN)/pybabel compile -d idp/i18n/translations
+
+i18n: $(STAMP) ## Re-extract strings and merge them into the Arabic catalog (then translate)
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k lazy_gettext --no-location --sort-output -o idp/i18n/messages.pot .
+	$(BIN)/pybabel update -i idp/i18n/messages.pot -d idp/i18n/translations --no-fuzzy-matching
 
 lint: setup
 	$(BIN)/ruff check idp tests bench
