@@ -103,7 +103,9 @@ def serve(host: str, port: int, workers: int | None) -> None:
     from idp.app import create_app
 
     settings = Settings.from_env()
-    app = create_app(settings)
+    # Fail fast here (settings, master key, schema), then let each worker build its own app after
+    # the fork: database and SQLite connections must never be shared between processes.
+    create_app(settings).extensions["hawiya"].close()
     click.echo(f"Hawiya serving {settings.issuer} on http://{host}:{port}")
 
     class _Gunicorn(BaseApplication):
@@ -116,7 +118,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
             self.cfg.set("forwarded_allow_ips", "*" if settings.trusted_proxies else "127.0.0.1")
 
         def load(self) -> Any:
-            return app
+            return create_app(settings)
 
     _Gunicorn().run()
 
