@@ -16,9 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from idp.app import create_app  # noqa: E402
-from idp.registry import Registry  # noqa: E402
-from idp.settings import Settings  # noqa: E402
+from idp.app import create_app
+from idp.registry import Registry
+from idp.settings import Settings
 
 
 def _rate(label: str, count: int, func: object) -> None:

@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         static_folder=str(PROJECT_ROOT / "static"),
     )
     logging.getLogger("idp").setLevel(settings.log_level)
+    # Authlib logs whole token responses at DEBUG; never let a root DEBUG level write tokens.
+    logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger("authlib").level))
     app.extensions["hawiya"] = registry
     app.config.update(
         SECRET_KEY=registry.keystore.instance_secret("cookie_signing_key"),
