@@ -7,6 +7,7 @@ import logging
 from flask import Flask, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.errors import ConfigurationError
@@ -60,8 +61,12 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         )
 
     def select_locale() -> str:
+        try:
+            ui_locales = request.values.get("ui_locales")
+        except HTTPException:  # an oversized or malformed body: the error page must still render
+            ui_locales = request.args.get("ui_locales")
         return negotiate(
-            ui_locales=request.values.get("ui_locales") if request else None,
+            ui_locales=ui_locales,
             cookie=request.cookies.get(LANG_COOKIE),
             accept_languages=[lang for lang, _q in request.accept_languages],
             default=settings.default_locale,

@@ -60,6 +60,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         status = error.code or 500
+        if wants_json():
+            # Machine endpoints answer in the protocol's vocabulary (RFC 6749 5.2), in English.
+            response = jsonify(error="invalid_request", error_description=error.description)
+            response.status_code = status
+            return response
         titles = {404: _("Page not found"), 405: _("Method not allowed")}
         return error_page(
             titles.get(status, _("The request could not be handled")),
