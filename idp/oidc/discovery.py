@@ -28,7 +28,6 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["pairwise", "public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
-        "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
