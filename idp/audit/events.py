@@ -26,6 +26,9 @@ class AuditEvent(StrEnum):
     CODE_ISSUED = "code.issued"
     CODE_REPLAYED = "code.replayed"
     TOKENS_ISSUED = "tokens.issued"
+    TOKEN_REVOKED = "token.revoked"
+    REFRESH_TOKEN_REUSED = "refresh_token.reused"
+    CLIENT_AUTH_FAILED = "client.auth_failed"
     # Accounts
     ACCOUNT_CREATED = "account.created"
     PASSWORD_CHANGED = "password.changed"

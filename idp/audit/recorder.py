@@ -51,7 +51,7 @@ class AuditLog:
         """Append one event. ``event`` must come from the catalogue."""
         if not isinstance(event, AuditEvent):
             raise TypeError("audit events come from idp.audit.events.AuditEvent only")
-        safe = {k: v for k, v in (detail or {}).items() if k not in _FORBIDDEN}
+        safe = {k: v for k, v in (detail or {}).items() if k.lower() not in _FORBIDDEN}
         self._repository.append(
             AuditRecord(
                 at=datetime.fromtimestamp(self._clock.now(), UTC),

@@ -65,7 +65,17 @@ class AccountRepository:
             with self._db.transaction() as s:
                 s.add(PairwiseSubject(sector=sector, subject=subject, account_id=account_id))
         except IntegrityError:
-            pass  # a concurrent request recorded the same deterministic subject
+            # A concurrent request recorded the same deterministic subject: read it back. Anything
+            # else (the subject already names another person) must never be handed out.
+            with self._db.transaction() as s:
+                recorded = s.scalars(
+                    select(PairwiseSubject.subject).where(
+                        PairwiseSubject.sector == sector, PairwiseSubject.account_id == account_id
+                    )
+                ).first()
+            if recorded is None:
+                raise Conflict("that pairwise subject already identifies another account") from None
+            return recorded
         return subject
 
     def by_subject(self, sector: str, subject: str) -> Account | None:

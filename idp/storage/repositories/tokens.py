@@ -1,0 +1,88 @@
+"""Refresh tokens: stored as SHA-256 hashes, in rotation families, consumed atomically.
+
+Consuming is a single conditional UPDATE (``consumed_at IS NULL AND revoked_at IS NULL``): of two
+concurrent uses exactly one changes a row, on SQLite and PostgreSQL alike. Refresh tokens live in
+the durable database, not the ephemeral store, because offline tokens outlive any cache restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select, update
+
+from idp.storage.db import Database
+from idp.storage.models import RefreshToken
+
+
+class RefreshTokenRepository:
+    """Add, consume and revoke refresh tokens."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, token: RefreshToken) -> None:
+        """Insert a new token."""
+        with self._db.transaction() as s:
+            s.add(token)
+
+    def by_hash(self, token_hash: str) -> RefreshToken | None:
+        """The token with this hash, whatever its state."""
+        with self._db.transaction() as s:
+            return s.scalars(select(RefreshToken).where(RefreshToken.token_hash == token_hash)).first()
+
+    def consume(self, token_hash: str, now: datetime) -> RefreshToken | None:
+        """Mark the token spent if it is unspent and unrevoked; the row when this call won."""
+        with self._db.transaction() as s:
+            result = s.execute(
+                update(RefreshToken)
+                .where(
+                    RefreshToken.token_hash == token_hash,
+                    RefreshToken.consumed_at.is_(None),
+                    RefreshToken.revoked_at.is_(None),
+                )
+                .values(consumed_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return s.scalars(select(RefreshToken).where(RefreshToken.token_hash == token_hash)).one()
+
+    def revoke_family(self, family_id: str, now: datetime) -> int:
+        """Revoke every live token of a family; how many were live."""
+        return self._revoke(RefreshToken.family_id == family_id, now)
+
+    def revoke_for_code(self, code_hash: str, now: datetime) -> list[str]:
+        """Revoke the families a code started; their ids."""
+        with self._db.transaction() as s:
+            families = list(
+                s.scalars(select(RefreshToken.family_id).where(RefreshToken.code_hash == code_hash)).all()
+            )
+        for family in set(families):
+            self.revoke_family(family, now)
+        return sorted(set(families))
+
+    def revoke_for_session(self, sid: str, now: datetime) -> Sequence[str]:
+        """Revoke the session-bound (not offline) families of an SSO session; their ids."""
+        with self._db.transaction() as s:
+            families = list(
+                s.scalars(
+                    select(RefreshToken.family_id).where(
+                        RefreshToken.sid == sid, RefreshToken.offline.is_(False)
+                    )
+                ).all()
+            )
+        for family in set(families):
+            self.revoke_family(family, now)
+        return sorted(set(families))
+
+    def _revoke(self, condition: ColumnElement[bool], now: datetime) -> int:
+        with self._db.transaction() as s:
+            result = s.execute(
+                update(RefreshToken)
+                .where(condition, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
