@@ -15,7 +15,7 @@ from idp.http import errors, headers
 from idp.http.context import LANG_COOKIE
 from idp.i18n import direction, negotiate
 from idp.registry import Registry
-from idp.settings import PROJECT_ROOT, Settings
+from idp.settings import PACKAGE_ROOT, Settings
 
 csrf = CSRFProtect()
 
@@ -32,8 +32,8 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
 
     app = Flask(
         "idp",
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(PACKAGE_ROOT / "templates"),
+        static_folder=str(PACKAGE_ROOT / "static"),
     )
     logging.getLogger("idp").setLevel(settings.log_level)
     # Authlib logs whole token responses at DEBUG; never let a root DEBUG level write tokens.
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         MAX_CONTENT_LENGTH=64 * 1024,
         WTF_CSRF_TIME_LIMIT=settings.interaction_ttl,
         WTF_CSRF_SSL_STRICT=False,
-        BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "idp" / "i18n" / "translations"),
+        BABEL_TRANSLATION_DIRECTORIES=str(PACKAGE_ROOT / "i18n" / "translations"),
         BABEL_DEFAULT_LOCALE="en",
     )
     if settings.trusted_proxies:

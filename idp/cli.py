@@ -116,6 +116,9 @@ def serve(host: str, port: int, workers: int | None) -> None:
             # Never log query strings: authorization responses and requests carry codes and state.
             self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss')
             self.cfg.set("forwarded_allow_ips", "*" if settings.trusted_proxies else "127.0.0.1")
+            if "control_socket_disable" in self.cfg.settings:
+                # gunicorn 25.1+ opens a control socket under $HOME; Hawiya does not use it.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
             return create_app(settings)

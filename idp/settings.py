@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 from idp.errors import ConfigurationError
 
-#: The repository root (holds templates/, static/, keys/ and the embedded default's instance/).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The installed package (its templates/, static/ and i18n/ travel with it).
+PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: Levels of assurance (DESIGN.md): the acr values Hawiya asserts, weakest first.
 LOA_LOW = "urn:hawiya:loa:low"
@@ -42,12 +42,13 @@ class Settings:
     ephemeral_url: str = "embedded"
     #: Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
     redis_prefix: str = "hawiya:"
-    #: Folder of the embedded default's files (database, ephemeral store, outbox, demo.json).
-    instance_path: Path = PROJECT_ROOT / "instance"
+    #: Folder of the embedded default's files (database, ephemeral store, outbox, demo.json);
+    #: relative paths are taken from the working directory (``make run``: the repository root).
+    instance_path: Path = Path("instance")
     #: The master key that seals private keys and secrets: base64 of 32 bytes. Wins over the file.
     master_key: str | None = field(default=None, repr=False)
     #: File holding the master key; ``hawiya init`` creates it (0600) when absent.
-    master_key_file: Path = PROJECT_ROOT / "keys" / "master.key"
+    master_key_file: Path = Path("keys") / "master.key"
     #: Lifetime of an authorization code, seconds (DESIGN.md: 60 s, single use).
     code_ttl: int = 60
     #: Lifetime of a JWT access token, seconds (RFC 9068; DESIGN.md: 5 minutes).
@@ -83,6 +84,8 @@ class Settings:
     workers: int = 2
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "instance_path", Path(self.instance_path).resolve())
+        object.__setattr__(self, "master_key_file", Path(self.master_key_file).resolve())
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.instance_path / 'hawiya.db'}")
         self._validate()
