@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
@@ -77,9 +78,14 @@ def resume() -> Response:
 
 
 def _with_iss(response: Response) -> Response:
-    """Add ``iss`` to an authorization response redirect (RFC 9207 section 2)."""
-    if response.location and "iss=" not in response.location.split("?", 1)[-1]:
-        response.location = add_params_to_uri(response.location, [("iss", services().settings.issuer)])
+    """Add ``iss`` to an authorization response redirect (RFC 9207 section 2).
+
+    The query is parsed rather than searched: a registered redirect URI may carry its own
+    parameters (RFC 6749 3.1.2), and ``?dismiss=1`` must not pass for an ``iss``.
+    """
+    issuer = services().settings.issuer
+    if response.location and ("iss", issuer) not in parse_qsl(urlsplit(response.location).query):
+        response.location = add_params_to_uri(response.location, [("iss", issuer)])
     return response
 
 
@@ -215,7 +221,13 @@ def consent() -> Response:
 @bp.post("/token")
 def token() -> Response:
     """The token endpoint (RFC 6749 3.2); Authlib validates, Hawiya signs."""
-    response: Response = services().oauth.create_token_response()
+    repeated = sorted(key for key in request.form if len(request.form.getlist(key)) > 1)
+    if repeated:
+        # RFC 6749 3.2: parameters MUST NOT be included more than once (Authlib takes the first).
+        response = jsonify(error="invalid_request", error_description=f"repeated parameter {repeated[0]}")
+        response.status_code = 400
+    else:
+        response = services().oauth.create_token_response()
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -75,7 +75,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "c-models",
-        "the edge (views, http, app, CLI) never touches the tables; services build rows for their repositories",
+        "the edge (views, http, app, CLI) never touches the tables; services build rows for storage",
         scope=EDGE,
         forbidden=("idp.storage.models",),
     ),

@@ -1,0 +1,331 @@
+"""The real ``hawiya`` command line, run as an operator runs it (a separate process, settings from
+``HAWIYA_*`` variables). Bad input prints exactly one line on stderr and exits with status 2."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from idp.errors import AuthenticationFailed
+from idp.registry import Registry
+from idp.settings import Settings
+from tests.conftest import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Instance:
+    """One deployment's files, and how to run ``hawiya`` against them."""
+
+    env: dict[str, str]
+    master_key_file: Path
+
+    def run(self, *args: str, stdin: str | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        """Run ``hawiya args...``; never raises on a non-zero exit."""
+        return subprocess.run(
+            [sys.executable, "-m", "idp.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**self.env, **extra_env},
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+
+    def ok(self, *args: str, stdin: str | None = None) -> str:
+        """Run and expect success; the standard output."""
+        result = self.run(*args, stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        return result.stdout
+
+    def json(self, *args: str, stdin: str | None = None) -> Any:
+        """Run with ``--json`` and parse the output."""
+        return json.loads(self.ok(*args, "--json", stdin=stdin))
+
+    def registry(self) -> Registry:
+        """The same deployment, opened in this process (to check what the CLI did)."""
+        return Registry(Settings.from_env(self.env))
+
+
+def new_instance(folder: Path) -> Instance:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAWIYA_")}
+    key_file = folder / "keys" / "master.key"
+    env.update(
+        HAWIYA_INSTANCE_PATH=str(folder / "instance"),
+        HAWIYA_MASTER_KEY_FILE=str(key_file),
+        HAWIYA_DATABASE_URL=f"sqlite:///{folder / 'hawiya.db'}",
+    )
+    return Instance(env, key_file)
+
+
+@pytest.fixture(scope="module")
+def hawiya(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    """An initialised deployment shared by this module's tests (each uses its own names)."""
+    instance = new_instance(tmp_path_factory.mktemp("cli"))
+    instance.ok("init")
+    instance.ok(
+        "users", "create", "--type", "citizen", "--username", "existing", "--password-stdin", stdin=PASSWORD
+    )
+    yield instance
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str]) -> str:
+    """Exit status 2, one line on stderr starting ``hawiya: error:``, no traceback, no output."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hawiya: error: ")
+    assert result.stdout == ""
+    return lines[0]
+
+
+# -- init ------------------------------------------------------------------------------------------
+
+
+def test_init_is_idempotent(tmp_path: Path) -> None:
+    instance = new_instance(tmp_path)
+    first = instance.ok("init")
+    assert "created master key" in first
+    assert "created signing key" in first
+    assert stat.S_IMODE(instance.master_key_file.stat().st_mode) == 0o600
+    key = instance.master_key_file.read_bytes()
+    instance.ok(
+        "users", "create", "--type", "resident", "--username", "ravi", "--password-stdin", stdin=PASSWORD
+    )
+
+    second = instance.ok("init")
+    assert "created" not in second
+    assert "database ready" in second
+    assert instance.master_key_file.read_bytes() == key
+    assert [u["username"] for u in instance.json("users", "list")] == ["ravi"]
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (("users", "list"), None),
+        (("clients", "list"), None),
+        (("clients", "create", "--name", "Agency", "--redirect-uri", "https://agency.example/cb"), None),
+        (("users", "create", "--type", "citizen", "--username", "early", "--password-stdin"), PASSWORD),
+    ],
+)
+def test_commands_before_init_fail_cleanly(tmp_path: Path, args: tuple[str, ...], stdin: str | None) -> None:
+    instance = new_instance(tmp_path)
+    line = assert_clean_error(instance.run(*args, stdin=stdin))
+    assert "hawiya init" in line
+    assert not instance.master_key_file.exists()
+
+
+# -- users -----------------------------------------------------------------------------------------
+
+
+def test_users_create_reads_the_password_from_stdin(hawiya: Instance) -> None:
+    result = hawiya.run(
+        "users", "create", "--type", "citizen", "--username", "layla", "--email", "layla@example.org",
+        "--password-stdin", "--json", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    created = json.loads(result.stdout)
+    assert created["username"] == "layla" and created["type"] == "citizen"
+
+    listed = {u["username"]: u for u in hawiya.json("users", "list")}
+    assert listed["layla"]["id"] == created["id"]
+    assert listed["layla"]["status"] == "active"
+
+    # The password typed on stdin (without its newline) is the one that signs in.
+    registry = hawiya.registry()
+    try:
+        assert registry.passwords.authenticate("layla", PASSWORD).account_id == created["id"]
+        with pytest.raises(AuthenticationFailed):
+            registry.passwords.authenticate("layla", PASSWORD + "\n")
+    finally:
+        registry.close()
+
+
+def test_users_list_json_never_shows_password_hashes(hawiya: Instance) -> None:
+    output = hawiya.ok("users", "list", "--json")
+    assert "argon2" not in output
+    assert all(set(u) == {"id", "username", "type", "status", "name"} for u in json.loads(output))
+
+
+# -- clients ---------------------------------------------------------------------------------------
+
+
+def _create_client(hawiya: Instance, *extra: str) -> dict[str, Any]:
+    created: dict[str, Any] = hawiya.json(
+        "clients",
+        "create",
+        "--name",
+        "Ministry of Justice",
+        "--redirect-uri",
+        "https://moj.example/cb",
+        *extra,
+    )
+    return created
+
+
+def _secret_leaks(output: str, secret: str) -> bool:
+    return secret in output or hashlib.sha256(secret.encode()).hexdigest() in output
+
+
+def test_client_secret_is_shown_once(hawiya: Instance) -> None:
+    created = _create_client(hawiya)
+    client_id, secret = created["client_id"], created["client_secret"]
+    assert client_id and len(secret) >= 32
+
+    for args in (("clients", "show", client_id), ("clients", "list")):
+        output = hawiya.ok(*args)
+        assert not _secret_leaks(output, secret), args
+        assert not any(line.startswith(("client_secret:", "secret_hash:")) for line in output.splitlines())
+    listed = hawiya.ok("clients", "list", "--json")
+    assert not _secret_leaks(listed, secret)
+    assert all({"client_secret", "secret_hash"}.isdisjoint(c) for c in json.loads(listed))
+
+    output = hawiya.ok("clients", "show", client_id, "--json")
+    assert not _secret_leaks(output, secret)
+    shown = json.loads(output)
+    assert {"client_secret", "secret_hash"}.isdisjoint(shown)
+    assert shown["client_id"] == client_id
+    assert shown["redirect_uris"] == ["https://moj.example/cb"]
+    assert shown["token_endpoint_auth_method"] == "client_secret_basic"
+    assert shown["status"] == "active"
+
+
+def test_rotate_secret_replaces_the_old_one(hawiya: Instance) -> None:
+    created = _create_client(hawiya)
+    client_id, old = created["client_id"], created["client_secret"]
+    rotated = hawiya.json("clients", "rotate-secret", client_id)
+    new = rotated["client_secret"]
+    assert rotated["client_id"] == client_id
+    assert new != old and len(new) >= 32
+    assert not _secret_leaks(hawiya.ok("clients", "show", client_id, "--json"), new)
+
+    registry = hawiya.registry()
+    try:
+        client = registry.clients.show(client_id)
+        assert client.check_client_secret(new)
+        assert not client.check_client_secret(old)
+    finally:
+        registry.close()
+
+
+def test_disable_stops_serving_a_client(hawiya: Instance) -> None:
+    client_id = _create_client(hawiya)["client_id"]
+    output = hawiya.ok("clients", "disable", client_id)
+    assert client_id in output
+    assert hawiya.json("clients", "show", client_id)["status"] == "disabled"
+    listed = {c["client_id"]: c for c in hawiya.json("clients", "list")}
+    assert listed[client_id]["status"] == "disabled"
+
+
+def test_public_client_has_no_secret(hawiya: Instance) -> None:
+    created = _create_client(hawiya, "--public")
+    assert created.get("client_secret") is None
+    assert created["token_endpoint_auth_method"] == "none"
+    plain = hawiya.ok(
+        "clients", "create", "--name", "App", "--redirect-uri", "https://app.example/cb", "--public"
+    )
+    assert "client_id:" in plain and "client_secret" not in plain
+    line = assert_clean_error(hawiya.run("clients", "rotate-secret", created["client_id"]))
+    assert "secret" in line
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A refused command: its words, stdin, extra environment, and what the error line must say."""
+
+    command: str
+    says: str
+    stdin: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+NEW_CLIENT = "clients create --name X --redirect-uri https://a.example/cb"
+NEW_USER = "users create --type citizen --password-stdin --username"
+BAD_INPUT = {
+    "unknown client (show)": Bad("clients show no-such-client", "no client 'no-such-client'"),
+    "unknown client (show --json)": Bad("clients show no-such-client --json", "no client"),
+    "unknown client (disable)": Bad("clients disable no-such-client", "no client"),
+    "unknown client (rotate)": Bad("clients rotate-secret no-such-client", "no client"),
+    "ftp redirect URI": Bad("clients create --name X --redirect-uri ftp://x", "ftp://x"),
+    "http redirect URI off localhost": Bad(
+        "clients create --name X --redirect-uri http://agency.example/cb", "https"
+    ),
+    "redirect URI with fragment": Bad(
+        "clients create --name X --redirect-uri https://agency.example/cb#f", "fragment"
+    ),
+    "no redirect URI": Bad("clients create --name X", "redirect URI"),
+    "unknown scope": Bad(NEW_CLIENT + " --scope 'openid admin'", "'admin'"),
+    "unsupported grant type": Bad(NEW_CLIENT + " --grant-type password", "grant types"),
+    "duplicate client id": Bad(NEW_CLIENT.replace(" X ", " Dup ") + " --client-id dup", "exists"),
+    "short password": Bad(NEW_USER + " weak1", "at least 15 characters", stdin="fourteen chars"),
+    "common password": Bad(NEW_USER + " weak2", "too common", stdin="passwordpassword"),
+    "empty password": Bad(NEW_USER + " weak3", "at least 15 characters", stdin=""),
+    "missing --password-stdin": Bad(
+        "users create --type citizen --username nostdin", "--password-stdin", stdin=PASSWORD
+    ),
+    "duplicate username": Bad(NEW_USER + " existing", "exists", stdin=PASSWORD),
+    "duplicate username, other case": Bad(NEW_USER + " EXISTING", "exists", stdin=PASSWORD),
+    "bad username": Bad(NEW_USER + " -x", "username", stdin=PASSWORD),
+    "bad email": Bad(NEW_USER + " bademail --email nope", "email", stdin=PASSWORD),
+    "bad setting value": Bad("users list", "HAWIYA_CODE_TTL", env=(("HAWIYA_CODE_TTL", "sixty"),)),
+    "http issuer off localhost": Bad(
+        "users list", "HAWIYA_ISSUER", env=(("HAWIYA_ISSUER", "http://idp.example.gov"),)
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_is_one_clean_line(hawiya: Instance, case: str) -> None:
+    bad = BAD_INPUT[case]
+    args = tuple(shlex.split(bad.command))
+    if case == "duplicate client id":
+        hawiya.ok(*args)
+    line = assert_clean_error(hawiya.run(*args, stdin=bad.stdin, **dict(bad.env)))
+    assert bad.says in line
+    if bad.stdin:
+        assert bad.stdin not in line  # a refused password is never echoed
+    # A refused create leaves nothing behind.
+    if args[:2] == ("users", "create") and not case.startswith("duplicate"):
+        username = args[args.index("--username") + 1]
+        assert username not in [u["username"] for u in hawiya.json("users", "list")]
+    if args[:2] == ("clients", "create"):
+        name = args[args.index("--name") + 1]
+        expected = 1 if case == "duplicate client id" else 0
+        assert len([c for c in hawiya.json("clients", "list") if c["name"] == name]) == expected
+
+
+def test_weak_password_error_says_why(hawiya: Instance) -> None:
+    line = assert_clean_error(
+        hawiya.run(
+            "users",
+            "create",
+            "--type",
+            "citizen",
+            "--username",
+            "weak4",
+            "--password-stdin",
+            stdin="Tiny7secret",
+        )
+    )
+    assert "at least 15 characters" in line
+    assert "Tiny7secret" not in line
