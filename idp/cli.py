@@ -72,9 +72,15 @@ def main() -> None:
 def init() -> None:
     """Create the master key (embedded default), migrate the database, create signing keys."""
     settings = Settings.from_env()
-    if not settings.master_key and create_master_key_file(settings.master_key_file):
-        click.echo(f"created master key {settings.master_key_file} (mode 0600; back it up safely)")
     registry = Registry(settings)
+    if not settings.master_key and not settings.master_key_file.exists():
+        if registry.db.is_initialised() and registry.keystore_rows_exist():
+            raise ConfigurationError(
+                f"the database holds keys sealed under a master key that is missing: restore "
+                f"{settings.master_key_file} or set HAWIYA_MASTER_KEY (a new key cannot unseal them)"
+            )
+        create_master_key_file(settings.master_key_file)
+        click.echo(f"created master key {settings.master_key_file} (mode 0600; back it up safely)")
     registry.db.upgrade()
     created = registry.keystore.ensure_current_keys()
     registry.keystore.instance_secret("pairwise_salt")

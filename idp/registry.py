@@ -175,6 +175,10 @@ class Registry:
             self.verifier, self.clients, self.subjects, self.clock, issuer=self.settings.issuer
         )
 
+    def keystore_rows_exist(self) -> bool:
+        """True when the database already holds signing keys (sealed under some master key)."""
+        return bool(KeyRepository(self.db).in_states("next", "current", "retired", "revoked"))
+
     def close(self) -> None:
         """Release connections."""
         if "store" in self.__dict__:

@@ -329,3 +329,12 @@ def test_weak_password_error_says_why(hawiya: Instance) -> None:
     )
     assert "at least 15 characters" in line
     assert "Tiny7secret" not in line
+
+
+def test_init_refuses_to_replace_a_lost_master_key(tmp_path: Path) -> None:
+    instance = new_instance(tmp_path)
+    instance.ok("init")
+    instance.master_key_file.rename(tmp_path / "lost.key")
+    line = assert_clean_error(instance.run("init"))
+    assert "master key" in line
+    assert not instance.master_key_file.exists(), "a useless new master key was created"
