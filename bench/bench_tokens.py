@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from idp.app import create_app
+from idp.oidc.consent import ConsentRequest
 from idp.registry import Registry
 from idp.settings import Settings
 
@@ -48,7 +49,9 @@ def main() -> None:
         new = registry.clients.create(name="Bench", redirect_uris=["https://rp.example/cb"])
         client = new.client
         assert new.client_secret is not None
-        registry.consents.grant(person.id, client.client_id, {"profile"})
+        registry.consents.grant(
+            person.id, client.client_id, ConsentRequest(frozenset({"profile"}), frozenset())
+        )
         app = create_app(registry=registry)
         http = app.test_client()
         handle, _session = registry.sessions.start(

@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         app.register_blueprint(blueprint)
     # Machine endpoints authenticate their callers with client credentials or bearer tokens, and
     # agencies POST to /authorize cross-site: CSRF tokens do not apply to them.
-    for view in ("oidc.authorize", "oidc.token", "oidc.userinfo"):
+    for view in ("oidc.authorize", "oidc.token", "oidc.userinfo", "oidc.revoke", "oidc.introspect"):
         csrf.exempt(app.view_functions[view])
 
     errors.init_app(app)

@@ -227,7 +227,18 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeat for several.")
 @click.option("--public", is_flag=True, help="A public client (no secret; PKCE required).")
 @click.option("--grant-type", "grant_types", multiple=True, default=["authorization_code"], show_default=True)
-@click.option("--scope", default="openid profile email phone address", show_default=True)
+@click.option(
+    "--scope",
+    default="openid profile email phone address",
+    show_default=True,
+    help="OIDC scopes, offline_access, and API scopes like records:read.",
+)
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    help="A resource (API) URL this client may ask tokens for (RFC 8707); repeat for several.",
+)
 @click.option(
     "--auth-method",
     type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]),
@@ -258,6 +269,7 @@ def clients_create(
     public: bool,
     grant_types: tuple[str, ...],
     scope: str,
+    resources: tuple[str, ...],
     auth_method: str | None,
     jwks_file: Path | None,
     jwks_uri: str | None,
@@ -288,6 +300,7 @@ def clients_create(
         auth_method=method,
         grant_types=list(grant_types),
         scope=scope,
+        resources=list(resources),
         jwks=jwks,
         jwks_uri=jwks_uri,
         id_token_alg=id_token_alg,

@@ -20,6 +20,10 @@ from idp.oidc.claims import SubjectService
 from idp.oidc.clients import ClientService
 from idp.oidc.codes import CodeStore
 from idp.oidc.consent import ConsentService
+from idp.oidc.introspection import AccessTokens, Introspection
+from idp.oidc.jose import AssertionVerifier, ClientKeyCache
+from idp.oidc.refresh import RefreshTokens
+from idp.oidc.revocation import TokenLedger
 from idp.oidc.server import HawiyaServer
 from idp.oidc.tokens import TokenIssuer
 from idp.oidc.userinfo import UserinfoService
@@ -33,6 +37,7 @@ from idp.storage.repositories.audit import AuditRepository
 from idp.storage.repositories.clients import ClientRepository
 from idp.storage.repositories.consents import ConsentRepository
 from idp.storage.repositories.keys import KeyRepository
+from idp.storage.repositories.tokens import RefreshTokenRepository
 
 
 class Registry:
@@ -156,14 +161,52 @@ class Registry:
         return CodeStore(self.store, self.clock, self.audit, ttl=self.settings.code_ttl)
 
     @cached_property
+    def ledger(self) -> TokenLedger:
+        """Issued and revoked access tokens."""
+        return TokenLedger(self.store, self.clock, access_ttl=self.settings.access_token_ttl)
+
+    @cached_property
+    def refresh(self) -> RefreshTokens:
+        """Refresh tokens."""
+        return RefreshTokens(
+            RefreshTokenRepository(self.db),
+            self.ledger,
+            self.clock,
+            self.audit,
+            session_ttl=self.settings.session_absolute_ttl,
+            offline_ttl=self.settings.offline_refresh_ttl,
+        )
+
+    @cached_property
+    def assertions(self) -> AssertionVerifier:
+        """private_key_jwt client assertions."""
+        issuer = self.settings.issuer
+        cache = ClientKeyCache(self.clock, refetch_interval=self.settings.client_jwks_refetch_interval)
+        return AssertionVerifier(self.store, self.clock, cache, audiences=(f"{issuer}/token", issuer))
+
+    @cached_property
+    def access_tokens(self) -> AccessTokens:
+        """Access-token validation."""
+        return AccessTokens(self.verifier, self.ledger, self.clients, self.clock, issuer=self.settings.issuer)
+
+    @cached_property
+    def introspection(self) -> Introspection:
+        """RFC 7662."""
+        return Introspection(self.access_tokens, self.refresh, issuer=self.settings.issuer)
+
+    @cached_property
     def oauth(self) -> HawiyaServer:
         """Authlib's authorization server, wired."""
         return HawiyaServer(
             clients=self.clients,
             codes=self.codes,
+            refresh=self.refresh,
+            ledger=self.ledger,
             accounts=self.accounts,
             subjects=self.subjects,
             tokens=self.tokens,
+            assertions=self.assertions,
+            sessions_live=self.sessions.is_live,
             audit=self.audit,
             pkce_required_for_confidential=self.settings.pkce_required_for_confidential,
         )
@@ -172,7 +215,7 @@ class Registry:
     def userinfo(self) -> UserinfoService:
         """The userinfo endpoint's logic."""
         return UserinfoService(
-            self.verifier, self.clients, self.subjects, self.clock, issuer=self.settings.issuer
+            self.access_tokens, self.ledger, self.clients, self.subjects, issuer=self.settings.issuer
         )
 
     def keystore_rows_exist(self) -> bool:

@@ -59,6 +59,11 @@ class Settings:
     session_idle_ttl: int = 3600
     #: SSO session absolute lifetime, seconds.
     session_absolute_ttl: int = 12 * 3600
+    #: Lifetime of a refresh token issued with ``offline_access`` consent, seconds (30 days).
+    #: Without it, refresh tokens live only as long as the SSO session they were issued in.
+    offline_refresh_ttl: int = 30 * 24 * 3600
+    #: Least time between two fetches of a client's jwks_uri when an unknown kid shows up, seconds.
+    client_jwks_refetch_interval: int = 10
     #: How long a parked sign-in (the authorization request waiting for the person) lives, seconds.
     interaction_ttl: int = 900
     #: Minimum password length where a password alone signs in (NIST SP 800-63B-4: 15).
@@ -151,6 +156,8 @@ class Settings:
             "session_absolute_ttl",
             "interaction_ttl",
             "workers",
+            "offline_refresh_ttl",
+            "client_jwks_refetch_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")

@@ -29,7 +29,12 @@ def init_app(app: Flask, *, hsts: bool) -> None:
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if hsts:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        if response.mimetype == "text/html" or request.path in ("/token", "/userinfo"):
+        if response.mimetype == "text/html" or request.path in (
+            "/token",
+            "/userinfo",
+            "/revoke",
+            "/introspect",
+        ):
             # Pages may hold codes or personal data; never cache them.
             headers["Cache-Control"] = "no-store"
             headers.setdefault("Pragma", "no-cache")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Set
 from typing import Any
 
 from idp.accounts.service import AccountService, Person
@@ -52,8 +53,9 @@ class SubjectService:
         return self._accounts.by_subject(client.sector_identifier, subject)
 
 
-def claims_for(person: Person, scopes: set[str]) -> dict[str, Any]:
-    """The claims ``scopes`` release about ``person`` (without ``sub``); absent values omitted."""
+def claims_for(person: Person, scopes: Set[str], extra: Set[str] = frozenset()) -> dict[str, Any]:
+    """The claims ``scopes`` release about ``person``, plus the individually consented ``extra``
+    claims (OIDC Core 5.5), without ``sub``; absent values are omitted."""
     values: dict[str, Any] = {
         "name": person.name,
         "given_name": person.given_name,
@@ -67,9 +69,5 @@ def claims_for(person: Person, scopes: set[str]) -> dict[str, Any]:
         "phone_number_verified": person.phone_verified if person.phone else None,
         "address": person.address,
     }
-    released: dict[str, Any] = {}
-    for scope in scopes:
-        for claim in SCOPE_CLAIMS.get(scope, ()):
-            if values.get(claim) is not None:
-                released[claim] = values[claim]
-    return released
+    names = {claim for scope in scopes for claim in SCOPE_CLAIMS.get(scope, ())} | set(extra)
+    return {name: values[name] for name in sorted(names) if values.get(name) is not None}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,12 +27,16 @@ from idp.storage.models import Client
 from idp.storage.repositories.clients import ClientRepository
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-#: Grant types this release serves; refresh_token and client_credentials come with the protocol
-#: completeness issue and are refused at registration until then.
-GRANT_TYPES = ("authorization_code",)
+#: What the token and revocation endpoints accept; introspection takes confidential clients only.
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("ES256", "RS256")
-SCOPES = ("openid", "profile", "email", "phone", "address")
+#: OpenID Connect scopes (OIDC Core 5.4, 11). Agencies may also register API scopes of their own
+#: (``records:read``) for agency-to-agency calls; those carry no personal claims.
+SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
 DEFAULT_SCOPE = "openid profile email phone address"
+_API_SCOPE = re.compile(r"^[a-z][a-z0-9_.-]*:[a-z0-9_.:-]+$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class RegisteredClient(ClientMixin):
     sector_identifier: str
     min_acr: str | None
     secret_hash: str | None = None
+    resources: tuple[str, ...] = ()
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -127,6 +135,9 @@ def _registered(row: Client) -> RegisteredClient:
         sector_identifier=row.sector_identifier or _sector_of(row.redirect_uris),
         min_acr=row.min_acr,
         secret_hash=row.secret_hash,
+        resources=tuple(row.resources or ()),
+        jwks=row.jwks,
+        jwks_uri=row.jwks_uri,
     )
 
 
@@ -135,19 +146,25 @@ def _sector_of(redirect_uris: Sequence[str]) -> str:
     return sorted(hosts)[0] if hosts else ""
 
 
-def check_redirect_uri(uri: str) -> None:
-    """Registration rules for a redirect URI (OIDC Registration 2, RFC 9700 4.1)."""
+def _check_https_or_loopback(uri: str, what: str) -> None:
+    """https, or http on a loopback host (development and native apps, RFC 8252 7.3)."""
     try:
         parts = urlsplit(uri)
+        host = parts.hostname or ""
     except ValueError:
-        raise InvalidInput(f"redirect URI {uri!r} is not a URL") from None
-    if parts.fragment or "#" in uri:
-        raise InvalidInput("a redirect URI must not contain a fragment")
-    if parts.scheme == "https" and parts.hostname:
+        raise InvalidInput(f"{what} {uri!r} is not a URL") from None
+    if parts.scheme == "https" and host:
         return
-    if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
-        return  # loopback, for development and native apps (RFC 8252 7.3)
-    raise InvalidInput(f"redirect URI {uri!r} must be https (or http on localhost)")
+    if parts.scheme == "http" and host in LOCAL_HOSTS:
+        return
+    raise InvalidInput(f"{what} {uri!r} must be https (or http on localhost)")
+
+
+def check_redirect_uri(uri: str) -> None:
+    """Registration rules for a redirect URI (OIDC Registration 2, RFC 9700 4.1)."""
+    if "#" in uri:
+        raise InvalidInput("a redirect URI must not contain a fragment")
+    _check_https_or_loopback(uri, "redirect URI")
 
 
 class ClientService:
@@ -169,6 +186,7 @@ class ClientService:
         auth_method: str = "client_secret_basic",
         grant_types: Sequence[str] = ("authorization_code",),
         scope: str = DEFAULT_SCOPE,
+        resources: Sequence[str] = (),
         jwks: dict[str, Any] | None = None,
         jwks_uri: str | None = None,
         id_token_alg: str = "ES256",
@@ -191,12 +209,22 @@ class ClientService:
             raise InvalidInput(f"grant types must be among {', '.join(GRANT_TYPES)}")
         if "authorization_code" in grant_types and not redirect_uris:
             raise InvalidInput("a client using authorization_code needs a redirect URI")
+        if "refresh_token" in grant_types and "authorization_code" not in grant_types:
+            raise InvalidInput("refresh_token is only issued with authorization_code")
+        if "client_credentials" in grant_types and auth_method == "none":
+            raise InvalidInput("client_credentials needs a confidential client (it acts as itself)")
         for uri in redirect_uris:
             check_redirect_uri(uri)
+        for resource in resources:
+            _check_https_or_loopback(resource, "resource")
+            if "#" in resource:
+                raise InvalidInput("a resource indicator must not contain a fragment (RFC 8707 2)")
         scopes = scope.split()
-        bad_scopes = [s for s in scopes if s not in SCOPES]
+        bad_scopes = [s for s in scopes if s not in SCOPES and not _API_SCOPE.match(s)]
         if bad_scopes:
-            raise InvalidInput(f"unknown scope {bad_scopes[0]!r}; known: {', '.join(SCOPES)}")
+            raise InvalidInput(
+                f"unknown scope {bad_scopes[0]!r}; use {', '.join(SCOPES)} or an API scope like records:read"
+            )
         if id_token_alg not in ID_TOKEN_ALGS:
             raise InvalidInput(f"ID token alg must be one of {', '.join(ID_TOKEN_ALGS)}")
         if subject_type not in ("pairwise", "public"):
@@ -208,8 +236,8 @@ class ClientService:
                 raise InvalidInput("private_key_jwt needs exactly one of --jwks or --jwks-uri")
             if jwks is not None and not isinstance(jwks.get("keys"), list):
                 raise InvalidInput("the JWKS must be a JSON object with a 'keys' list")
-            if jwks_uri is not None and not jwks_uri.startswith("https://"):
-                raise InvalidInput("the JWKS URI must be https")
+            if jwks_uri is not None:
+                _check_https_or_loopback(jwks_uri, "the JWKS URI")
         hosts = {urlsplit(uri).hostname for uri in redirect_uris}
         if subject_type == "pairwise" and not sector_identifier and len(hosts) > 1:
             raise InvalidInput(
@@ -230,7 +258,7 @@ class ClientService:
                 grant_types=list(grant_types),
                 response_types=["code"] if "authorization_code" in grant_types else [],
                 scope=" ".join(dict.fromkeys(scopes)),
-                resources=[],
+                resources=list(dict.fromkeys(resources)),
                 jwks=jwks,
                 jwks_uri=jwks_uri,
                 id_token_signed_response_alg=id_token_alg,

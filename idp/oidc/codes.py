@@ -2,7 +2,7 @@
 
 A code is stored only as its SHA-256, in the ephemeral store. Consuming it is one atomic ``take``:
 of two concurrent redemptions exactly one succeeds. A spent code leaves a marker behind, so a replay
-is recognised and audited (and, with the protocol completeness issue, revokes what the code issued).
+is recognised, audited, and revokes what the code issued (RFC 6749 4.1.2).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class AuthorizationCode(AuthorizationCodeMixin):
     code_challenge: str | None
     code_challenge_method: str | None
     expires_at: float
+    #: The OIDC Core 5.5 claims request (JSON), if any.
+    claims: str | None = None
 
     def get_redirect_uri(self) -> str | None:
         """The redirect_uri of the authorization request (must match at /token)."""
@@ -89,6 +91,10 @@ class CodeStore:
         )
         self._store.put("code:" + hashed, json.dumps(asdict(record)).encode(), self.ttl)
         return record
+
+    def was_spent(self, code: str) -> bool:
+        """True when ``code`` was redeemed before (a replay)."""
+        return self._store.get("code-spent:" + code_hash(code)) is not None
 
     def consume(self, code: str, client_id: str) -> AuthorizationCode | None:
         """The code's record if it is live, unspent and was issued to ``client_id``; else None."""

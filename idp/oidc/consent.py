@@ -1,20 +1,41 @@
-"""Consent: a person allows a client to receive the claims of the scopes it asks for.
+"""Consent: a person allows a client to receive the claims of the scopes it asks for, and any
+claims it asks for individually (OIDC Core 5.5).
 
-Consent is remembered per (person, client); the page is skipped when every requested scope was
+Consent is remembered per (person, client); the page is skipped when everything requested was
 already allowed, and shown again with ``prompt=consent``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Set
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
+from idp.oidc.claims import SCOPE_CLAIMS
 from idp.storage.repositories.consents import ConsentRepository
 
-#: Scopes that need no consent: ``openid`` only says "sign me in" and releases ``sub``.
+#: Scopes that need no consent: ``openid`` only says "sign me in" and releases ``sub``; API scopes
+#: (``records:read``) describe what the agency may call, not personal data.
 IMPLICIT_SCOPES = frozenset({"openid"})
+
+
+def needs_consent(scope: str) -> bool:
+    """True for scopes the person must approve (personal data or offline access)."""
+    return scope in SCOPE_CLAIMS or scope == "offline_access"
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """What the person is asked to allow."""
+
+    scopes: frozenset[str]
+    claims: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.scopes or self.claims)
 
 
 class ConsentService:
@@ -25,22 +46,28 @@ class ConsentService:
         self._clock = clock
         self._audit = audit
 
-    def missing(self, account_id: str, client_id: str, scopes: set[str]) -> set[str]:
-        """Requested scopes the person has not allowed this client yet."""
-        wanted = scopes - IMPLICIT_SCOPES
-        if not wanted:
-            return set()
-        return wanted - self._repository.scopes(account_id, client_id)
+    def missing(
+        self, account_id: str, client_id: str, scopes: Set[str], claims: Set[str] = frozenset()
+    ) -> ConsentRequest:
+        """What the person has not allowed this client yet."""
+        wanted_scopes = {s for s in scopes if needs_consent(s)}
+        if not wanted_scopes and not claims:
+            return ConsentRequest(frozenset(), frozenset())
+        granted_scopes, granted_claims = self._repository.granted(account_id, client_id)
+        covered = granted_claims | {
+            c for s in granted_scopes | wanted_scopes for c in SCOPE_CLAIMS.get(s, ())
+        }
+        return ConsentRequest(frozenset(wanted_scopes - granted_scopes), frozenset(set(claims) - covered))
 
-    def grant(self, account_id: str, client_id: str, scopes: set[str]) -> None:
-        """Remember that the person allowed ``scopes``."""
+    def grant(self, account_id: str, client_id: str, request: ConsentRequest) -> None:
+        """Remember that the person allowed ``request``."""
         now = datetime.fromtimestamp(self._clock.now(), UTC)
-        self._repository.merge(account_id, client_id, scopes - IMPLICIT_SCOPES, now)
+        self._repository.merge(account_id, client_id, set(request.scopes), set(request.claims), now)
         self._audit.record(
             AuditEvent.CONSENT_GRANTED,
             subject=account_id,
             client_id=client_id,
-            detail={"scopes": sorted(scopes)},
+            detail={"scopes": sorted(request.scopes), "claims": sorted(request.claims)},
         )
 
     def deny(self, account_id: str, client_id: str) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.oidc.claims import SCOPE_CLAIMS
-from idp.oidc.clients import GRANT_TYPES, SCOPES
+from idp.oidc.clients import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, GRANT_TYPES, SCOPES
+from idp.oidc.jose import ASSERTION_ALGS
 from idp.settings import ACR_VALUES, LOCALES
 
 
@@ -23,19 +24,21 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "userinfo_endpoint": f"{issuer}/userinfo",
         "jwks_uri": f"{issuer}/jwks.json",
         "scopes_supported": list(SCOPES),
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["pairwise", "public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
-        "token_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": list(dict.fromkeys(claims)),
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,

@@ -2,19 +2,20 @@
 
 This module and the views are the only protocol code that may touch Flask (through Authlib's
 Flask integration). Authlib does the RFC 6749 / 7636 / OIDC Core validation; Hawiya supplies
-storage (codes, clients), the signing of every token (through the Signer), and policy (PKCE S256
-only, required for public clients).
+storage (codes, refresh tokens, clients), the signing of every token (through the Signer), client
+authentication by ``private_key_jwt`` (RFC 7523), and policy (PKCE S256 only, required for public
+clients; refresh rotation with reuse detection; replayed codes revoke what they issued).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request, grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 
@@ -22,18 +23,46 @@ from idp.accounts.service import AccountService, Person
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn.results import AuthResult
-from idp.oidc.claims import SubjectService
-from idp.oidc.clients import ClientService, RegisteredClient
-from idp.oidc.codes import AuthorizationCode, CodeStore
+from idp.oidc.claims import SubjectService, claims_for
+from idp.oidc.claims_request import ClaimsRequest, parse_claims_request
+from idp.oidc.clients import (
+    CLIENT_AUTH_METHODS,
+    CONFIDENTIAL_AUTH_METHODS,
+    SCOPES,
+    ClientService,
+    RegisteredClient,
+)
+from idp.oidc.codes import AuthorizationCode, CodeStore, code_hash
+from idp.oidc.jose import (
+    ASSERTION_TYPE,
+    AssertionClient,
+    AssertionVerifier,
+    InvalidAssertion,
+    unverified_client_id,
+)
+from idp.oidc.refresh import RefreshGrant, RefreshTokens
+from idp.oidc.revocation import TokenLedger
 from idp.oidc.tokens import AuthContext, TokenIssuer
+
+
+class InvalidTargetError(OAuth2Error):
+    """RFC 8707 section 2: the requested resource is not one this client registered."""
+
+    error = "invalid_target"
 
 
 @dataclass(frozen=True)
 class AuthorizedUser:
-    """The resource owner Authlib passes around: the person and how they authenticated."""
+    """The resource owner Authlib passes around: the person, how they authenticated, and the grant
+    the tokens come from (its scope, claims request, refresh family and originating code)."""
 
     person: Person
     context: AuthContext
+    claims: ClaimsRequest = field(default_factory=ClaimsRequest)
+    grant_scope: str = ""
+    family_id: str | None = None
+    offline: bool = False
+    code_hash: str | None = None
 
 
 class ParkedPayload(OAuth2Payload):
@@ -114,7 +143,7 @@ class IdToken(OpenIDCode):
         return False
 
     def generate_user_info(self, user: AuthorizedUser, scope: str) -> dict[str, Any]:
-        """Unused: ID tokens carry no scope claims (they come from userinfo)."""
+        """Unused: ID tokens carry scope claims only when asked for with ``claims`` (5.5)."""
         return {}
 
     def encode_id_token(self, token: dict[str, Any], request: Any) -> str:
@@ -128,24 +157,41 @@ class IdToken(OpenIDCode):
             context=user.context,
             nonce=code.nonce if code else None,
             access_token=token.get("access_token"),
-            extra_claims={},
+            extra_claims=claims_for(user.person, set(), set(user.claims.id_token)),
         )
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class _IssuesTokens:
+    """Hands the whole request to the server's token issuance (resource indicators, ledger)."""
+
+    server: HawiyaServer
+    request: Any
+    GRANT_TYPE: str
+
+    def generate_token(
+        self,
+        user: AuthorizedUser | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        """Issue this response's tokens."""
+        return self.server.issue(
+            self.request, user=user, scope=scope or "", include_refresh_token=include_refresh_token
+        )
+
+
+class AuthorizationCodeGrant(_IssuesTokens, grants.AuthorizationCodeGrant):
     """RFC 6749 4.1 with codes in the ephemeral store, consumed atomically."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = [  # noqa: RUF012 - Authlib's class attribute
-        "client_secret_basic",
-        "client_secret_post",
-        "none",
-    ]
-    server: HawiyaServer
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         """Store the code with everything the token response will need."""
         user: AuthorizedUser = request.user
         data = request.payload.data
+        claims = parse_claims_request(data.get("claims"))  # validated before consent
         self.server.codes.save(
             code,
             client_id=request.client.client_id,
@@ -159,14 +205,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             sid=user.context.sid,
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
+            claims=claims.as_json() if claims.userinfo or claims.id_token else None,
         )
         self.server.audit.record(
             AuditEvent.CODE_ISSUED, subject=user.person.id, client_id=request.client.client_id
         )
 
     def query_authorization_code(self, code: str, client: RegisteredClient) -> AuthorizationCode | None:
-        """Consume the code (single use, atomic)."""
-        return self.server.codes.consume(code, client.client_id)
+        """Consume the code (single use, atomic); a replay revokes what the code issued."""
+        record = self.server.codes.consume(code, client.client_id)
+        if record is None and self.server.codes.was_spent(code):
+            self.server.revoke_code_grant(code_hash(code))
+        return record
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Nothing to do: consuming already removed it."""
@@ -182,35 +232,120 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             amr=authorization_code.amr,
             acr=authorization_code.acr,
         )
-        return AuthorizedUser(person, AuthContext(auth, authorization_code.sid))
+        return AuthorizedUser(
+            person,
+            AuthContext(auth, authorization_code.sid),
+            claims=parse_claims_request(authorization_code.claims),
+            grant_scope=authorization_code.scope,
+            offline="offline_access" in authorization_code.scope.split(),
+            code_hash=authorization_code.code_hash,
+        )
+
+
+@dataclass(frozen=True)
+class _RefreshCredential:
+    """A consumed refresh token, in the shape Authlib's refresh grant asks for."""
+
+    grant: RefreshGrant
+
+    def check_client(self, client: RegisteredClient) -> bool:
+        return client.client_id == self.grant.client_id
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+
+class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
+    """RFC 6749 6 with rotation on every use and family revocation on reuse (RFC 9700 4.14)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> _RefreshCredential | None:
+        """Consume the presented token; None when unknown, spent (then its family dies) or dead."""
+        client: RegisteredClient = self.request.client
+        grant = self.server.refresh.consume(refresh_token, client.client_id)
+        if grant is None:
+            return None
+        if not grant.offline and not (grant.sid and self.server.session_is_live(grant.sid)):
+            # Session-bound tokens die with the SSO session (DESIGN.md "Refresh tokens").
+            self.server.refresh.revoke_family(grant.family_id, reason="session_ended")
+            return None
+        return _RefreshCredential(grant)
+
+    def authenticate_user(self, credential: _RefreshCredential) -> AuthorizedUser | None:
+        """The person of the refresh family, if still active."""
+        grant = credential.grant
+        person = self.server.accounts.find(grant.account_id)
+        if person is None or not person.active:
+            self.server.refresh.revoke_family(grant.family_id, reason="account_inactive")
+            return None
+        auth = AuthResult(person.id, grant.auth_time, grant.amr, grant.acr or "")
+        return AuthorizedUser(
+            person,
+            AuthContext(auth, grant.sid),
+            claims=parse_claims_request(grant.claims),
+            grant_scope=grant.scope,
+            family_id=grant.family_id,
+            offline=grant.offline,
+        )
+
+    def revoke_old_credential(self, credential: _RefreshCredential) -> None:
+        """Nothing to do: the old token was consumed atomically."""
+
+
+class ClientCredentialsGrant(_IssuesTokens, grants.ClientCredentialsGrant):
+    """RFC 6749 4.4 for agency-to-agency APIs: the client acts as itself (``sub`` = client_id)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        """Authlib's checks, then: only API scopes the client registered (no personal scopes)."""
+        super().validate_token_request()
+        client: RegisteredClient = self.request.client
+        api_scopes = [s for s in client.scope.split() if s not in SCOPES]
+        requested = (self.request.payload.scope or "").split()
+        if any(s not in api_scopes for s in requested):
+            raise InvalidScopeError("client_credentials grants only the API scopes the client registered")
+        self.request.scope = " ".join(requested or api_scopes)
 
 
 class HawiyaServer(AuthorizationServer):
-    """The authorization server: /authorize validation and the /token endpoint."""
+    """The authorization server: /authorize validation and the token endpoint's grants."""
 
     def __init__(
         self,
         *,
         clients: ClientService,
         codes: CodeStore,
+        refresh: RefreshTokens,
+        ledger: TokenLedger,
         accounts: AccountService,
         subjects: SubjectService,
         tokens: TokenIssuer,
+        assertions: AssertionVerifier,
+        sessions_live: Any,
         audit: AuditLog,
         pkce_required_for_confidential: bool,
     ) -> None:
         super().__init__()
         self.clients = clients
         self.codes = codes
+        self.refresh = refresh
+        self.ledger = ledger
         self.accounts = accounts
         self.subjects = subjects
         self.tokens = tokens
+        self.assertions = assertions
+        self.session_is_live = sessions_live
         self.audit = audit
-        self.register_token_generator("default", self._generate_token)
+        self.register_client_auth_method("private_key_jwt", self._authenticate_private_key_jwt)
         self.register_grant(
             AuthorizationCodeGrant,
             [IdToken(self), PKCE(required_for_confidential=pkce_required_for_confidential)],
         )
+        self.register_grant(RefreshTokenGrant)
+        self.register_grant(ClientCredentialsGrant)
 
     def query_client(self, client_id: str) -> RegisteredClient | None:
         """Only active clients are served."""
@@ -232,27 +367,98 @@ class HawiyaServer(AuthorizationServer):
             return request
         return super().create_oauth2_request(request)
 
-    def _generate_token(
-        self,
-        grant_type: str,
-        client: RegisteredClient,
-        user: AuthorizedUser | None = None,
-        scope: str | None = None,
-        expires_in: int | None = None,
-        include_refresh_token: bool = True,
+    # -- client authentication ------------------------------------------------------------------
+
+    def _authenticate_private_key_jwt(self, query_client: Any, request: Any) -> RegisteredClient | None:
+        """RFC 7523 2.2 / OIDC Core 9: the client proves itself with a JWT signed by its key."""
+        data = request.form
+        assertion = data.get("client_assertion")
+        if data.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
+            return None
+        client_id = data.get("client_id") or unverified_client_id(assertion)
+        client: RegisteredClient | None = query_client(client_id) if client_id else None
+        if client is None or client.token_endpoint_auth_method != "private_key_jwt":
+            return None
+        try:
+            self.assertions.verify(assertion, AssertionClient(client.client_id, client.jwks, client.jwks_uri))
+        except InvalidAssertion as refused:
+            self.audit.record(
+                AuditEvent.CLIENT_AUTH_FAILED,
+                client_id=client.client_id,
+                detail={"method": "private_key_jwt", "reason": str(refused)},
+            )
+            return None
+        return client
+
+    def authenticate_endpoint_client(self, endpoint: str) -> RegisteredClient:
+        """Authenticate the caller of /revoke or /introspect (confidential clients only)."""
+        request = self.create_oauth2_request(None)
+        methods = CLIENT_AUTH_METHODS if endpoint == "revocation" else CONFIDENTIAL_AUTH_METHODS
+        client: RegisteredClient = self.authenticate_client(request, methods, endpoint)
+        return client
+
+    # -- issuance and revocation ----------------------------------------------------------------
+
+    def issue(
+        self, request: Any, *, user: AuthorizedUser | None, scope: str, include_refresh_token: bool
     ) -> dict[str, Any]:
-        if user is None:
-            raise InvalidRequestError("this grant needs a signed-in person")
-        scope = scope or ""
-        access_token = self.tokens.access_token(
+        """The token response of a grant: access token, maybe a refresh token (ID tokens are
+        added by the IdToken extension)."""
+        client: RegisteredClient = request.client
+        resource = request.form.get("resource") if hasattr(request, "form") else None
+        if resource and resource not in client.resources:
+            raise InvalidTargetError(f"resource {resource!r} is not registered for this client")
+        if user is None:  # client_credentials: the client acts as itself
+            access = self.tokens.access_token(
+                client=client, subject=client.client_id, scope=scope, context=None, audience=resource
+            )
+            return {
+                "token_type": "Bearer",
+                "access_token": access.value,
+                "expires_in": self.tokens.access_ttl,
+                "scope": scope,
+            }
+        access = self.tokens.access_token(
             client=client,
             subject=self.subjects.subject(client, user.person.id),
             scope=scope,
             context=user.context,
+            audience=resource,
         )
-        return {
+        response: dict[str, Any] = {
             "token_type": "Bearer",
-            "access_token": access_token,
+            "access_token": access.value,
             "expires_in": self.tokens.access_ttl,
             "scope": scope,
         }
+        self.ledger.attach_claims(access.jti, access.exp, sorted(user.claims.userinfo))
+        if user.code_hash:
+            self.ledger.issued(access.jti, access.exp, "code:" + user.code_hash)
+        live = bool(user.context.sid and self.session_is_live(user.context.sid))
+        if include_refresh_token and client.check_grant_type("refresh_token") and (user.offline or live):
+            family = user.family_id or self.refresh.new_family()
+            response["refresh_token"] = self.refresh.issue(
+                RefreshGrant(
+                    family_id=family,
+                    client_id=client.client_id,
+                    account_id=user.person.id,
+                    sid=user.context.sid,
+                    scope=user.grant_scope or scope,
+                    auth_time=user.context.auth.auth_time,
+                    acr=user.context.auth.acr,
+                    amr=tuple(user.context.auth.amr),
+                    offline=user.offline,
+                    claims=user.claims.as_json() if user.claims.userinfo or user.claims.id_token else None,
+                ),
+                code_hash=user.code_hash,
+            )
+            self.ledger.issued(access.jti, access.exp, "family:" + family)
+        return response
+
+    def revoke_code_grant(self, hashed_code: str) -> None:
+        """RFC 6749 4.1.2: a replayed code revokes every token issued from it."""
+        revoked = self.ledger.revoke_grant("code:" + hashed_code)
+        self.refresh.revoke_for_code(hashed_code)
+        self.audit.record(
+            AuditEvent.TOKEN_REVOKED, detail={"reason": "code_replay", "access_tokens": revoked}
+        )

@@ -1,8 +1,8 @@
 """Access tokens (RFC 9068 JWTs) and ID tokens (OIDC Core 2), signed through the Signer.
 
-Access tokens are ES256 JWTs with ``typ: at+jwt``, a ``jti`` and a short lifetime; their ``aud`` is
-the issuer (for userinfo) until resource indicators arrive. ID tokens use the client's registered
-``id_token_signed_response_alg``.
+Access tokens are ES256 JWTs with ``typ: at+jwt``, a ``jti`` and a short lifetime. Their ``aud`` is
+the RFC 8707 ``resource`` the client asked for (one it registered), or else the issuer (for
+userinfo). ID tokens use the client's registered ``id_token_signed_response_alg``.
 """
 
 from __future__ import annotations
@@ -29,9 +29,18 @@ class AuthContext:
     sid: str | None
 
 
+@dataclass(frozen=True)
+class AccessToken:
+    """A signed access token and what revocation needs to know about it."""
+
+    value: str
+    jti: str
+    exp: int
+
+
 def half_hash(value: str, alg: str) -> str:
     """``at_hash``/``c_hash``: left half of the hash that matches ``alg`` (OIDC Core 3.1.3.6)."""
-    bits = alg[2:]
+    bits = alg[2:] if alg != "EdDSA" else "512"
     digest = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}[bits](
         value.encode("ascii")
     ).digest()
@@ -44,30 +53,39 @@ class TokenIssuer:
     def __init__(self, signer: Signer, clock: Clock, *, issuer: str, access_ttl: int, id_ttl: int) -> None:
         self._signer = signer
         self._clock = clock
-        self._issuer = issuer
+        self.issuer = issuer
         self.access_ttl = access_ttl
         self._id_ttl = id_ttl
 
     def access_token(
-        self, *, client: RegisteredClient, subject: str, scope: str, context: AuthContext
-    ) -> str:
-        """An RFC 9068 access token."""
+        self,
+        *,
+        client: RegisteredClient,
+        subject: str,
+        scope: str,
+        context: AuthContext | None,
+        audience: str | None = None,
+    ) -> AccessToken:
+        """An RFC 9068 access token; ``context`` is None for client_credentials."""
         now = int(self._clock.now())
+        jti = secrets.token_urlsafe(16)
         claims: dict[str, Any] = {
-            "iss": self._issuer,
+            "iss": self.issuer,
             "sub": subject,
-            "aud": self._issuer,
+            "aud": audience or self.issuer,
             "client_id": client.client_id,
             "scope": scope,
             "iat": now,
             "exp": now + self.access_ttl,
-            "jti": secrets.token_urlsafe(16),
-            "auth_time": context.auth.auth_time,
-            "acr": context.auth.acr,
+            "jti": jti,
         }
-        if context.sid:
-            claims["sid"] = context.sid
-        return self._signer.sign(claims, alg=ACCESS_TOKEN_ALG, typ="at+jwt")
+        if context is not None:
+            claims["auth_time"] = context.auth.auth_time
+            claims["acr"] = context.auth.acr
+            if context.sid:
+                claims["sid"] = context.sid
+        value = self._signer.sign(claims, alg=ACCESS_TOKEN_ALG, typ="at+jwt")
+        return AccessToken(value, jti, claims["exp"])
 
     def id_token(
         self,
@@ -84,7 +102,7 @@ class TokenIssuer:
         now = int(self._clock.now())
         claims: dict[str, Any] = {
             **extra_claims,
-            "iss": self._issuer,
+            "iss": self.issuer,
             "sub": subject,
             "aud": client.client_id,
             "azp": client.client_id,

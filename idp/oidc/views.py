@@ -1,8 +1,10 @@
-"""Protocol endpoints: discovery, JWKS, /authorize (+ resume and consent), /token, /userinfo.
+"""Protocol endpoints: discovery, JWKS, /authorize (+ resume and consent), /token, /userinfo,
+/revoke (RFC 7009) and /introspect (RFC 7662).
 
 The redirect rule (RFC 6749 4.1.2.1, node-oidc-provider's golden rule): an error goes back to the
 client only once its client_id and redirect_uri are verified; otherwise the person sees an error
-page. Every authorization response, success or error, carries ``iss`` (RFC 9207).
+page. Every authorization response, success or error, query or form_post, carries ``iss``
+(RFC 9207).
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ from urllib.parse import parse_qsl, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from idp.audit.events import AuditEvent
 from idp.errors import InteractionExpired
 from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, clear_cookie, services, set_cookie
 from idp.http.errors import error_page
 from idp.keys.signer import InvalidToken
-from idp.oidc.claims import SCOPE_CLAIMS
+from idp.oidc.claims_request import CLAIM_SCOPE, ClaimsRequest, InvalidClaimsRequest, parse_claims_request
 from idp.oidc.clients import RegisteredClient
+from idp.oidc.consent import ConsentRequest, needs_consent
 from idp.oidc.discovery import provider_metadata
 from idp.oidc.server import AuthorizationRequest, AuthorizedUser
 from idp.oidc.tokens import AuthContext
@@ -31,6 +36,20 @@ from idp.sessions.interactions import Interaction
 
 log = logging.getLogger("idp.oidc")
 bp = Blueprint("oidc", __name__)
+
+RESPONSE_MODES = ("query", "form_post")
+
+
+class RequestNotSupportedError(OAuth2Error):
+    """OIDC Core 3.1.2.6: request objects are not supported (DESIGN.md)."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupportedError(OAuth2Error):
+    """OIDC Core 3.1.2.6: request_uri is not supported (DESIGN.md)."""
+
+    error = "request_uri_not_supported"
 
 
 # -- discovery ----------------------------------------------------------------------------------
@@ -66,34 +85,68 @@ def _request_params() -> dict[str, list[str]]:
 @bp.route("/authorize", methods=["GET", "POST"])
 def authorize() -> Response:
     """The authorization endpoint."""
-    return _authorize(_request_params(), None)
+    params = _request_params()
+    if request.method == "POST" and _known_client_and_redirect(params):
+        # A cross-site POST carries no SameSite=Lax cookie, so the SSO session is invisible here.
+        # Park the request and continue with a top-level GET, which does carry it.
+        interaction = services().interactions.park(params)
+        response = redirect(url_for("oidc.resume", ix=interaction.id), code=303)
+        set_cookie(response, INTERACTION_COOKIE, interaction.id, max_age=services().settings.interaction_ttl)
+        return response
+    return _authorize(params, None)
+
+
+def _known_client_and_redirect(params: dict[str, list[str]]) -> bool:
+    client_ids, redirect_uris = params.get("client_id", []), params.get("redirect_uri", [])
+    if len(client_ids) != 1 or len(redirect_uris) != 1 or any(len(v) > 1 for v in params.values()):
+        return False  # let validation answer at once (error page or redirect)
+    client = services().clients.active(client_ids[0])
+    return client is not None and client.check_redirect_uri(redirect_uris[0])
 
 
 @bp.get("/authorize/resume")
 def resume() -> Response:
-    """Continue a parked authorization request after sign-in."""
+    """Continue a parked authorization request (after sign-in, or after a cross-site POST)."""
     reg = services()
     interaction = reg.interactions.load(request.args.get("ix"), request.cookies.get(INTERACTION_COOKIE))
     return _authorize(interaction.params, interaction)
 
 
-def _with_iss(response: Response) -> Response:
-    """Add ``iss`` to an authorization response redirect (RFC 9207 section 2).
+def _finish(response: Response, params: dict[str, str], redirect_uri: str | None) -> Response:
+    """Add ``iss`` (RFC 9207 2) and deliver the response in the requested mode.
 
     The query is parsed rather than searched: a registered redirect URI may carry its own
     parameters (RFC 6749 3.1.2), and ``?dismiss=1`` must not pass for an ``iss``.
     """
     issuer = services().settings.issuer
-    if response.location and ("iss", issuer) not in parse_qsl(urlsplit(response.location).query):
+    if not response.location:
+        return response
+    if ("iss", issuer) not in parse_qsl(urlsplit(response.location).query):
         response.location = add_params_to_uri(response.location, [("iss", issuer)])
-    return response
+    if params.get("response_mode") != "form_post" or not redirect_uri:
+        return response
+    # OAuth 2.0 Form Post Response Mode: the same parameters, POSTed by the browser.
+    own = parse_qsl(urlsplit(redirect_uri).query, keep_blank_values=True)
+    fields = parse_qsl(urlsplit(response.location).query, keep_blank_values=True)
+    fields = [pair for pair in fields if pair not in own]
+    page = Response(
+        render_template("oidc/form_post.html", action=redirect_uri, fields=fields), mimetype="text/html"
+    )
+    for header in ("Set-Cookie",):
+        for value in response.headers.getlist(header):
+            page.headers.add(header, value)
+    return page
 
 
 def _error(oauth_request: AuthorizationRequest, error: OAuth2Error) -> Response:
     """Redirect the error to a verified redirect_uri, or show it on a page."""
-    if getattr(error, "redirect_uri", None):
+    redirect_uri = getattr(error, "redirect_uri", None)
+    if redirect_uri:
         error.state = oauth_request.payload.state
-        return _with_iss(services().oauth.handle_error_response(oauth_request, error))
+        data = dict(oauth_request.payload.data)
+        if data.get("response_mode") not in RESPONSE_MODES:
+            data.pop("response_mode", None)  # an unusable mode: answer in the default (query)
+        return _finish(services().oauth.handle_error_response(oauth_request, error), data, redirect_uri)
     log.info("authorization request refused without redirect: %s", error.error)
     return error_page(
         _("This service sent an invalid sign-in request"),
@@ -106,8 +159,8 @@ def _error(oauth_request: AuthorizationRequest, error: OAuth2Error) -> Response:
     )
 
 
-def _max_age_exceeded(params: dict[str, list[str]], auth_time: int, now: float) -> bool:
-    raw = (params.get("max_age") or [""])[0]
+def _max_age_exceeded(params: dict[str, str], auth_time: int, now: float) -> bool:
+    raw = params.get("max_age", "")
     if not raw.isdigit():
         return False
     return now - auth_time > int(raw)
@@ -125,6 +178,35 @@ def _go(endpoint: str, interaction: Interaction) -> Response:
     return response
 
 
+def _hint_subject(hint: str, client: RegisteredClient) -> str:
+    """The ``sub`` of an ``id_token_hint`` this IdP issued to ``client`` (expired is fine: OIDC
+    Core 3.1.2.1); InvalidRequestError otherwise."""
+    reg = services()
+    try:
+        _header, claims = reg.verifier.verify(hint, typ="jwt")
+    except InvalidToken:
+        raise InvalidRequestError("id_token_hint is not an ID token issued by Hawiya") from None
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if claims.get("iss") != reg.settings.issuer or client.client_id not in audiences:
+        raise InvalidRequestError("id_token_hint was not issued to this client")
+    return str(claims.get("sub", ""))
+
+
+def _check_request(data: dict[str, str], redirect_uri: str) -> ClaimsRequest:
+    """Parameters Authlib does not check: request objects, response_mode, claims (raises OAuth2Error)."""
+    if "request" in data:
+        raise RequestNotSupportedError(redirect_uri=redirect_uri)
+    if "request_uri" in data:
+        raise RequestUriNotSupportedError(redirect_uri=redirect_uri)
+    if data.get("response_mode", "query") not in RESPONSE_MODES:
+        raise InvalidRequestError("response_mode must be query or form_post", redirect_uri=redirect_uri)
+    try:
+        return parse_claims_request(data.get("claims"))
+    except InvalidClaimsRequest as bad:
+        raise InvalidRequestError(str(bad), redirect_uri=redirect_uri) from None
+
+
 def _authorize(
     params: dict[str, list[str]], interaction: Interaction | None, *, denied: bool = False
 ) -> Response:
@@ -139,27 +221,30 @@ def _authorize(
 
     try:
         grant = reg.oauth.get_consent_grant(request=oauth_request, end_user=user)
+        claims_request = _check_request(oauth_request.payload.data, grant.redirect_uri)
+        client: RegisteredClient = grant.request.client
+        data = oauth_request.payload.data
+        hint_sub = _hint_subject(data["id_token_hint"], client) if data.get("id_token_hint") else None
     except OAuth2Error as error:
         return _error(oauth_request, error)
 
-    client: RegisteredClient = grant.request.client
-    prompts = set(oauth_request.payload.data.get("prompt", "").split())
+    prompts = set(data.get("prompt", "").split())
     fresh = interaction is not None and interaction.authenticated
-    needs_login = user is None or (
-        not fresh
-        and ("login" in prompts or _max_age_exceeded(params, user.context.auth.auth_time, reg.clock.now()))
+    stale = user is not None and (
+        "login" in prompts
+        or _max_age_exceeded(data, user.context.auth.auth_time, reg.clock.now())
+        or (hint_sub is not None and hint_sub != reg.subjects.subject(client, user.person.id))
     )
-    if needs_login:
+    if user is None or (stale and not fresh):
         if "none" in prompts:
             return _error(oauth_request, LoginRequiredError(redirect_uri=grant.redirect_uri))
         return _go("authn.signin", _park(params, interaction))
 
-    assert user is not None  # noqa: S101 - needs_login covers the None case
     if denied:
         reg.consents.deny(user.person.id, client.client_id)
     else:
         scopes = set(oauth_request.scope.split())
-        missing = reg.consents.missing(user.person.id, client.client_id, scopes)
+        missing = reg.consents.missing(user.person.id, client.client_id, scopes, claims_request.personal)
         consented = interaction is not None and interaction.consented
         if (missing or "consent" in prompts) and not consented:
             if "none" in prompts:
@@ -174,40 +259,44 @@ def _authorize(
         clear_cookie(response, INTERACTION_COOKIE)
     if session is not None and handle and not denied:
         reg.sessions.add_client(handle, session, client.client_id)
-    return _with_iss(response)
+    return _finish(response, data, grant.redirect_uri)
 
 
-def _consent_context(interaction: Interaction) -> tuple[RegisteredClient, list[str]]:
-    reg = services()
-    client = reg.clients.active(interaction.param("client_id") or "")
+def _consent_request(interaction: Interaction) -> tuple[RegisteredClient, ConsentRequest]:
+    """The client, and everything it asks the person to allow."""
+    client = services().clients.active(interaction.param("client_id") or "")
     if client is None:
         raise InteractionExpired(_("This service is no longer available."))
-    scopes = [s for s in client.get_allowed_scope(interaction.param("scope")).split() if s in SCOPE_CLAIMS]
-    return client, scopes
+    scopes = {s for s in client.get_allowed_scope(interaction.param("scope")).split() if needs_consent(s)}
+    try:
+        claims = parse_claims_request(interaction.param("claims")).personal
+    except InvalidClaimsRequest:
+        claims = set()
+    return client, ConsentRequest(frozenset(scopes), frozenset(claims))
 
 
 @bp.route("/consent", methods=["GET", "POST"])
 def consent() -> Response:
     """Ask the person to allow the agency to receive the requested claims."""
     reg = services()
-    ix_id = request.values.get("ix")
-    interaction = reg.interactions.load(ix_id, request.cookies.get(INTERACTION_COOKIE))
+    interaction = reg.interactions.load(request.values.get("ix"), request.cookies.get(INTERACTION_COOKIE))
     session = reg.sessions.find(request.cookies.get(SSO_COOKIE))
     if session is None:
         return _go("authn.signin", interaction)
-    client, scopes = _consent_context(interaction)
+    client, asked = _consent_request(interaction)
     if request.method == "POST":
         if request.form.get("decision") == "approve":
-            reg.consents.grant(session.account_id, client.client_id, set(scopes))
+            reg.consents.grant(session.account_id, client.client_id, asked)
             interaction = reg.interactions.update(interaction, consented=True)
             return _authorize(interaction.params, interaction)
         return _authorize(interaction.params, interaction, denied=True)
+    scope_claims = {c for s in asked.scopes for c, scope in CLAIM_SCOPE.items() if scope == s}
     return Response(
         render_template(
             "oidc/consent.html",
             client=client,
-            scopes=scopes,
-            scope_claims=SCOPE_CLAIMS,
+            scopes=sorted(asked.scopes),
+            claims=sorted(asked.claims - scope_claims),
             ix=interaction.id,
             person=reg.accounts.find(session.account_id),
         ),
@@ -215,19 +304,33 @@ def consent() -> Response:
     )
 
 
-# -- token and userinfo -------------------------------------------------------------------------
+# -- token, userinfo, revocation, introspection ---------------------------------------------------
+
+
+def _repeated_parameter() -> Response | None:
+    """RFC 6749 3.2: request parameters MUST NOT be included more than once (Authlib takes the first)."""
+    repeated = sorted(key for key in request.form if len(request.form.getlist(key)) > 1)
+    if not repeated:
+        return None
+    response = jsonify(error="invalid_request", error_description=f"repeated parameter {repeated[0]}")
+    response.status_code = 400
+    return response
+
+
+def _oauth_error(error: OAuth2Error) -> Response:
+    status, body, headers = error()
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in headers:
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 @bp.post("/token")
 def token() -> Response:
     """The token endpoint (RFC 6749 3.2); Authlib validates, Hawiya signs."""
-    repeated = sorted(key for key in request.form if len(request.form.getlist(key)) > 1)
-    if repeated:
-        # RFC 6749 3.2: parameters MUST NOT be included more than once (Authlib takes the first).
-        response = jsonify(error="invalid_request", error_description=f"repeated parameter {repeated[0]}")
-        response.status_code = 400
-    else:
-        response = services().oauth.create_token_response()
+    response: Response = _repeated_parameter() or services().oauth.create_token_response()
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -260,5 +363,66 @@ def userinfo() -> Response:
         )
         return response
     response = jsonify(claims)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _token_parameters() -> tuple[str, str | None] | Response:
+    token_value = request.form.get("token")
+    if not token_value:
+        return _oauth_error(InvalidRequestError("the token parameter is required"))
+    hint = request.form.get("token_type_hint")
+    return token_value, hint
+
+
+@bp.post("/revoke")
+def revoke() -> Response:
+    """Token revocation (RFC 7009): refresh tokens (their family) and access tokens (deny-list)."""
+    reg = services()
+    refused = _repeated_parameter()
+    if refused is not None:
+        return refused
+    try:
+        client = reg.oauth.authenticate_endpoint_client("revocation")
+    except OAuth2Error as error:
+        return _oauth_error(error)
+    parsed = _token_parameters()
+    if isinstance(parsed, Response):
+        return parsed
+    token_value, hint = parsed
+    if hint not in (None, "access_token", "refresh_token"):
+        response = jsonify(error="unsupported_token_type")
+        response.status_code = 400
+        return response
+    attempts = [
+        lambda: reg.refresh.revoke_token(token_value, client.client_id),
+        lambda: reg.access_tokens.revoke(token_value, client),
+    ]
+    if hint == "access_token":
+        attempts.reverse()
+    if any(attempt() for attempt in attempts):
+        reg.audit.record(AuditEvent.TOKEN_REVOKED, client_id=client.client_id, detail={"hint": hint})
+    # RFC 7009 2.2: 200 whether or not the token was valid, so nothing is learned by probing.
+    done = Response("", status=200)
+    done.headers["Cache-Control"] = "no-store"
+    return done
+
+
+@bp.post("/introspect")
+def introspect() -> Response:
+    """Token introspection (RFC 7662) for confidential clients."""
+    reg = services()
+    refused = _repeated_parameter()
+    if refused is not None:
+        return refused
+    try:
+        client = reg.oauth.authenticate_endpoint_client("introspection")
+    except OAuth2Error as error:
+        return _oauth_error(error)
+    parsed = _token_parameters()
+    if isinstance(parsed, Response):
+        return parsed
+    token_value, hint = parsed
+    response = jsonify(reg.introspection.introspect(token_value, hint, client))
     response.headers["Cache-Control"] = "no-store"
     return response

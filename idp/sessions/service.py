@@ -105,11 +105,16 @@ class SessionService:
         self._save(handle, updated)
         return updated
 
+    def is_live(self, sid: str) -> bool:
+        """True while the session with this ``sid`` lives (refresh tokens bound to it still work)."""
+        return self._store.get("sso-sid:" + sid) is not None
+
     def end(self, handle: str, *, reason: str = "logout") -> None:
         """End the session behind ``handle``."""
         raw = self._store.take(self._key(handle))
         if raw is not None:
             data = json.loads(raw)
+            self._store.delete("sso-sid:" + str(data.get("sid")))
             self._audit.record(
                 AuditEvent.SESSION_ENDED,
                 subject=data.get("account_id"),
@@ -120,3 +125,4 @@ class SessionService:
         now = self._clock.now()
         ttl = int(min(self._idle, self._absolute - (now - session.created_at))) + 1
         self._store.put(self._key(handle), json.dumps(asdict(session)).encode(), max(1, ttl))
+        self._store.put("sso-sid:" + session.sid, b"1", max(1, ttl))

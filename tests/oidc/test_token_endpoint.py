@@ -235,7 +235,7 @@ def test_redirect_uri_must_match_the_authorization_request(
 
 @pytest.mark.parametrize(
     "grant_type",
-    ["password", "client_credentials", "implicit", "urn:ietf:params:oauth:grant-type:device_code"],
+    ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code"],
 )
 def test_unsupported_grant_type(app: Flask, world: World, grant_type: str) -> None:
     response = app.test_client().post(
@@ -244,6 +244,13 @@ def test_unsupported_grant_type(app: Flask, world: World, grant_type: str) -> No
         auth=confidential_auth(world),
     )
     assert_token_error(response, 400, "unsupported_grant_type")
+
+
+def test_grant_type_not_registered_for_the_client(app: Flask, world: World) -> None:
+    response = app.test_client().post(
+        "/token", data={"grant_type": "client_credentials"}, auth=confidential_auth(world)
+    )
+    assert_token_error(response, 400, "unauthorized_client")
 
 
 @pytest.mark.parametrize("name", ["code", "grant_type", "redirect_uri", "code_verifier"])

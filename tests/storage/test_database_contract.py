@@ -317,17 +317,20 @@ def test_client_update_and_list(migrated: Registry) -> None:
     assert [c.client_id for c in repo.list()] == ["moh", "moi"]
 
 
-def test_consent_merge_unions_scopes(migrated: Registry) -> None:
+def test_consent_merge_unions_scopes_and_claims(migrated: Registry) -> None:
     fatima = AccountRepository(migrated.db).add(_account("fatima"))
     clients = ClientRepository(migrated.db)
     clients.add(_client("moh"))
     clients.add(_client("moi"))
     repo = ConsentRepository(migrated.db)
-    assert repo.scopes(fatima.id, "moh") == set()
-    repo.merge(fatima.id, "moh", {"openid", "profile"}, T0)
-    repo.merge(fatima.id, "moh", {"openid", "email"}, T0 + timedelta(minutes=1))
-    assert repo.scopes(fatima.id, "moh") == {"openid", "profile", "email"}
-    assert repo.scopes(fatima.id, "moi") == set()
+    assert repo.granted(fatima.id, "moh") == (set(), set())
+    repo.merge(fatima.id, "moh", {"openid", "profile"}, {"birthdate"}, T0)
+    repo.merge(fatima.id, "moh", {"openid", "email"}, {"phone_number"}, T0 + timedelta(minutes=1))
+    assert repo.granted(fatima.id, "moh") == (
+        {"openid", "profile", "email"},
+        {"birthdate", "phone_number"},
+    )
+    assert repo.granted(fatima.id, "moi") == (set(), set())
 
 
 # -- keys and instance secrets: sealed at rest -----------------------------------------------------

@@ -143,6 +143,8 @@ class RefreshToken(Base):
     acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    #: The OIDC Core 5.5 claims request the grant was made with (JSON), carried across rotations.
+    claims: Mapped[str | None] = mapped_column(Text, nullable=True)
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -16,16 +16,18 @@ class ConsentRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def scopes(self, account_id: str, client_id: str) -> set[str]:
-        """Scopes the person already allowed this client."""
+    def granted(self, account_id: str, client_id: str) -> tuple[set[str], set[str]]:
+        """Scopes and individual claims the person already allowed this client."""
         with self._db.transaction() as s:
             consent = s.scalars(
                 select(Consent).where(Consent.account_id == account_id, Consent.client_id == client_id)
             ).first()
-            return set(consent.scopes) if consent else set()
+            return (set(consent.scopes), set(consent.claims)) if consent else (set(), set())
 
-    def merge(self, account_id: str, client_id: str, scopes: set[str], now: datetime) -> None:
-        """Add scopes to the person's consent for this client."""
+    def merge(
+        self, account_id: str, client_id: str, scopes: set[str], claims: set[str], now: datetime
+    ) -> None:
+        """Add scopes and claims to the person's consent for this client."""
         with self._db.transaction() as s:
             consent = s.scalars(
                 select(Consent)
@@ -38,11 +40,12 @@ class ConsentRepository:
                         account_id=account_id,
                         client_id=client_id,
                         scopes=sorted(scopes),
-                        claims=[],
+                        claims=sorted(claims),
                         created_at=now,
                         updated_at=now,
                     )
                 )
             else:
                 consent.scopes = sorted(set(consent.scopes) | scopes)
+                consent.claims = sorted(set(consent.claims) | claims)
                 consent.updated_at = now

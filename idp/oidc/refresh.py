@@ -1,0 +1,154 @@
+"""Refresh tokens (RFC 6749 section 6; RFC 9700 section 4.14; DESIGN.md "Refresh tokens").
+
+Opaque, stored only as SHA-256, in a rotation family bound to the SSO session (``sid``). Every use
+rotates: the presented token is consumed atomically and a new one issued in the same family. A
+spent token presented again means it leaked: the whole family is revoked, with the access tokens
+it issued. Tokens issued without ``offline_access`` die with the SSO session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from idp.audit.events import AuditEvent
+from idp.audit.recorder import AuditLog
+from idp.clock import Clock
+from idp.oidc.revocation import TokenLedger
+from idp.storage.models import RefreshToken
+from idp.storage.repositories.tokens import RefreshTokenRepository
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    """What a refresh token stands for."""
+
+    family_id: str
+    client_id: str
+    account_id: str
+    sid: str | None
+    scope: str
+    auth_time: int
+    acr: str | None
+    amr: tuple[str, ...]
+    offline: bool
+    claims: str | None = None
+
+
+def token_hash(token: str) -> str:
+    """The storage key of a refresh token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class RefreshTokens:
+    """Issue, rotate and revoke refresh tokens."""
+
+    def __init__(
+        self,
+        repository: RefreshTokenRepository,
+        ledger: TokenLedger,
+        clock: Clock,
+        audit: AuditLog,
+        *,
+        session_ttl: int,
+        offline_ttl: int,
+    ) -> None:
+        self._repository = repository
+        self._ledger = ledger
+        self._clock = clock
+        self._audit = audit
+        self._session_ttl = session_ttl
+        self._offline_ttl = offline_ttl
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    def issue(self, grant: RefreshGrant, *, code_hash: str | None = None) -> str:
+        """A new refresh token in ``grant.family_id``."""
+        token = secrets.token_urlsafe(32)
+        now = self._now()
+        ttl = self._offline_ttl if grant.offline else self._session_ttl
+        self._repository.add(
+            RefreshToken(
+                token_hash=token_hash(token),
+                family_id=grant.family_id,
+                client_id=grant.client_id,
+                account_id=grant.account_id,
+                sid=grant.sid,
+                scope=grant.scope,
+                auth_time=grant.auth_time,
+                acr=grant.acr,
+                amr=list(grant.amr),
+                code_hash=code_hash,
+                claims=grant.claims,
+                offline=grant.offline,
+                issued_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+            )
+        )
+        return token
+
+    @staticmethod
+    def new_family() -> str:
+        """A fresh family id."""
+        return str(uuid.uuid4())
+
+    def consume(self, token: str, client_id: str) -> RefreshGrant | None:
+        """Spend ``token`` for ``client_id``; None if it is unknown, expired, revoked or reused."""
+        hashed = token_hash(token)
+        now = self._now()
+        row = self._repository.consume(hashed, now)
+        if row is None:
+            existing = self._repository.by_hash(hashed)
+            if existing is not None and existing.consumed_at is not None and existing.revoked_at is None:
+                # RFC 9700 4.14.2: a rotated-out token came back; someone holds a copy.
+                self.revoke_family(existing.family_id, reason="reuse")
+                self._audit.record(
+                    AuditEvent.REFRESH_TOKEN_REUSED,
+                    subject=existing.account_id,
+                    client_id=existing.client_id,
+                    detail={"family": existing.family_id},
+                )
+            return None
+        if row.client_id != client_id or row.expires_at <= now:
+            return None
+        return RefreshGrant(
+            family_id=row.family_id,
+            client_id=row.client_id,
+            account_id=row.account_id,
+            sid=row.sid,
+            scope=row.scope,
+            auth_time=row.auth_time,
+            acr=row.acr,
+            amr=tuple(row.amr),
+            offline=row.offline,
+            claims=row.claims,
+        )
+
+    def revoke_family(self, family_id: str, *, reason: str) -> None:
+        """Revoke a family and every access token it issued."""
+        self._repository.revoke_family(family_id, self._now())
+        self._ledger.revoke_grant("family:" + family_id)
+
+    def revoke_token(self, token: str, client_id: str) -> bool:
+        """RFC 7009: revoke the family of ``token`` if it belongs to ``client_id``."""
+        row = self._repository.by_hash(token_hash(token))
+        if row is None or row.client_id != client_id:
+            return False
+        self.revoke_family(row.family_id, reason="revoked")
+        return True
+
+    def revoke_for_code(self, code_hash: str) -> None:
+        """A replayed code revokes the refresh families it started."""
+        for family in self._repository.revoke_for_code(code_hash, self._now()):
+            self._ledger.revoke_grant("family:" + family)
+
+    def introspect(self, token: str) -> RefreshToken | None:
+        """The live row of ``token`` (for introspection), or None."""
+        row = self._repository.by_hash(token_hash(token))
+        if row is None or row.consumed_at is not None or row.revoked_at is not None:
+            return None
+        return row if row.expires_at > self._now() else None

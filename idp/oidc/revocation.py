@@ -1,0 +1,70 @@
+"""Access-token revocation (RFC 7009 2.1; DESIGN.md "Access tokens").
+
+Access tokens are self-contained JWTs, so revoking one puts its ``jti`` on a deny-list in the
+ephemeral store until the token would have expired anyway; userinfo and introspection consult it.
+The ledger also remembers which access tokens each grant produced (a code, a refresh family), so
+a code replay or a refresh-token reuse can revoke everything that grant issued.
+"""
+
+from __future__ import annotations
+
+import json
+
+from idp.clock import Clock
+from idp.storage.ephemeral import EphemeralStore
+
+#: Seconds a deny-list entry outlives the token's ``exp`` (covers verifiers' clock leeway).
+LEEWAY = 60
+
+
+class TokenLedger:
+    """Record issued access tokens per grant; revoke them by jti or by grant."""
+
+    def __init__(self, store: EphemeralStore, clock: Clock, *, access_ttl: int) -> None:
+        self._store = store
+        self._clock = clock
+        self._access_ttl = access_ttl
+
+    def issued(self, jti: str, exp: int, grant: str) -> None:
+        """Remember that ``grant`` (for example ``code:<hash>`` or ``family:<id>``) issued ``jti``.
+
+        Each grant issues one token response at a time (codes are single use, refresh rotation is
+        an atomic consume), so this read-modify-write never races with itself.
+        """
+        key = "grant-tokens:" + grant
+        raw = self._store.get(key)
+        entries = json.loads(raw) if raw else []
+        now = self._clock.now()
+        entries = [[j, e] for j, e in entries if e + LEEWAY > now] + [[jti, exp]]
+        self._store.put(key, json.dumps(entries).encode(), self._access_ttl + LEEWAY)
+
+    def revoke(self, jti: str, exp: int) -> None:
+        """Deny ``jti`` until its token has expired."""
+        remaining = int(exp - self._clock.now()) + LEEWAY
+        if remaining > 0:
+            self._store.put("revoked-jti:" + jti, b"1", remaining)
+
+    def revoke_grant(self, grant: str) -> int:
+        """Deny every access token ``grant`` issued; how many were still live."""
+        raw = self._store.take("grant-tokens:" + grant)
+        count = 0
+        for jti, exp in json.loads(raw) if raw else []:
+            if exp + LEEWAY > self._clock.now():
+                self.revoke(jti, exp)
+                count += 1
+        return count
+
+    def is_revoked(self, jti: str) -> bool:
+        """True when ``jti`` is on the deny-list."""
+        return self._store.get("revoked-jti:" + jti) is not None
+
+    def attach_claims(self, jti: str, exp: int, names: list[str]) -> None:
+        """Remember the individually requested userinfo claims (OIDC Core 5.5) of an access token."""
+        remaining = int(exp - self._clock.now()) + LEEWAY
+        if names and remaining > 0:
+            self._store.put("token-claims:" + jti, json.dumps(sorted(names)).encode(), remaining)
+
+    def claims_of(self, jti: str) -> list[str]:
+        """The individually requested userinfo claims of an access token."""
+        raw = self._store.get("token-claims:" + jti)
+        return [str(name) for name in json.loads(raw)] if raw else []
