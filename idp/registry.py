@@ -14,7 +14,7 @@ from idp.audit.recorder import AuditLog
 from idp.authn.password import PasswordAuthenticator
 from idp.clock import Clock, SystemClock
 from idp.keys.keystore import KeyStore
-from idp.keys.sealing import Sealer, load_master_key
+from idp.keys.sealing import Sealer, load_master_key, load_previous_master_keys
 from idp.keys.signer import Signer, SoftwareSigner, TokenVerifier
 from idp.oidc.claims import SubjectService
 from idp.oidc.clients import ClientService
@@ -65,7 +65,7 @@ class Registry:
     @cached_property
     def sealer(self) -> Sealer:
         """Sealing under the master key."""
-        return Sealer(load_master_key(self.settings))
+        return Sealer(load_master_key(self.settings), load_previous_master_keys(self.settings))
 
     @cached_property
     def keystore(self) -> KeyStore:

@@ -47,6 +47,8 @@ class Settings:
     instance_path: Path = Path("instance")
     #: The master key that seals private keys and secrets: base64 of 32 bytes. Wins over the file.
     master_key: str | None = field(default=None, repr=False)
+    #: A master key being rotated out (base64): still unseals, never seals. Remove after re-sealing.
+    previous_master_key: str | None = field(default=None, repr=False)
     #: File holding the master key; ``hawiya init`` creates it (0600) when absent.
     master_key_file: Path = Path("keys") / "master.key"
     #: Lifetime of an authorization code, seconds (DESIGN.md: 60 s, single use).

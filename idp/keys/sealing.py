@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -24,14 +25,26 @@ from idp.settings import Settings
 MASTER_KEY_BYTES = 32
 
 
-class Sealer:
-    """Seal and unseal byte strings under one master key."""
+def master_key_id(master_key: bytes) -> str:
+    """The public identifier of a master key (first 8 hex digits of its SHA-256)."""
+    return hashlib.sha256(master_key).hexdigest()[:8]
 
-    def __init__(self, master_key: bytes) -> None:
-        if len(master_key) != MASTER_KEY_BYTES:
-            raise ConfigurationError("the master key must be 32 bytes (AES-256)")
+
+class Sealer:
+    """Seal under the primary master key; unseal under it or a previous one (during rotation)."""
+
+    def __init__(self, master_key: bytes, previous: Sequence[bytes] = ()) -> None:
+        for key in (master_key, *previous):
+            if len(key) != MASTER_KEY_BYTES:
+                raise ConfigurationError("the master key must be 32 bytes (AES-256)")
         self._aead = AESGCM(master_key)
-        self.key_id = hashlib.sha256(master_key).hexdigest()[:8]
+        self.key_id = master_key_id(master_key)
+        self._ring = {master_key_id(key): AESGCM(key) for key in previous}
+        self._ring[self.key_id] = self._aead
+
+    def needs_reseal(self, sealed: str) -> bool:
+        """True when ``sealed`` is not under the primary master key."""
+        return sealed.split(".", 2)[1:2] != [self.key_id]
 
     def seal(self, plaintext: bytes, *, purpose: str) -> str:
         """Encrypt and authenticate ``plaintext`` for ``purpose``."""
@@ -47,13 +60,30 @@ class Sealer:
             raise KeyUnavailable("a sealed value is malformed") from None
         if version != "v1":
             raise KeyUnavailable("a sealed value has an unknown format")
-        if key_id != self.key_id:
+        aead = self._ring.get(key_id)
+        if aead is None:
             raise KeyUnavailable("a sealed value was sealed under another master key")
         try:
             body = base64.urlsafe_b64decode(body_text + "=" * (-len(body_text) % 4))
-            return self._aead.decrypt(body[:12], body[12:], purpose.encode())
+            return aead.decrypt(body[:12], body[12:], purpose.encode())
         except (InvalidTag, ValueError, binascii.Error):
             raise KeyUnavailable("a sealed value failed authentication") from None
+
+
+def load_previous_master_keys(settings: Settings) -> list[bytes]:
+    """Master keys being rotated out: ``HAWIYA_PREVIOUS_MASTER_KEY`` and/or the ``.previous`` file."""
+    keys = []
+    if settings.previous_master_key:
+        keys.append(_decode(settings.previous_master_key, "HAWIYA_PREVIOUS_MASTER_KEY"))
+    path = previous_key_file(settings.master_key_file)
+    if path.exists():
+        keys.append(_decode(path.read_text().strip(), str(path)))
+    return keys
+
+
+def previous_key_file(master_key_file: Path) -> Path:
+    """Where the embedded default keeps the master key being rotated out."""
+    return master_key_file.with_name(master_key_file.name + ".previous")
 
 
 def load_master_key(settings: Settings) -> bytes:

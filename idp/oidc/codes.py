@@ -99,17 +99,20 @@ class CodeStore:
     def consume(self, code: str, client_id: str) -> AuthorizationCode | None:
         """The code's record if it is live, unspent and was issued to ``client_id``; else None."""
         hashed = code_hash(code)
-        raw = self._store.take("code:" + hashed)
-        if raw is None:
+        # The spent marker is claimed before the code is taken, atomically (``add``): a concurrent
+        # redemption that loses must see it, or its replay would go unnoticed (RFC 6749 4.1.2).
+        if not self._store.add("code-spent:" + hashed, client_id.encode(), SPENT_MEMORY):
             spent = self._store.get("code-spent:" + hashed)
-            if spent is not None:
-                self._audit.record(
-                    AuditEvent.CODE_REPLAYED,
-                    client_id=client_id,
-                    detail={"issued_to": spent.decode()},
-                )
+            self._audit.record(
+                AuditEvent.CODE_REPLAYED,
+                client_id=client_id,
+                detail={"issued_to": spent.decode() if spent else None},
+            )
             return None
-        self._store.put("code-spent:" + hashed, client_id.encode(), SPENT_MEMORY)
+        raw = self._store.take("code:" + hashed)
+        if raw is None:  # never issued, or expired: not a code anyone redeemed
+            self._store.delete("code-spent:" + hashed)
+            return None
         data = json.loads(raw)
         record = AuthorizationCode(**{**data, "amr": tuple(data["amr"])})
         # RFC 6749 4.1.3: the code must have been issued to the authenticated client.

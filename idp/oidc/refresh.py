@@ -129,9 +129,13 @@ class RefreshTokens:
         )
 
     def revoke_family(self, family_id: str, *, reason: str) -> None:
-        """Revoke a family and every access token it issued."""
-        self._repository.revoke_family(family_id, self._now())
+        """Revoke a family and every access token it issued.
+
+        The ledger goes first: it marks the family revoked, so a rotation racing this call either
+        inserted its token before the UPDATE below (which then revokes it) or sees the mark.
+        """
         self._ledger.revoke_grant("family:" + family_id)
+        self._repository.revoke_family(family_id, self._now())
 
     def revoke_token(self, token: str, client_id: str) -> bool:
         """RFC 7009: revoke the family of ``token`` if it belongs to ``client_id``."""

@@ -45,7 +45,13 @@ class TokenLedger:
             self._store.put("revoked-jti:" + jti, b"1", remaining)
 
     def revoke_grant(self, grant: str) -> int:
-        """Deny every access token ``grant`` issued; how many were still live."""
+        """Deny every access token ``grant`` issued; how many were still live.
+
+        The grant is marked revoked before its list is taken: a response of the same grant that is
+        being issued right now records its token, then checks the mark (``grant_revoked``), so
+        either this call finds the token or that response sees the mark.
+        """
+        self._store.put("revoked-grant:" + grant, b"1", self._access_ttl + LEEWAY)
         raw = self._store.take("grant-tokens:" + grant)
         count = 0
         for jti, exp in json.loads(raw) if raw else []:
@@ -53,6 +59,10 @@ class TokenLedger:
                 self.revoke(jti, exp)
                 count += 1
         return count
+
+    def grant_revoked(self, grant: str) -> bool:
+        """True when ``grant`` was revoked recently (long enough to cover any response in flight)."""
+        return self._store.get("revoked-grant:" + grant) is not None
 
     def is_revoked(self, jti: str) -> bool:
         """True when ``jti`` is on the deny-list."""

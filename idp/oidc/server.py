@@ -15,6 +15,7 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request, grants
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
@@ -264,6 +265,7 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token: str) -> _RefreshCredential | None:
         """Consume the presented token; None when unknown, spent (then its family dies) or dead."""
         client: RegisteredClient = self.request.client
+        self._refuse_before_spending(refresh_token, client)
         grant = self.server.refresh.consume(refresh_token, client.client_id)
         if grant is None:
             return None
@@ -272,6 +274,19 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
             self.server.refresh.revoke_family(grant.family_id, reason="session_ended")
             return None
         return _RefreshCredential(grant)
+
+    def _refuse_before_spending(self, refresh_token: str, client: RegisteredClient) -> None:
+        """Refuse what Authlib and ``issue`` would refuse only after the token was consumed: a
+        refused request must leave the client's token usable (else its retry looks like a reuse)."""
+        resource = self.request.form.get("resource")
+        if resource and resource not in client.resources:
+            raise InvalidTargetError("the resource is not registered for this client")
+        requested = set((self.request.payload.scope or "").split())
+        live = self.server.refresh.introspect(refresh_token)
+        granted = set(live.scope.split()) if live is not None and live.client_id == client.client_id else None
+        if requested and granted is not None and not requested <= granted:
+            # RFC 6749 6: the scope must not include any scope not originally granted.
+            raise InvalidScopeError("the scope asked for was not originally granted")
 
     def authenticate_user(self, credential: _RefreshCredential) -> AuthorizedUser | None:
         """The person of the refresh family, if still active."""
@@ -309,6 +324,19 @@ class ClientCredentialsGrant(_IssuesTokens, grants.ClientCredentialsGrant):
             raise InvalidScopeError("client_credentials grants only the API scopes the client registered")
         self.request.scope = " ".join(requested or api_scopes)
 
+    def generate_token(
+        self,
+        user: AuthorizedUser | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        """Issue for the scope settled above: Authlib passes the raw request's, empty when omitted."""
+        return super().generate_token(
+            user, self.request.scope, grant_type, expires_in, include_refresh_token=include_refresh_token
+        )
+
 
 class HawiyaServer(AuthorizationServer):
     """The authorization server: /authorize validation and the token endpoint's grants."""
@@ -339,6 +367,7 @@ class HawiyaServer(AuthorizationServer):
         self.assertions = assertions
         self.session_is_live = sessions_live
         self.audit = audit
+        self.register_client_auth_method("client_secret_basic", self._authenticate_client_secret_basic)
         self.register_client_auth_method("private_key_jwt", self._authenticate_private_key_jwt)
         self.register_grant(
             AuthorizationCodeGrant,
@@ -346,6 +375,16 @@ class HawiyaServer(AuthorizationServer):
         )
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)
+
+    def get_consent_grant(self, request: Any = None, end_user: Any = None) -> Any:
+        """Authlib's validation of an authorization request. Authlib echoes ``response_type`` and
+        ``redirect_uri`` in error descriptions and raises ValueError when they hold characters RFC
+        6749 4.1.2.1 forbids there: such a request is invalid_request, shown on a page (the
+        redirect_uri is not known to be good)."""
+        try:
+            return super().get_consent_grant(request=request, end_user=end_user)
+        except ValueError:
+            raise InvalidRequestError("the request has characters its parameters may not hold") from None
 
     def query_client(self, client_id: str) -> RegisteredClient | None:
         """Only active clients are served."""
@@ -368,6 +407,15 @@ class HawiyaServer(AuthorizationServer):
         return super().create_oauth2_request(request)
 
     # -- client authentication ------------------------------------------------------------------
+
+    @staticmethod
+    def _authenticate_client_secret_basic(query_client: Any, request: Any) -> RegisteredClient | None:
+        """RFC 6749 2.3.1 HTTP Basic, by Authlib; a malformed header is no credentials, not a crash."""
+        try:
+            client: RegisteredClient | None = authenticate_client_secret_basic(query_client, request)
+        except ValueError:  # Authlib's parser raises on "Basic " alone and on credentials not in UTF-8
+            return None
+        return client
 
     def _authenticate_private_key_jwt(self, query_client: Any, request: Any) -> RegisteredClient | None:
         """RFC 7523 2.2 / OIDC Core 9: the client proves itself with a JWT signed by its key."""
@@ -407,7 +455,7 @@ class HawiyaServer(AuthorizationServer):
         client: RegisteredClient = request.client
         resource = request.form.get("resource") if hasattr(request, "form") else None
         if resource and resource not in client.resources:
-            raise InvalidTargetError(f"resource {resource!r} is not registered for this client")
+            raise InvalidTargetError("the resource is not registered for this client")
         if user is None:  # client_credentials: the client acts as itself
             access = self.tokens.access_token(
                 client=client, subject=client.client_id, scope=scope, context=None, audience=resource
@@ -432,11 +480,10 @@ class HawiyaServer(AuthorizationServer):
             "scope": scope,
         }
         self.ledger.attach_claims(access.jti, access.exp, sorted(user.claims.userinfo))
-        if user.code_hash:
-            self.ledger.issued(access.jti, access.exp, "code:" + user.code_hash)
+        family = user.family_id
         live = bool(user.context.sid and self.session_is_live(user.context.sid))
         if include_refresh_token and client.check_grant_type("refresh_token") and (user.offline or live):
-            family = user.family_id or self.refresh.new_family()
+            family = family or self.refresh.new_family()
             response["refresh_token"] = self.refresh.issue(
                 RefreshGrant(
                     family_id=family,
@@ -452,7 +499,17 @@ class HawiyaServer(AuthorizationServer):
                 ),
                 code_hash=user.code_hash,
             )
-            self.ledger.issued(access.jti, access.exp, "family:" + family)
+        grants = [f"code:{user.code_hash}"] if user.code_hash else []
+        grants += [f"family:{family}"] if family else []
+        for grant in grants:
+            self.ledger.issued(access.jti, access.exp, grant)
+        # A replay of the code or a reuse in the family may have revoked the grant while this
+        # response was being made, sweeping only what was recorded then (RFC 6749 4.1.2, RFC 9700
+        # 4.14.2). Everything is recorded now, so the revocation's mark is checked last.
+        if any(self.ledger.grant_revoked(grant) for grant in grants):
+            self.ledger.revoke(access.jti, access.exp)
+            if family:
+                self.refresh.revoke_family(family, reason="revoked_while_issuing")
         return response
 
     def revoke_code_grant(self, hashed_code: str) -> None:

@@ -178,18 +178,20 @@ def _go(endpoint: str, interaction: Interaction) -> Response:
     return response
 
 
-def _hint_subject(hint: str, client: RegisteredClient) -> str:
+def _hint_subject(hint: str, client: RegisteredClient, redirect_uri: str) -> str:
     """The ``sub`` of an ``id_token_hint`` this IdP issued to ``client`` (expired is fine: OIDC
-    Core 3.1.2.1); InvalidRequestError otherwise."""
+    Core 3.1.2.1); InvalidRequestError otherwise, sent back to the (verified) ``redirect_uri``."""
     reg = services()
     try:
         _header, claims = reg.verifier.verify(hint, typ="jwt")
     except InvalidToken:
-        raise InvalidRequestError("id_token_hint is not an ID token issued by Hawiya") from None
+        raise InvalidRequestError(
+            "id_token_hint is not an ID token issued by Hawiya", redirect_uri=redirect_uri
+        ) from None
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
     if claims.get("iss") != reg.settings.issuer or client.client_id not in audiences:
-        raise InvalidRequestError("id_token_hint was not issued to this client")
+        raise InvalidRequestError("id_token_hint was not issued to this client", redirect_uri=redirect_uri)
     return str(claims.get("sub", ""))
 
 
@@ -224,7 +226,8 @@ def _authorize(
         claims_request = _check_request(oauth_request.payload.data, grant.redirect_uri)
         client: RegisteredClient = grant.request.client
         data = oauth_request.payload.data
-        hint_sub = _hint_subject(data["id_token_hint"], client) if data.get("id_token_hint") else None
+        hint = data.get("id_token_hint")
+        hint_sub = _hint_subject(hint, client, grant.redirect_uri) if hint else None
     except OAuth2Error as error:
         return _error(oauth_request, error)
 

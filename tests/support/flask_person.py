@@ -1,6 +1,7 @@
 """A person at a browser, played with Flask's test client: what tests/support/person.py does over
 a real socket, but in-process. Follows Hawiya's real pages, fills the real forms (with their CSRF
-tokens) and stops at the redirect that leaves Hawiya."""
+tokens) and stops at the redirect that leaves Hawiya, or at the form_post page whose form the browser
+would submit to the agency (OAuth 2.0 Form Post Response Mode)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import base64
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
+from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
@@ -18,6 +21,7 @@ from werkzeug.test import TestResponse
 from tests.support.person import hidden_fields
 
 _LINKS = re.compile(r"""\b(?:src|href|action|srcset|poster|formaction)\s*=\s*["']([^"']*)["']""", re.I)
+_RESPONSE_FORM = re.compile(r'<form method="post" action="([^"]*)" id="response">(.*?)</form>', re.S)
 
 
 def page_links(html: str) -> list[str]:
@@ -45,6 +49,28 @@ def authorize_url(**params: str) -> str:
 def query_of(url: str) -> dict[str, list[str]]:
     """The query parameters of a URL."""
     return parse_qs(urlsplit(url).query)
+
+
+@dataclass(frozen=True)
+class AuthorizationResponse:
+    """What reached the agency: a redirect (``query``) or a self-submitting form (``form_post``)."""
+
+    mode: str
+    #: Where the browser goes: the redirect's Location, or the form's action.
+    uri: str
+    #: The parameters the agency receives: the Location's query, or the form's fields.
+    params: dict[str, list[str]]
+
+
+def form_post_response(html: str) -> AuthorizationResponse | None:
+    """The response a form_post page would submit, or None when ``html`` is not such a page."""
+    found = _RESPONSE_FORM.search(html)
+    if found is None:
+        return None
+    params: dict[str, list[str]] = {}
+    for name, value in hidden_fields(found.group(2)).items():
+        params.setdefault(name, []).append(value)
+    return AuthorizationResponse("form_post", unescape(found.group(1)), params)
 
 
 class FlaskPerson:
@@ -114,7 +140,27 @@ class FlaskPerson:
 
     def go(self, url: str, *, consent: str = "approve") -> str:
         """Follow ``url`` through sign-in and consent; return the URL that leaves Hawiya."""
-        response = self.get(url)
+        reached = self._walk(self.get(url), consent)
+        if isinstance(reached, AuthorizationResponse):
+            raise AssertionError(f"Hawiya answered with a form_post page to {reached.uri}, not a redirect")
+        return reached
+
+    def authorize(
+        self,
+        url: str,
+        *,
+        consent: str = "approve",
+        form: dict[str, str] | None = None,
+    ) -> AuthorizationResponse:
+        """Send an authorization request (GET ``url``, or POST ``form`` to it), play sign-in and
+        consent, and return the response the agency receives, in whichever mode Hawiya sent it."""
+        response = self.get(url) if form is None else self.post(url, form)
+        reached = self._walk(response, consent)
+        if isinstance(reached, str):
+            return AuthorizationResponse("query", reached, query_of(reached))
+        return reached
+
+    def _walk(self, response: TestResponse, consent: str) -> str | AuthorizationResponse:
         for _ in range(20):
             reached = self.follow(response)
             if isinstance(reached, str):
@@ -122,6 +168,9 @@ class FlaskPerson:
             self.pages.append(reached)
             html = reached.get_data(as_text=True)
             path = reached.request.path
+            posted = form_post_response(html) if reached.status_code == 200 else None
+            if posted is not None:
+                return posted
             if path == "/signin" and 'name="password"' in html:
                 if reached.status_code != 200:
                     raise AssertionError(f"sign-in refused ({reached.status_code})")
