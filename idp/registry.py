@@ -192,7 +192,9 @@ class Registry:
     @cached_property
     def introspection(self) -> Introspection:
         """RFC 7662."""
-        return Introspection(self.access_tokens, self.refresh, issuer=self.settings.issuer)
+        return Introspection(
+            self.access_tokens, self.refresh, self.sessions.is_live, issuer=self.settings.issuer
+        )
 
     @cached_property
     def oauth(self) -> HawiyaServer:

@@ -8,6 +8,7 @@ issued to them or meant for them (``aud``); everything else is ``{"active": fals
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from idp.clock import Clock
@@ -68,9 +69,17 @@ class AccessTokens:
 class Introspection:
     """RFC 7662 answers."""
 
-    def __init__(self, access_tokens: AccessTokens, refresh: RefreshTokens, *, issuer: str) -> None:
+    def __init__(
+        self,
+        access_tokens: AccessTokens,
+        refresh: RefreshTokens,
+        session_is_live: Callable[[str], bool],
+        *,
+        issuer: str,
+    ) -> None:
         self._access_tokens = access_tokens
         self._refresh = refresh
+        self._session_is_live = session_is_live
         self._issuer = issuer
 
     def introspect(self, token: str, hint: str | None, client: RegisteredClient) -> dict[str, Any]:
@@ -109,6 +118,8 @@ class Introspection:
         row = self._refresh.introspect(token)
         if row is None or row.client_id != client.client_id:
             return None
+        if not row.offline and not (row.sid and self._session_is_live(row.sid)):
+            return None  # session-bound: it died with the SSO session (refused on use too)
         return {
             "active": True,
             "token_type": "refresh_token",

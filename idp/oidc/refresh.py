@@ -100,10 +100,12 @@ class RefreshTokens:
         """Spend ``token`` for ``client_id``; None if it is unknown, expired, revoked or reused."""
         hashed = token_hash(token)
         now = self._now()
-        row = self._repository.consume(hashed, now)
+        row = self._repository.consume(hashed, client_id, now)
         if row is None:
             existing = self._repository.by_hash(hashed)
-            if existing is not None and existing.consumed_at is not None and existing.revoked_at is None:
+            if existing is None or existing.client_id != client_id:
+                return None  # unknown, or another client's token: leave it untouched
+            if existing.consumed_at is not None and existing.revoked_at is None:
                 # RFC 9700 4.14.2: a rotated-out token came back; someone holds a copy.
                 self.revoke_family(existing.family_id, reason="reuse")
                 self._audit.record(
@@ -113,7 +115,7 @@ class RefreshTokens:
                     detail={"family": existing.family_id},
                 )
             return None
-        if row.client_id != client_id or row.expires_at <= now:
+        if row.expires_at <= now:
             return None
         return RefreshGrant(
             family_id=row.family_id,

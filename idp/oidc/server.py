@@ -386,6 +386,21 @@ class HawiyaServer(AuthorizationServer):
         except ValueError:
             raise InvalidRequestError("the request has characters its parameters may not hold") from None
 
+    def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> Any:
+        """Authlib's client authentication, with every failure audited (never the credential)."""
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except OAuth2Error as failure:
+            if request.form.get("client_assertion"):
+                raise  # the private_key_jwt check already audited it, with its reason
+            claimed = request.payload.client_id if request.payload is not None else None
+            self.audit.record(
+                AuditEvent.CLIENT_AUTH_FAILED,
+                client_id=claimed if isinstance(claimed, str) and len(claimed) <= 64 else None,
+                detail={"endpoint": endpoint, "error": failure.error},
+            )
+            raise
+
     def query_client(self, client_id: str) -> RegisteredClient | None:
         """Only active clients are served."""
         return self.clients.active(client_id) if client_id else None

@@ -104,6 +104,9 @@ def test_a_refresh_token_works_only_for_its_client(
     tokens = agency.sign_in(person, OFFLINE)
     thief = Agency.register(app, registry, port=9102)
     assert_refused(thief.refresh(tokens["refresh_token"]))
+    # The other client's attempt leaves the token untouched: its owner's next use is no "reuse".
+    assert "refresh_token" in refreshed(agency.refresh(tokens["refresh_token"]))
+    assert audit_events(registry, "refresh_token.reused") == []
 
 
 def test_a_narrower_scope_may_be_asked_for_a_wider_one_is_refused(
@@ -148,6 +151,7 @@ def test_without_offline_access_the_token_dies_with_the_sso_session(
 
     registry.sessions.end(sso_handle(person))
 
+    assert agency.introspect(session_bound["refresh_token"]) == {"active": False}
     assert_refused(agency.refresh(session_bound["refresh_token"]))
     survivor = refreshed(agency.refresh(offline["refresh_token"]))
     assert "refresh_token" in survivor

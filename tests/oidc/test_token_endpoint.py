@@ -95,11 +95,15 @@ def test_confidential_client_gets_tokens_with_no_store(app: Flask, world: World)
     assert {"access_token", "id_token", "expires_in"} <= body.keys()
 
 
-def test_wrong_client_secret_is_401_with_basic_challenge(app: Flask, world: World) -> None:
+def test_wrong_client_secret_is_401_with_basic_challenge(
+    app: Flask, registry: Registry, world: World
+) -> None:
     code, verifier = issue_code(app, world.confidential_id, world.redirect_uri)
     response = redeem(app, code, verifier, world.redirect_uri, auth=(world.confidential_id, "wrong-secret"))
     assert_token_error(response, 401, "invalid_client")
     assert response.headers["WWW-Authenticate"].startswith("Basic")
+    failures = audit_events(registry, "client.auth_failed")
+    assert len(failures) == 1 and "wrong-secret" not in repr(failures)
 
 
 def test_unknown_client_is_invalid_client(app: Flask, world: World) -> None:

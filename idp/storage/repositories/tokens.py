@@ -32,13 +32,15 @@ class RefreshTokenRepository:
         with self._db.transaction() as s:
             return s.scalars(select(RefreshToken).where(RefreshToken.token_hash == token_hash)).first()
 
-    def consume(self, token_hash: str, now: datetime) -> RefreshToken | None:
-        """Mark the token spent if it is unspent and unrevoked; the row when this call won."""
+    def consume(self, token_hash: str, client_id: str, now: datetime) -> RefreshToken | None:
+        """Mark the token spent if it is ``client_id``'s, unspent and unrevoked; the row when this
+        call won. Another client's attempt changes nothing (the token stays usable by its owner)."""
         with self._db.transaction() as s:
             result = s.execute(
                 update(RefreshToken)
                 .where(
                     RefreshToken.token_hash == token_hash,
+                    RefreshToken.client_id == client_id,
                     RefreshToken.consumed_at.is_(None),
                     RefreshToken.revoked_at.is_(None),
                 )
