@@ -38,7 +38,7 @@ def main() -> None:
         )
         registry = Registry(settings)
         registry.db.upgrade()
-        registry.keystore.ensure_current_keys()
+        registry.keystore.ensure_keys()
         claims = {"iss": settings.issuer, "sub": "x", "aud": "y", "iat": 0, "exp": 1}
         _rate("Signer ES256", 2000, lambda: registry.signer.sign(claims, alg="ES256"))
         _rate("Signer RS256-3072", 300, lambda: registry.signer.sign(claims, alg="RS256"))

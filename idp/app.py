@@ -14,13 +14,16 @@ from idp.errors import ConfigurationError
 from idp.http import errors, headers
 from idp.http.context import LANG_COOKIE
 from idp.i18n import direction, negotiate
+from idp.keys.schedule import KeySchedule
 from idp.registry import Registry
 from idp.settings import PACKAGE_ROOT, Settings
 
 csrf = CSRFProtect()
 
 
-def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, *, registry: Registry | None = None, start_schedule: bool = True
+) -> Flask:
     """Build the IdP for ``settings`` (default: from the environment).
 
     The database must have been initialised (``hawiya init``): the factory fails fast otherwise.
@@ -29,6 +32,8 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     settings = registry.settings
     if not registry.db.is_initialised():
         raise ConfigurationError("the database is not initialised: run `hawiya init` first")
+    if not settings.signer_url:
+        registry.keystore.check_unsealable()  # a wrong master key or tampered key fails here, clearly
 
     app = Flask(
         "idp",
@@ -95,4 +100,8 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
 
     errors.init_app(app)
     headers.init_app(app, hsts=not settings.issuer_is_local_http)
+    if settings.key_rotation_days and start_schedule:
+        app.extensions["hawiya.key_schedule"] = KeySchedule(
+            registry.keystore, rotation_days=settings.key_rotation_days
+        ).start()
     return app

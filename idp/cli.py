@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import click
 
 from idp.errors import ConfigurationError, HawiyaError, InvalidInput
-from idp.keys.sealing import create_master_key_file
+from idp.keys.keystore import SUPPORTED_ALGS
+from idp.keys.sealing import create_master_key_file, previous_key_file
 from idp.registry import Registry
 from idp.settings import Settings
 
@@ -82,7 +83,7 @@ def init() -> None:
         create_master_key_file(settings.master_key_file)
         click.echo(f"created master key {settings.master_key_file} (mode 0600; back it up safely)")
     registry.db.upgrade()
-    created = registry.keystore.ensure_current_keys()
+    created = registry.keystore.ensure_keys()
     registry.keystore.instance_secret("pairwise_salt")
     registry.keystore.instance_secret("cookie_signing_key")
     for kid in created:
@@ -111,7 +112,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     settings = Settings.from_env()
     # Fail fast here (settings, master key, schema), then let each worker build its own app after
     # the fork: database and SQLite connections must never be shared between processes.
-    create_app(settings).extensions["hawiya"].close()
+    create_app(settings, start_schedule=False).extensions["hawiya"].close()
     click.echo(f"Hawiya serving {settings.issuer} on http://{host}:{port}")
 
     class _Gunicorn(BaseApplication):
@@ -367,6 +368,115 @@ def clients_rotate_secret(client_id: str, as_json: bool) -> None:
         click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
     else:
         click.echo(f"client_secret: {secret}   (shown once: store it now)")
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Manage signing keys and the master key (see SECURITY.md, "Key runbook")."""
+
+
+def _key_row(info: Any) -> dict[str, Any]:
+    return {
+        "kid": info.kid,
+        "alg": info.alg,
+        "state": info.state,
+        "created_at": info.created_at.isoformat(),
+        "activated_at": info.activated_at.isoformat() if info.activated_at else None,
+        "retired_at": info.retired_at.isoformat() if info.retired_at else None,
+        "revoked_at": info.revoked_at.isoformat() if info.revoked_at else None,
+        "revoke_reason": info.revoke_reason,
+    }
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def keys_list(as_json: bool) -> None:
+    """List signing keys and their states (never key material)."""
+    rows = [_key_row(info) for info in _ready(_registry()).keystore.describe()]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        click.echo(f"{row['kid']:<32} {row['alg']:<6} {row['state']:<8} created {row['created_at']}")
+
+
+@keys.command("rotate")
+@click.option("--alg", type=click.Choice(list(SUPPORTED_ALGS)), help="Only this algorithm (default: all).")
+@click.option(
+    "--force", is_flag=True, help="Emergency: sign with the next key even if it is newly published."
+)
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def keys_rotate(alg: str | None, force: bool, as_json: bool) -> None:
+    """Promote next keys to current, retire the old current keys, publish new next keys."""
+    keystore = _ready(_registry()).keystore
+    algs = [alg] if alg else sorted({info.alg for info in keystore.describe() if info.state == "current"})
+    done = [keystore.rotate(a, force=force) for a in algs]
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in done]))
+        return
+    for r in done:
+        click.echo(f"{r.alg}: now signing with {r.current}; retired {r.retired}; published next {r.next}")
+
+
+@keys.command("revoke")
+@click.argument("kid")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@clean_errors
+def keys_revoke(kid: str, reason: str) -> None:
+    """Withdraw a key at once: its tokens stop working and refresh tokens issued with them die."""
+    registry = _ready(_registry())
+    info = registry.key_admin.revoke(kid, reason=reason, actor="cli")
+    click.echo(f"revoked {info.kid} ({info.alg}); tokens it signed are refused from now on")
+
+
+@keys.command("prune")
+@clean_errors
+def keys_prune() -> None:
+    """Remove retired keys whose every token has expired."""
+    pruned = _ready(_registry()).keystore.prune()
+    click.echo(f"pruned {len(pruned)} key(s)" + (f": {', '.join(pruned)}" if pruned else ""))
+
+
+@keys.command("rotate-master")
+@clean_errors
+def keys_rotate_master() -> None:
+    """Embedded default: make a new master key file and re-seal every key under it, online.
+
+    With HAWIYA_MASTER_KEY (production), deploy the new key as HAWIYA_MASTER_KEY and the old one as
+    HAWIYA_PREVIOUS_MASTER_KEY to every process, then run `hawiya keys reseal`.
+    """
+    settings = Settings.from_env()
+    if settings.master_key:
+        raise InvalidInput(
+            "the master key comes from HAWIYA_MASTER_KEY: follow the runbook and use `keys reseal`"
+        )
+    registry = _ready(Registry(settings))
+    registry.keystore.check_unsealable()
+    previous = previous_key_file(settings.master_key_file)
+    if previous.exists():
+        raise InvalidInput(f"{previous} exists: a rotation is unfinished; run `hawiya keys reseal` first")
+    settings.master_key_file.rename(previous)
+    create_master_key_file(settings.master_key_file)
+    count = Registry(settings).keystore.reseal()
+    previous.unlink()
+    click.echo(f"new master key in {settings.master_key_file}; re-sealed {count} value(s); back it up now")
+
+
+@keys.command("reseal")
+@clean_errors
+def keys_reseal() -> None:
+    """Re-seal every key under the current master key (after deploying a new one)."""
+    settings = Settings.from_env()
+    count = _ready(Registry(settings)).keystore.reseal()
+    previous = previous_key_file(settings.master_key_file)
+    if previous.exists():
+        previous.unlink()
+    click.echo(f"re-sealed {count} value(s) under the current master key; the previous key can go")
 
 
 # -- demo ---------------------------------------------------------------------------------------

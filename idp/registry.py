@@ -10,10 +10,12 @@ from functools import cached_property
 from idp.accounts.passwords import PasswordHasher
 from idp.accounts.policy import PasswordPolicy
 from idp.accounts.service import AccountService
+from idp.admin.keys import KeyAdministration
 from idp.audit.recorder import AuditLog
 from idp.authn.password import PasswordAuthenticator
 from idp.clock import Clock, SystemClock
 from idp.keys.keystore import KeyStore
+from idp.keys.remote import RemoteSigner
 from idp.keys.sealing import Sealer, load_master_key, load_previous_master_keys
 from idp.keys.signer import Signer, SoftwareSigner, TokenVerifier
 from idp.oidc.claims import SubjectService
@@ -70,11 +72,21 @@ class Registry:
     @cached_property
     def keystore(self) -> KeyStore:
         """Signing keys and instance secrets."""
-        return KeyStore(KeyRepository(self.db), self.sealer, self.clock, self.audit)
+        s = self.settings
+        return KeyStore(
+            KeyRepository(self.db),
+            self.sealer,
+            self.clock,
+            self.audit,
+            jwks_max_age=s.jwks_max_age,
+            max_token_ttl=max(s.access_token_ttl, s.id_token_ttl),
+        )
 
     @cached_property
     def signer(self) -> Signer:
-        """The only place signatures are made."""
+        """The only place signatures are made: in process, or a signing service (HSM/KMS seam)."""
+        if self.settings.signer_url:
+            return RemoteSigner(self.settings.signer_url, secret=self.settings.signer_secret or "")
         return SoftwareSigner(self.keystore)
 
     @cached_property
@@ -131,7 +143,12 @@ class Registry:
     @cached_property
     def clients(self) -> ClientService:
         """Registered clients."""
-        return ClientService(ClientRepository(self.db), self.clock, self.audit)
+        return ClientService(
+            ClientRepository(self.db),
+            self.clock,
+            self.audit,
+            provision_alg=lambda alg: self.keystore.ensure_keys((alg,)),
+        )
 
     @cached_property
     def consents(self) -> ConsentService:
@@ -219,6 +236,11 @@ class Registry:
         return UserinfoService(
             self.access_tokens, self.ledger, self.clients, self.subjects, issuer=self.settings.issuer
         )
+
+    @cached_property
+    def key_admin(self) -> KeyAdministration:
+        """Key revocation with its consequences."""
+        return KeyAdministration(self.keystore, self.refresh, self.audit)
 
     def keystore_rows_exist(self) -> bool:
         """True when the database already holds signing keys (sealed under some master key)."""

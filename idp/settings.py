@@ -66,6 +66,15 @@ class Settings:
     offline_refresh_ttl: int = 30 * 24 * 3600
     #: Least time between two fetches of a client's jwks_uri when an unknown kid shows up, seconds.
     client_jwks_refetch_interval: int = 10
+    #: How long relying parties may cache the JWKS (its Cache-Control max-age), seconds. A new key
+    #: is published at least this long before it signs, so the two can never contradict.
+    jwks_max_age: int = 300
+    #: Rotate signing keys automatically after this many days (0: only by `hawiya keys rotate`).
+    key_rotation_days: int = 0
+    #: Sign through a signing service instead of in process (see idp/keys/remote.py).
+    signer_url: str | None = None
+    #: The shared secret the signing service expects.
+    signer_secret: str | None = field(default=None, repr=False)
     #: How long a parked sign-in (the authorization request waiting for the person) lives, seconds.
     interaction_ttl: int = 900
     #: Minimum password length where a password alone signs in (NIST SP 800-63B-4: 15).
@@ -141,6 +150,10 @@ class Settings:
             raise ConfigurationError("HAWIYA_DATABASE_URL must be a sqlite: or postgresql URL")
         if self.ephemeral_url != "embedded" and not self.uses_redis:
             raise ConfigurationError("HAWIYA_EPHEMERAL_URL must be 'embedded' or a redis:// URL")
+        if self.key_rotation_days < 0:
+            raise ConfigurationError("HAWIYA_KEY_ROTATION_DAYS must be 0 (off) or a number of days")
+        if self.signer_url and not self.signer_secret:
+            raise ConfigurationError("HAWIYA_SIGNER_URL needs HAWIYA_SIGNER_SECRET")
         if self.default_locale not in LOCALES:
             raise ConfigurationError(f"HAWIYA_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}")
         if self.argon2_memory_kib < 19 * 1024 or self.argon2_iterations < 2:
@@ -160,6 +173,7 @@ class Settings:
             "workers",
             "offline_refresh_ttl",
             "client_jwks_refetch_interval",
+            "jwks_max_age",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")

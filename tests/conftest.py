@@ -14,16 +14,50 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from joserfc.jwk import Key
 from werkzeug.serving import make_server
 
 from idp.app import create_app
 from idp.clock import FrozenClock
+from idp.keys import keystore
 from idp.registry import Registry
 from idp.settings import Settings
+
+#: Real keys, generated once per run and handed out in turn (see ``_pooled_signing_keys``).
+_KEY_POOL: dict[str, list[Key]] = {}
+_KEY_TURN: dict[str, int] = {}
+_GENERATE = keystore._generate
+_IMPORT_ONCE = cache(keystore._import)
+
+
+def _pooled_generate(alg: str) -> Key:
+    pool = _KEY_POOL.setdefault(alg, [])
+    turn = _KEY_TURN.get(alg, 0)
+    _KEY_TURN[alg] = turn + 1
+    if len(pool) < 4:
+        pool.append(_GENERATE(alg))
+    return pool[turn % len(pool)]
+
+
+@pytest.fixture(autouse=True)
+def _pooled_signing_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every IdP a test makes gets real signing keys from a small pool generated once per run.
+
+    A 3072-bit RSA key takes ~0.2 s to generate and ~0.1 s to load (cryptography validates it),
+    and nearly every test makes an IdP with two of them; the tests are about what the keys do,
+    not about generating them. Each IdP still has its own kids, sealing, states and JWKS, and
+    consecutive keys of one algorithm differ (a pool of four). Tests marked ``real_keygen``
+    generate their own.
+    """
+    if request.node.get_closest_marker("real_keygen") is None:
+        monkeypatch.setattr(keystore, "_generate", _pooled_generate)
+        monkeypatch.setattr(keystore, "_import", _IMPORT_ONCE)
+
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -117,7 +151,7 @@ def initialised(settings: Settings, clock: FrozenClock | None = None) -> Registr
     """A registry on a migrated database with signing keys (what `hawiya init` does)."""
     registry = Registry(settings, clock=clock)
     registry.db.upgrade()
-    registry.keystore.ensure_current_keys()
+    registry.keystore.ensure_keys()
     return registry
 
 

@@ -39,4 +39,8 @@ class AuditEvent(StrEnum):
     # Keys
     MASTER_KEY_CREATED = "master_key.created"
     SIGNING_KEY_CREATED = "signing_key.created"
+    SIGNING_KEY_ROTATED = "signing_key.rotated"
+    SIGNING_KEY_REVOKED = "signing_key.revoked"
+    SIGNING_KEY_PRUNED = "signing_key.pruned"
+    MASTER_KEY_ROTATED = "master_key.rotated"
     INSTANCE_SECRET_CREATED = "instance_secret.created"

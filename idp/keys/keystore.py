@@ -1,9 +1,11 @@
 """The signing-key store: keys live in the database (shared by every process), private parts
 sealed under the master key.
 
-States: ``next`` (published, not yet signing) -> ``current`` (signing) -> ``retired`` (published
-for verification only) -> removed; or ``revoked``. Rotation itself is the keys issue; this module
-creates the first current key of each algorithm and publishes the JWKS.
+Lifecycle per algorithm: ``next`` (published in the JWKS, not yet signing) -> ``current``
+(signing) -> ``retired`` (published for verification only, until every token it signed has
+expired) -> removed by ``prune``; or ``revoked`` (withdrawn at once, never accepted again).
+A ``next`` key is published at least one JWKS cache lifetime (``jwks_max_age``) before rotation
+may make it sign, so a relying party that honours Cache-Control already has it.
 """
 
 from __future__ import annotations
@@ -11,23 +13,34 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from joserfc import jwk
-from joserfc.jwk import ECKey, Key, KeySet, RSAKey
+from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
-from idp.errors import KeyUnavailable
+from idp.errors import HawiyaError, InvalidInput, KeyUnavailable, NotFound
 from idp.keys.sealing import Sealer
 from idp.storage.models import InstanceSecret, SigningKey
 from idp.storage.repositories.keys import KeyRepository
 
-#: Algorithms Hawiya signs with, and how their keys are made (RSA: 3072-bit, DESIGN.md).
-SUPPORTED_ALGS = ("ES256", "RS256")
+#: Algorithms Hawiya signs with (RSA keys are 3072-bit, DESIGN.md).
+SUPPORTED_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
+#: Keys made at ``hawiya init``: every algorithm discovery advertises has a published key from the
+#: start (ES256 signs access tokens; RS256 is the OIDC default for ID tokens).
+INITIAL_ALGS = SUPPORTED_ALGS
 PUBLISHED_STATES = ("next", "current", "retired")
+ALL_STATES = ("next", "current", "retired", "revoked")
+
+
+class RotationRefused(HawiyaError):
+    """A rotation would make a key sign before relying parties can have fetched it."""
+
+    code = "rotation_refused"
+    status = 409
 
 
 @dataclass(frozen=True)
@@ -38,41 +51,79 @@ class PublicKeyInfo:
     alg: str
     state: str
     created_at: datetime
+    activated_at: datetime | None = None
+    retired_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What one rotation changed."""
+
+    alg: str
+    retired: str | None
+    current: str
+    next: str
+
+
+def _generate(alg: str) -> Key:
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", private=True)
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519", private=True)
+    return RSAKey.generate_key(3072, private=True)
 
 
 class KeyStore:
-    """Create, publish and unseal signing keys."""
+    """Create, rotate, revoke, publish and unseal signing keys."""
 
-    def __init__(self, repository: KeyRepository, sealer: Sealer, clock: Clock, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        repository: KeyRepository,
+        sealer: Sealer,
+        clock: Clock,
+        audit: AuditLog,
+        *,
+        jwks_max_age: int = 300,
+        max_token_ttl: int = 600,
+    ) -> None:
         self._repository = repository
         self._sealer = sealer
         self._clock = clock
         self._audit = audit
+        self.jwks_max_age = jwks_max_age
+        self._max_token_ttl = max_token_ttl
         self._unsealed: dict[str, Key] = {}
 
-    def ensure_current_keys(self) -> list[str]:
-        """Create a current key for each supported algorithm that has none (idempotent)."""
-        have = {key.alg for key in self._repository.in_states("current")}
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    # -- creation -------------------------------------------------------------------------------
+
+    def ensure_keys(self, algs: tuple[str, ...] = INITIAL_ALGS) -> list[str]:
+        """A current and a next key for each of ``algs`` (idempotent); the new kids."""
+        unknown = [alg for alg in algs if alg not in SUPPORTED_ALGS]
+        if unknown:
+            raise InvalidInput(f"unsupported signing algorithm {unknown[0]!r}")
+        rows = self._repository.in_states("current", "next")
         created = []
-        for alg in SUPPORTED_ALGS:
-            if alg not in have:
+        for alg in algs:
+            states = {row.state for row in rows if row.alg == alg}
+            if "current" not in states:
                 created.append(self._create(alg, state="current"))
+            if "next" not in states:
+                created.append(self._create(alg, state="next"))
         return created
 
     def _create(self, alg: str, *, state: str) -> str:
-        key: Key = (
-            ECKey.generate_key("P-256", private=True)
-            if alg == "ES256"
-            else RSAKey.generate_key(3072, private=True)
-        )
-        kid = f"{alg.lower()}-{datetime.fromtimestamp(self._clock.now(), UTC):%Y%m%d}-" + (
-            secrets.token_hex(4)
-        )
+        key = _generate(alg)
+        now = self._now()
+        kid = f"{alg.lower()}-{now:%Y%m%d}-{secrets.token_hex(4)}"
         public = {**key.as_dict(private=False), "kid": kid, "alg": alg, "use": "sig"}
         sealed = self._sealer.seal(
             json.dumps(key.as_dict(private=True)).encode(), purpose=f"signing_key:{kid}"
         )
-        now = datetime.fromtimestamp(self._clock.now(), UTC)
         self._repository.add(
             SigningKey(
                 kid=kid,
@@ -85,8 +136,92 @@ class KeyStore:
                 activated_at=now if state == "current" else None,
             )
         )
-        self._audit.record(AuditEvent.SIGNING_KEY_CREATED, detail={"kid": kid, "alg": alg})
+        self._audit.record(AuditEvent.SIGNING_KEY_CREATED, detail={"kid": kid, "alg": alg, "state": state})
         return kid
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def rotate(self, alg: str, *, force: bool = False) -> Rotation:
+        """Promote ``alg``'s next key to current, retire the old current, create a new next.
+
+        Refused (RotationRefused) while the next key has been published for less than one JWKS
+        cache lifetime, unless ``force`` (an emergency, when relying parties may briefly refetch).
+        """
+        if alg not in SUPPORTED_ALGS:
+            raise NotFound(f"unknown algorithm {alg!r}; supported: {', '.join(SUPPORTED_ALGS)}")
+        rows = [row for row in self._repository.in_states("current", "next") if row.alg == alg]
+        current = next((row for row in rows if row.state == "current"), None)
+        upcoming = next((row for row in rows if row.state == "next"), None)
+        if upcoming is None:
+            self._create(alg, state="next")
+            raise RotationRefused(
+                f"no {alg} key was published yet; one is now: rotate again in {self.jwks_max_age} s"
+            )
+        published_for = (self._now() - upcoming.created_at).total_seconds()
+        if published_for < self.jwks_max_age and not force:
+            wait = int(self.jwks_max_age - published_for) + 1
+            raise RotationRefused(
+                f"the next {alg} key {upcoming.kid} was published {int(published_for)} s ago; relying "
+                f"parties may cache the JWKS for {self.jwks_max_age} s: rotate again in {wait} s"
+            )
+        if not self._repository.promote(
+            alg, current_kid=current.kid if current else None, next_kid=upcoming.kid, now=self._now()
+        ):
+            raise RotationRefused(f"another process is rotating the {alg} key; try again")
+        new_next = self._create(alg, state="next")
+        self._audit.record(
+            AuditEvent.SIGNING_KEY_ROTATED,
+            detail={"alg": alg, "retired": current.kid if current else None, "current": upcoming.kid},
+        )
+        return Rotation(alg, current.kid if current else None, upcoming.kid, new_next)
+
+    def rotate_due(self, *, older_than_days: float) -> list[Rotation]:
+        """Rotate every algorithm whose current key has signed for ``older_than_days`` (when its
+        next key has been published long enough); what was rotated."""
+        done = []
+        cutoff = self._now() - timedelta(days=older_than_days)
+        for row in self._repository.in_states("current"):
+            if (row.activated_at or row.created_at) <= cutoff:
+                try:
+                    done.append(self.rotate(row.alg))
+                except RotationRefused:
+                    continue  # the next key is too young, or another process won: next time
+        return done
+
+    def revoke(self, kid: str, *, reason: str, actor: str | None = None) -> PublicKeyInfo:
+        """Withdraw a key at once. A revoked current key is replaced by its next key immediately."""
+        reason = reason.strip()
+        if not reason:
+            raise InvalidInput("a revocation needs a reason")
+        before = self._repository.revoke(kid, reason=reason, now=self._now())
+        if before is None:
+            raise NotFound(f"no key {kid!r} that can be revoked")
+        self._unsealed.pop(kid, None)
+        self._audit.record(
+            AuditEvent.SIGNING_KEY_REVOKED,
+            actor=actor,
+            detail={"kid": kid, "alg": before.alg, "was": before.state, "reason": reason},
+        )
+        if before.state in ("current", "next"):
+            # Never leave an algorithm without a signing key or a published successor.
+            if before.state == "current":
+                try:
+                    self.rotate(before.alg, force=True)
+                except RotationRefused:
+                    self._create(before.alg, state="current")
+            self.ensure_keys((before.alg,))
+        return next(info for info in self.describe() if info.kid == kid)
+
+    def prune(self) -> list[str]:
+        """Remove retired keys whose every token has expired; their kids."""
+        cutoff = self._now() - timedelta(seconds=self._max_token_ttl + 60)
+        pruned = self._repository.delete_retired_before(cutoff)
+        for kid in pruned:
+            self._unsealed.pop(kid, None)
+            self._audit.record(AuditEvent.SIGNING_KEY_PRUNED, detail={"kid": kid})
+        return pruned
+
+    # -- publication and use --------------------------------------------------------------------
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK Set: every key that may have signed a live token, or soon will."""
@@ -99,8 +234,17 @@ class KeyStore:
     def describe(self) -> list[PublicKeyInfo]:
         """Every key, without key material."""
         return [
-            PublicKeyInfo(k.kid, k.alg, k.state, k.created_at)
-            for k in self._repository.in_states("next", "current", "retired", "revoked")
+            PublicKeyInfo(
+                k.kid,
+                k.alg,
+                k.state,
+                k.created_at,
+                k.activated_at,
+                k.retired_at,
+                k.revoked_at,
+                k.revoke_reason,
+            )
+            for k in self._repository.in_states(*ALL_STATES)
         ]
 
     def signing_key(self, alg: str) -> tuple[str, Key]:
@@ -109,11 +253,39 @@ class KeyStore:
             if row.alg == alg:
                 key = self._unsealed.get(row.kid)
                 if key is None:
-                    raw = self._sealer.unseal(row.private_sealed, purpose=f"signing_key:{row.kid}")
-                    key = _import(raw)
+                    key = _import(self._sealer.unseal(row.private_sealed, purpose=f"signing_key:{row.kid}"))
                     self._unsealed[row.kid] = key
                 return row.kid, key
         raise KeyUnavailable(f"no current {alg} signing key: run `hawiya init`")
+
+    def current_kid(self, alg: str) -> str | None:
+        """The kid that signs ``alg`` now."""
+        return next((row.kid for row in self._repository.in_states("current") if row.alg == alg), None)
+
+    def check_unsealable(self) -> None:
+        """Fail fast (KeyUnavailable naming the key) when the master key cannot open a live key."""
+        for row in self._repository.in_states("current", "next"):
+            try:
+                self._sealer.unseal(row.private_sealed, purpose=f"signing_key:{row.kid}")
+            except KeyUnavailable as exc:
+                raise KeyUnavailable(f"signing key {row.kid}: {exc.message}; check the master key") from None
+
+    # -- master key -----------------------------------------------------------------------------
+
+    def reseal(self) -> int:
+        """Re-seal every sealed value under the primary master key (online; idempotent)."""
+        count = 0
+        for table, ident, sealed in self._repository.all_sealed():
+            if not self._sealer.needs_reseal(sealed):
+                continue
+            purpose = f"signing_key:{ident}" if table == "signing_keys" else f"instance_secret:{ident}"
+            fresh = self._sealer.seal(self._sealer.unseal(sealed, purpose=purpose), purpose=purpose)
+            if self._repository.replace_sealed(table, ident, sealed, fresh):
+                count += 1
+        self._audit.record(
+            AuditEvent.MASTER_KEY_ROTATED, detail={"resealed": count, "master_key_id": self._sealer.key_id}
+        )
+        return count
 
     def instance_secret(self, name: str, *, size: int = 32) -> bytes:
         """A deployment-wide random secret, created on first use and shared through the database."""
@@ -121,8 +293,9 @@ class KeyStore:
         row = self._repository.secret(name)
         if row is None:
             sealed = self._sealer.seal(secrets.token_bytes(size), purpose=purpose)
-            now = datetime.fromtimestamp(self._clock.now(), UTC)
-            if self._repository.add_secret(InstanceSecret(name=name, sealed_value=sealed, created_at=now)):
+            if self._repository.add_secret(
+                InstanceSecret(name=name, sealed_value=sealed, created_at=self._now())
+            ):
                 self._audit.record(AuditEvent.INSTANCE_SECRET_CREATED, detail={"name": name})
             row = self._repository.secret(name)
             assert row is not None  # noqa: S101 - just inserted, by us or a concurrent process

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +31,7 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-ID_TOKEN_ALGS = ("ES256", "RS256")
+ID_TOKEN_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
 #: OpenID Connect scopes (OIDC Core 5.4, 11). Agencies may also register API scopes of their own
 #: (``records:read``) for agency-to-agency calls; those carry no personal claims.
 SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
@@ -170,10 +170,19 @@ def check_redirect_uri(uri: str) -> None:
 class ClientService:
     """Register and manage clients."""
 
-    def __init__(self, repository: ClientRepository, clock: Clock, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        repository: ClientRepository,
+        clock: Clock,
+        audit: AuditLog,
+        *,
+        provision_alg: Callable[[str], object] = lambda alg: None,
+    ) -> None:
         self._repository = repository
         self._clock = clock
         self._audit = audit
+        #: Makes sure a current key exists for an ID-token algorithm a client pins.
+        self._provision_alg = provision_alg
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -243,6 +252,7 @@ class ClientService:
             raise InvalidInput(
                 "redirect URIs on several hosts need --sector (OIDC Core 8.1) for pairwise subjects"
             )
+        self._provision_alg(id_token_alg)
         secret = None if auth_method in ("none", "private_key_jwt") else secrets.token_urlsafe(32)
         row = self._repository.add(
             Client(

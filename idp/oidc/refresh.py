@@ -66,7 +66,9 @@ class RefreshTokens:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
 
-    def issue(self, grant: RefreshGrant, *, code_hash: str | None = None) -> str:
+    def issue(
+        self, grant: RefreshGrant, *, code_hash: str | None = None, key_ids: tuple[str, ...] = ()
+    ) -> str:
         """A new refresh token in ``grant.family_id``."""
         token = secrets.token_urlsafe(32)
         now = self._now()
@@ -84,6 +86,7 @@ class RefreshTokens:
                 amr=list(grant.amr),
                 code_hash=code_hash,
                 claims=grant.claims,
+                key_ids=" " + " ".join(key_ids) + " " if key_ids else "",
                 offline=grant.offline,
                 issued_at=now,
                 expires_at=now + timedelta(seconds=ttl),
@@ -146,6 +149,13 @@ class RefreshTokens:
             return False
         self.revoke_family(row.family_id, reason="revoked")
         return True
+
+    def revoke_for_key(self, kid: str) -> list[str]:
+        """A revoked signing key takes down the refresh families issued alongside its tokens."""
+        families = self._repository.revoke_for_key(kid, self._now())
+        for family in families:
+            self._ledger.revoke_grant("family:" + family)
+        return families
 
     def revoke_for_code(self, code_hash: str) -> None:
         """A replayed code revokes the refresh families it started."""

@@ -513,6 +513,7 @@ class HawiyaServer(AuthorizationServer):
                     claims=user.claims.as_json() if user.claims.userinfo or user.claims.id_token else None,
                 ),
                 code_hash=user.code_hash,
+                key_ids=(access.kid,),
             )
         grants = [f"code:{user.code_hash}"] if user.code_hash else []
         grants += [f"family:{family}"] if family else []

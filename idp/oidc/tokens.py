@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,13 @@ class AccessToken:
     value: str
     jti: str
     exp: int
+
+    @property
+    def kid(self) -> str:
+        """The signing key's id, from the JWS header (our own token: no verification needed)."""
+        header = self.value.split(".", 1)[0]
+        data = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        return str(data.get("kid", ""))
 
 
 def half_hash(value: str, alg: str) -> str:

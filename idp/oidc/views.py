@@ -67,8 +67,10 @@ def discovery() -> Response:
 @bp.get("/jwks.json")
 def jwks() -> Response:
     """The public signing keys."""
-    response = jsonify(services().keystore.jwks())
-    response.headers["Cache-Control"] = "public, max-age=300"
+    reg = services()
+    response = jsonify(reg.keystore.jwks())
+    # The same setting bounds how soon a new key may sign (keys/keystore.py): never contradictory.
+    response.headers["Cache-Control"] = f"public, max-age={reg.settings.jwks_max_age}"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 

@@ -344,11 +344,13 @@ def _other_master_key_registry(tmp_path: Path, backend: Backend, clock: FrozenCl
 def test_signing_keys_are_stored_sealed(
     migrated: Registry, tmp_path: Path, backend: Backend, clock: FrozenClock
 ) -> None:
-    created = migrated.keystore.ensure_current_keys()
-    assert migrated.keystore.ensure_current_keys() == []  # idempotent
+    created = migrated.keystore.ensure_keys()
+    assert migrated.keystore.ensure_keys() == []  # idempotent
     rows = KeyRepository(migrated.db).in_states("current")
-    assert sorted(row.alg for row in rows) == ["ES256", "RS256"]
-    assert sorted(row.kid for row in rows) == sorted(created)
+    assert sorted(row.alg for row in rows) == ["ES256", "EdDSA", "PS256", "RS256"]
+    upcoming = KeyRepository(migrated.db).in_states("next")
+    assert sorted(row.alg for row in upcoming) == ["ES256", "EdDSA", "PS256", "RS256"]
+    assert sorted(row.kid for row in [*rows, *upcoming]) == sorted(created)
     for row in rows:
         assert row.state == "current"
         assert _utc(row.created_at) == datetime.fromtimestamp(clock.now(), UTC)

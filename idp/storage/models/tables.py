@@ -145,6 +145,9 @@ class RefreshToken(Base):
     code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     #: The OIDC Core 5.5 claims request the grant was made with (JSON), carried across rotations.
     claims: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Space-separated kids of the signing keys whose tokens were issued alongside (" kid kid "):
+    #: revoking one of those keys revokes this token.
+    key_ids: Mapped[str] = mapped_column(Text, default="")
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -65,6 +65,20 @@ class RefreshTokenRepository:
             self.revoke_family(family, now)
         return sorted(set(families))
 
+    def revoke_for_key(self, kid: str, now: datetime) -> list[str]:
+        """Revoke the families with a token issued alongside tokens signed by ``kid``; their ids."""
+        with self._db.transaction() as s:
+            families = set(
+                s.scalars(
+                    select(RefreshToken.family_id).where(
+                        RefreshToken.key_ids.contains(f" {kid} "), RefreshToken.revoked_at.is_(None)
+                    )
+                ).all()
+            )
+        for family in families:
+            self.revoke_family(family, now)
+        return sorted(families)
+
     def revoke_for_session(self, sid: str, now: datetime) -> Sequence[str]:
         """Revoke the session-bound (not offline) families of an SSO session; their ids."""
         with self._db.transaction() as s:

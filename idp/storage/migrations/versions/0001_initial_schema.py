@@ -146,6 +146,7 @@ def upgrade() -> None:
     sa.Column('amr', sa.JSON(), nullable=False),
     sa.Column('code_hash', sa.String(length=64), nullable=True),
     sa.Column('claims', sa.Text(), nullable=True),
+    sa.Column('key_ids', sa.Text(), nullable=False),
     sa.Column('offline', sa.Boolean(), nullable=False),
     sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
