@@ -251,7 +251,12 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
     help="File with the client's public JWKS (private_key_jwt).",
 )
 @click.option("--jwks-uri", help="URL of the client's public JWKS (private_key_jwt).")
-@click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default="ES256", show_default=True)
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(["ES256", "RS256", "PS256", "EdDSA"]),
+    default="ES256",
+    show_default=True,
+)
 @click.option("--sector", help="Sector identifier (host) for pairwise subjects.")
 @click.option(
     "--subject-type",
