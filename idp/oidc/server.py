@@ -177,9 +177,13 @@ class _IssuesTokens:
         expires_in: int | None = None,
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
-        """Issue this response's tokens."""
+        """Issue this response's tokens; a grant that settled the scope itself (client_credentials,
+        when the client named none) left it on the request, where Authlib does not look."""
         return self.server.issue(
-            self.request, user=user, scope=scope or "", include_refresh_token=include_refresh_token
+            self.request,
+            user=user,
+            scope=scope or self.request.scope or "",
+            include_refresh_token=include_refresh_token,
         )
 
 
@@ -323,19 +327,6 @@ class ClientCredentialsGrant(_IssuesTokens, grants.ClientCredentialsGrant):
         if any(s not in api_scopes for s in requested):
             raise InvalidScopeError("client_credentials grants only the API scopes the client registered")
         self.request.scope = " ".join(requested or api_scopes)
-
-    def generate_token(
-        self,
-        user: AuthorizedUser | None = None,
-        scope: str | None = None,
-        grant_type: str | None = None,
-        expires_in: int | None = None,
-        include_refresh_token: bool = True,
-    ) -> dict[str, Any]:
-        """Issue for the scope settled above: Authlib passes the raw request's, empty when omitted."""
-        return super().generate_token(
-            user, self.request.scope, grant_type, expires_in, include_refresh_token=include_refresh_token
-        )
 
 
 class HawiyaServer(AuthorizationServer):

@@ -10,6 +10,7 @@ page. Every authorization response, success or error, query or form_post, carrie
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -372,41 +373,51 @@ def userinfo() -> Response:
     return response
 
 
-def _token_parameters() -> tuple[str, str | None] | Response:
+@dataclass(frozen=True)
+class _TokenCall:
+    """An authenticated call about one token (RFC 7009 2.1, RFC 7662 2.1)."""
+
+    client: RegisteredClient
+    token: str
+    hint: str | None
+
+
+def _token_call(endpoint: str) -> _TokenCall | Response:
+    """Authenticate the caller and read ``token`` and ``token_type_hint``, or the error response."""
+    refused = _repeated_parameter()
+    if refused is not None:
+        return refused
+    try:
+        client = services().oauth.authenticate_endpoint_client(endpoint)
+    except OAuth2Error as error:
+        return _oauth_error(error)
     token_value = request.form.get("token")
     if not token_value:
         return _oauth_error(InvalidRequestError("the token parameter is required"))
-    hint = request.form.get("token_type_hint")
-    return token_value, hint
+    return _TokenCall(client, token_value, request.form.get("token_type_hint"))
 
 
 @bp.post("/revoke")
 def revoke() -> Response:
     """Token revocation (RFC 7009): refresh tokens (their family) and access tokens (deny-list)."""
     reg = services()
-    refused = _repeated_parameter()
-    if refused is not None:
-        return refused
-    try:
-        client = reg.oauth.authenticate_endpoint_client("revocation")
-    except OAuth2Error as error:
-        return _oauth_error(error)
-    parsed = _token_parameters()
-    if isinstance(parsed, Response):
-        return parsed
-    token_value, hint = parsed
-    if hint not in (None, "access_token", "refresh_token"):
+    call = _token_call("revocation")
+    if isinstance(call, Response):
+        return call
+    if call.hint not in (None, "access_token", "refresh_token"):
         response = jsonify(error="unsupported_token_type")
         response.status_code = 400
         return response
     attempts = [
-        lambda: reg.refresh.revoke_token(token_value, client.client_id),
-        lambda: reg.access_tokens.revoke(token_value, client),
+        lambda: reg.refresh.revoke_token(call.token, call.client.client_id),
+        lambda: reg.access_tokens.revoke(call.token, call.client),
     ]
-    if hint == "access_token":
+    if call.hint == "access_token":
         attempts.reverse()
     if any(attempt() for attempt in attempts):
-        reg.audit.record(AuditEvent.TOKEN_REVOKED, client_id=client.client_id, detail={"hint": hint})
+        reg.audit.record(
+            AuditEvent.TOKEN_REVOKED, client_id=call.client.client_id, detail={"hint": call.hint}
+        )
     # RFC 7009 2.2: 200 whether or not the token was valid, so nothing is learned by probing.
     done = Response("", status=200)
     done.headers["Cache-Control"] = "no-store"
@@ -416,18 +427,9 @@ def revoke() -> Response:
 @bp.post("/introspect")
 def introspect() -> Response:
     """Token introspection (RFC 7662) for confidential clients."""
-    reg = services()
-    refused = _repeated_parameter()
-    if refused is not None:
-        return refused
-    try:
-        client = reg.oauth.authenticate_endpoint_client("introspection")
-    except OAuth2Error as error:
-        return _oauth_error(error)
-    parsed = _token_parameters()
-    if isinstance(parsed, Response):
-        return parsed
-    token_value, hint = parsed
-    response = jsonify(reg.introspection.introspect(token_value, hint, client))
+    call = _token_call("introspection")
+    if isinstance(call, Response):
+        return call
+    response = jsonify(services().introspection.introspect(call.token, call.hint, call.client))
     response.headers["Cache-Control"] = "no-store"
     return response
