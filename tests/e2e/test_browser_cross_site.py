@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,53 +25,21 @@ import jwt
 import pytest
 import requests
 from flask import Flask, abort, redirect, request
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Response
 
 from idp.app import create_app
 from tests.conftest import PASSWORD, Backend, World, free_port, initialised, make_settings, populate
+from tests.support.browser import WAIT, chromium, serve
 
 pytestmark = pytest.mark.browser
 
 # The browser setup of test_browser.py: Debian's chromium and chromedriver, never Selenium Manager.
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1100,900",
-)
-WAIT = 15
 SCOPE = "openid profile email"
-
-
-def _require_browser() -> None:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        message = f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests must run in CI: {message}")
-        pytest.skip(message)
-
-
-def _serve(app: Any, host: str, port: int) -> tuple[BaseWSGIServer, threading.Thread]:
-    server = make_server(host, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread
 
 
 # -- what the IdP saw ---------------------------------------------------------------------------------
@@ -227,8 +192,8 @@ def cross_site(tmp_path: Path, backend: Backend) -> Iterator[CrossSite]:
     world = populate(registry, rp_port=rp_port)
     idp_log = RequestLog(create_app(registry=registry))
     received: list[Received] = []
-    idp_server, idp_thread = _serve(idp_log, "localhost", idp_port)
-    rp_server, rp_thread = _serve(relying_party(idp_url, world, received), "127.0.0.1", rp_port)
+    idp_server, idp_thread = serve(idp_log, "localhost", idp_port)
+    rp_server, rp_thread = serve(relying_party(idp_url, world, received), "127.0.0.1", rp_port)
     try:
         yield CrossSite(idp_url, f"http://127.0.0.1:{rp_port}", world, idp_log, received)
     finally:
@@ -241,22 +206,7 @@ def cross_site(tmp_path: Path, backend: Backend) -> Iterator[CrossSite]:
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
     """A fresh headless Chromium (its own profile, English first, console logged), quit afterwards."""
-    _require_browser()
-    profile = tempfile.mkdtemp(prefix="hawiya-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    yield from chromium()
 
 
 # -- steps ---------------------------------------------------------------------------------------------
