@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck clean translations i18n
+.PHONY: run test test-remote-signer setup lint typecheck clean translations i18n
 
 run: setup ## Set up and serve the IdP with demo data on the embedded default (SQLite)
 	$(BIN)/hawiya init
@@ -15,6 +15,10 @@ test: setup ## Set up and run the whole suite (lint, types, tests)
 	$(BIN)/ruff check idp tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
+	$(MAKE) test-remote-signer
+
+test-remote-signer: setup ## The protocol suites again, every signature made out of process (the HSM/KMS seam)
+	HAWIYA_TEST_SIGNER=remote $(BIN)/pytest -q tests/conformance tests/e2e/test_third_party_clients.py tests/oidc/test_smoke_flow.py
 
 setup: $(STAMP) translations
 

@@ -3,6 +3,10 @@ an initialised registry and app, and a live server on localhost for real clients
 
 PostgreSQL (127.0.0.1:5432, trust, database test) and Redis (127.0.0.1:6379) are used when they
 answer; locally without them the backend-matrix tests skip, under CI=true they must run.
+
+With ``HAWIYA_TEST_SIGNER=remote`` every IdP the tests build signs out of process: through a
+``RemoteSigner`` and a ``SigningService`` of its own on 127.0.0.1 (``make test-remote-signer``),
+which proves the HSM/KMS seam with suites that do not know about it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from werkzeug.serving import make_server
 from idp.app import create_app
 from idp.clock import FrozenClock
 from idp.keys import keystore
+from idp.keys.remote import SigningService
 from idp.registry import Registry
 from idp.settings import Settings
 
@@ -147,9 +152,55 @@ def clock() -> FrozenClock:
     return FrozenClock()
 
 
-def initialised(settings: Settings, clock: FrozenClock | None = None) -> Registry:
-    """A registry on a migrated database with signing keys (what `hawiya init` does)."""
-    registry = Registry(settings, clock=clock)
+#: Which Signer the IdPs of this run use: ``software`` (in process, the default) or ``remote``.
+TEST_SIGNER = os.environ.get("HAWIYA_TEST_SIGNER", "software")
+if TEST_SIGNER not in ("software", "remote"):
+    raise pytest.UsageError(f"HAWIYA_TEST_SIGNER must be software or remote, got {TEST_SIGNER!r}")
+#: Signing services still serving (stopped by their registry's close, or after the test).
+_SIGNING_SERVICES: set[RemoteSigningRegistry] = set()
+
+
+class RemoteSigningRegistry(Registry):
+    """A registry that signs through ``RemoteSigner``, with a signing service of its own.
+
+    The service wraps the software signer of a second registry on the same database and master
+    key, as a separate signing process would; ``signing_service.signatures`` counts its work.
+    """
+
+    def __init__(self, settings: Settings, clock: FrozenClock | None = None) -> None:
+        secret = secrets.token_urlsafe(32)
+        self.signing_backend = Registry(settings, clock=clock)
+        self.signing_service = SigningService(self.signing_backend.signer, secret=secret).start()
+        _SIGNING_SERVICES.add(self)
+        super().__init__(
+            replace(settings, signer_url=self.signing_service.url, signer_secret=secret), clock=clock
+        )
+
+    def close(self) -> None:
+        """Release connections and stop the signing service."""
+        super().close()
+        if self in _SIGNING_SERVICES:
+            _SIGNING_SERVICES.discard(self)
+            self.signing_service.stop()
+            self.signing_backend.close()
+
+
+@pytest.fixture(autouse=True)
+def _stop_signing_services() -> Iterator[None]:
+    """Stop the signing services of registries a test did not close."""
+    yield
+    for registry in list(_SIGNING_SERVICES):
+        registry.close()
+
+
+def initialised(
+    settings: Settings, clock: FrozenClock | None = None, *, remote_signer: bool | None = None
+) -> Registry:
+    """A registry on a migrated database with signing keys (what `hawiya init` does). It signs
+    through its own signing service when ``remote_signer`` is true (by default: when
+    ``HAWIYA_TEST_SIGNER=remote``)."""
+    remote = TEST_SIGNER == "remote" if remote_signer is None else remote_signer
+    registry = RemoteSigningRegistry(settings, clock) if remote else Registry(settings, clock)
     registry.db.upgrade()
     registry.keystore.ensure_keys()
     return registry

@@ -117,6 +117,13 @@ class KeyStore:
         return created
 
     def _create(self, alg: str, *, state: str) -> str:
+        row = self._new_row(alg, state=state)
+        self._repository.add(row)
+        self._record_created(row)
+        return row.kid
+
+    def _new_row(self, alg: str, *, state: str) -> SigningKey:
+        """A freshly generated key, sealed, as a row not yet stored."""
         key = _generate(alg)
         now = self._now()
         kid = f"{alg.lower()}-{now:%Y%m%d}-{secrets.token_hex(4)}"
@@ -124,20 +131,21 @@ class KeyStore:
         sealed = self._sealer.seal(
             json.dumps(key.as_dict(private=True)).encode(), purpose=f"signing_key:{kid}"
         )
-        self._repository.add(
-            SigningKey(
-                kid=kid,
-                alg=alg,
-                use="sig",
-                state=state,
-                public_jwk=public,
-                private_sealed=sealed,
-                created_at=now,
-                activated_at=now if state == "current" else None,
-            )
+        return SigningKey(
+            kid=kid,
+            alg=alg,
+            use="sig",
+            state=state,
+            public_jwk=public,
+            private_sealed=sealed,
+            created_at=now,
+            activated_at=now if state == "current" else None,
         )
-        self._audit.record(AuditEvent.SIGNING_KEY_CREATED, detail={"kid": kid, "alg": alg, "state": state})
-        return kid
+
+    def _record_created(self, row: SigningKey) -> None:
+        self._audit.record(
+            AuditEvent.SIGNING_KEY_CREATED, detail={"kid": row.kid, "alg": row.alg, "state": row.state}
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -164,11 +172,20 @@ class KeyStore:
                 f"the next {alg} key {upcoming.kid} was published {int(published_for)} s ago; relying "
                 f"parties may cache the JWKS for {self.jwks_max_age} s: rotate again in {wait} s"
             )
+        # The successor is stored in the promotion's transaction: a concurrent rotation that reads
+        # just after it then finds a (young) next key, never none (which would make it create a
+        # second next key for this algorithm).
+        successor = self._new_row(alg, state="next")
         if not self._repository.promote(
-            alg, current_kid=current.kid if current else None, next_kid=upcoming.kid, now=self._now()
+            alg,
+            current_kid=current.kid if current else None,
+            next_kid=upcoming.kid,
+            now=self._now(),
+            successor=successor,
         ):
             raise RotationRefused(f"another process is rotating the {alg} key; try again")
-        new_next = self._create(alg, state="next")
+        new_next = successor.kid
+        self._record_created(successor)
         self._audit.record(
             AuditEvent.SIGNING_KEY_ROTATED,
             detail={"alg": alg, "retired": current.kid if current else None, "current": upcoming.kid},
@@ -203,12 +220,15 @@ class KeyStore:
             detail={"kid": kid, "alg": before.alg, "was": before.state, "reason": reason},
         )
         if before.state in ("current", "next"):
-            # Never leave an algorithm without a signing key or a published successor.
-            if before.state == "current":
-                try:
-                    self.rotate(before.alg, force=True)
-                except RotationRefused:
-                    self._create(before.alg, state="current")
+            # Never leave an algorithm without a signing key or a published successor: the next key
+            # took over in the revocation's own transaction; a new next key is published now (and a
+            # current one, had there been no next key to take over).
+            promoted = self.current_kid(before.alg) if before.state == "current" else None
+            if promoted is not None:
+                self._audit.record(
+                    AuditEvent.SIGNING_KEY_ROTATED,
+                    detail={"alg": before.alg, "retired": None, "current": promoted},
+                )
             self.ensure_keys((before.alg,))
         return next(info for info in self.describe() if info.kid == kid)
 
@@ -263,12 +283,20 @@ class KeyStore:
         return next((row.kid for row in self._repository.in_states("current") if row.alg == alg), None)
 
     def check_unsealable(self) -> None:
-        """Fail fast (KeyUnavailable naming the key) when the master key cannot open a live key."""
+        """Fail fast (KeyUnavailable naming the value) when the master key cannot open a live key
+        or an instance secret (retired and revoked keys never sign, so they are not checked)."""
         for row in self._repository.in_states("current", "next"):
             try:
                 self._sealer.unseal(row.private_sealed, purpose=f"signing_key:{row.kid}")
             except KeyUnavailable as exc:
                 raise KeyUnavailable(f"signing key {row.kid}: {exc.message}; check the master key") from None
+        for table, name, sealed in self._repository.all_sealed():
+            if table != "instance_secrets":
+                continue
+            try:
+                self._sealer.unseal(sealed, purpose=f"instance_secret:{name}")
+            except KeyUnavailable as exc:
+                raise KeyUnavailable(f"instance secret {name}: {exc.message}; check the master key") from None
 
     # -- master key -----------------------------------------------------------------------------
 

@@ -48,9 +48,10 @@ class RemoteSigner:
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                token = json.loads(response.read(MAX_BODY)).get("token")
+                answer = json.loads(response.read(MAX_BODY))
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise KeyUnavailable("the signing service did not answer") from exc
+        token = answer.get("token") if isinstance(answer, dict) else None
         if not isinstance(token, str):
             raise KeyUnavailable("the signing service gave no token")
         return token
@@ -62,6 +63,7 @@ class SigningService:
     def __init__(self, signer: Signer, *, secret: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self._signer = signer
         self._secret = secret
+        self._count_lock = threading.Lock()
         self.signatures = 0
         service = self
 
@@ -82,7 +84,8 @@ class SigningService:
                 if not hmac.compare_digest(presented.encode(), f"Bearer {service._secret}".encode()):
                     self._answer(401, {"error": "unauthorized"})
                     return
-                length = int(self.headers.get("Content-Length") or 0)
+                declared = self.headers.get("Content-Length") or "0"
+                length = int(declared) if declared.isdigit() else 0
                 if self.path != "/sign" or not 0 < length <= MAX_BODY:
                     self._answer(400, {"error": "bad_request"})
                     return
@@ -95,11 +98,15 @@ class SigningService:
                     log.warning("signing service refused a request: %s", type(exc).__name__)
                     self._answer(400, {"error": "cannot_sign"})
                     return
-                service.signatures += 1
+                with service._count_lock:
+                    service.signatures += 1
                 self._answer(200, {"token": token})
 
         self._server = ThreadingHTTPServer((host, port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: stop() waits for the serving loop to notice, up to one interval.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc import jws, jwt
+from joserfc.errors import JoseError, UnsupportedAlgorithmError
 
 from idp.keys.keystore import SUPPORTED_ALGS, KeyStore
 
@@ -23,6 +23,21 @@ class Signer(Protocol):
     def sign(self, claims: Mapping[str, Any], *, alg: str, typ: str = "JWT") -> str:
         """A compact JWS of ``claims`` with ``alg`` and the signing key's ``kid``."""
         ...
+
+
+class _SigningRegistry(jws.JWSRegistry):
+    """joserfc's JWS registry narrowed to SUPPORTED_ALGS, without its RFC 9864 warning on ``EdDSA``.
+
+    Hawiya signs Ed25519 keys under the name ``EdDSA`` (what RFC 8037 and OIDC registration call it,
+    and what agencies' libraries expect); joserfc warns on every use of that name, which would flood
+    the log, and fails every EdDSA signature wherever warnings are errors.
+    """
+
+    def get_alg(self, name: str) -> jws.JWSAlgModel:
+        """The algorithm ``name`` if Hawiya signs with it (and this registry allows it)."""
+        if name not in SUPPORTED_ALGS or (self.allowed and name not in self.allowed):
+            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
+        return self.algorithms[name]
 
 
 class SoftwareSigner:
@@ -37,7 +52,7 @@ class SoftwareSigner:
             raise ValueError(f"unsupported signing algorithm {alg!r}")
         kid, key = self._keystore.signing_key(alg)
         header = {"alg": alg, "kid": kid, "typ": typ}
-        return jwt.encode(header, dict(claims), key, algorithms=[alg])
+        return jwt.encode(header, dict(claims), key, registry=_SigningRegistry(algorithms=[alg]))
 
 
 class InvalidToken(Exception):
@@ -53,7 +68,9 @@ class TokenVerifier:
     def verify(self, token: str, *, typ: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Check the signature and ``typ``; return (header, claims). Claims are checked by callers."""
         try:
-            decoded = jwt.decode(token, self._keystore.public_key_set(), algorithms=SUPPORTED_ALGS)
+            decoded = jwt.decode(
+                token, self._keystore.public_key_set(), registry=_SigningRegistry(algorithms=SUPPORTED_ALGS)
+            )
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidToken("the token's signature or format is invalid") from exc
         if str(decoded.header.get("typ", "")).lower() != typ:

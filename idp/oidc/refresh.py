@@ -133,6 +133,12 @@ class RefreshTokens:
             claims=row.claims,
         )
 
+    def release(self, token: str, client_id: str) -> bool:
+        """Give back a token consumed for a response that could not be made (nothing was issued
+        for it), so that the client's retry is not taken for a reuse; False if it was revoked since
+        (a reuse in between revoked its family)."""
+        return self._repository.release(token_hash(token), client_id)
+
     def revoke_family(self, family_id: str, *, reason: str) -> None:
         """Revoke a family and every access token it issued.
 
@@ -151,11 +157,21 @@ class RefreshTokens:
         return True
 
     def revoke_for_key(self, kid: str) -> list[str]:
-        """A revoked signing key takes down the refresh families issued alongside its tokens."""
+        """A revoked signing key takes down the refresh families issued alongside its tokens.
+
+        The key is marked revoked before the families are looked for: a response signed by the
+        key just before its revocation either stored its refresh token before the look-up (found
+        here) or sees the mark once it has (``HawiyaServer.issue`` checks ``key_revoked``).
+        """
+        self._ledger.revoke_grant("key:" + kid)
         families = self._repository.revoke_for_key(kid, self._now())
         for family in families:
             self._ledger.revoke_grant("family:" + family)
         return families
+
+    def key_revoked(self, kid: str) -> bool:
+        """True when ``kid`` was revoked recently (long enough to cover any response in flight)."""
+        return self._ledger.grant_revoked("key:" + kid)
 
     def revoke_for_code(self, code_hash: str) -> None:
         """A replayed code revokes the refresh families it started."""

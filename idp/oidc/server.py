@@ -24,6 +24,7 @@ from idp.accounts.service import AccountService, Person
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn.results import AuthResult
+from idp.errors import KeyUnavailable
 from idp.oidc.claims import SubjectService, claims_for
 from idp.oidc.claims_request import ClaimsRequest, parse_claims_request
 from idp.oidc.clients import (
@@ -265,6 +266,8 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
+    #: The token this request consumed (given back if no response can be signed).
+    _spent: str | None = None
 
     def authenticate_refresh_token(self, refresh_token: str) -> _RefreshCredential | None:
         """Consume the presented token; None when unknown, spent (then its family dies) or dead."""
@@ -277,7 +280,20 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
             # Session-bound tokens die with the SSO session (DESIGN.md "Refresh tokens").
             self.server.refresh.revoke_family(grant.family_id, reason="session_ended")
             return None
+        self._spent = refresh_token
         return _RefreshCredential(grant)
+
+    def create_token_response(self) -> Any:
+        """Authlib's response, except when no token can be signed (the signer is down): then the
+        consumed token is given back, since nothing was issued for it, and the client's retry is
+        not taken for a stolen token's reuse (RFC 9700 4.14.2). The access token is the first and
+        only thing signed, before the new refresh token is stored."""
+        try:
+            return super().create_token_response()
+        except KeyUnavailable:
+            if self._spent is not None:
+                self.server.refresh.release(self._spent, self.request.client.client_id)
+            raise
 
     def _refuse_before_spending(self, refresh_token: str, client: RegisteredClient) -> None:
         """Refuse what Authlib and ``issue`` would refuse only after the token was consumed: a
@@ -512,8 +528,11 @@ class HawiyaServer(AuthorizationServer):
             self.ledger.issued(access.jti, access.exp, grant)
         # A replay of the code or a reuse in the family may have revoked the grant while this
         # response was being made, sweeping only what was recorded then (RFC 6749 4.1.2, RFC 9700
-        # 4.14.2). Everything is recorded now, so the revocation's mark is checked last.
-        if any(self.ledger.grant_revoked(grant) for grant in grants):
+        # 4.14.2); so may the revocation of the key that signed it. Everything is recorded now, so
+        # the revocations' marks are checked last.
+        if any(self.ledger.grant_revoked(grant) for grant in grants) or (
+            family and self.refresh.key_revoked(access.kid)
+        ):
             self.ledger.revoke(access.jti, access.exp)
             if family:
                 self.refresh.revoke_family(family, reason="revoked_while_issuing")

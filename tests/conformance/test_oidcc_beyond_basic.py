@@ -147,6 +147,20 @@ def test_oidcc_ensure_client_assertion_with_iss_aud_succeeds(
     assert rp.userinfo_claims(flow)["email"] == "fatima@example.org"
 
 
-@pytest.mark.skip(reason="key rotation is the keys issue")
-def test_oidcc_server_rotate_keys() -> None:
-    """After rotation jwks_uri publishes the new key and SHOULD keep the old one."""
+@BOTH_BACKENDS
+@EACH_RESPONSE_MODE
+def test_oidcc_server_rotate_keys(
+    app: Flask, registry: Registry, clock: FrozenClock, rp: ConformanceRP
+) -> None:
+    """After rotation jwks_uri publishes the new key and keeps the old one; new ID tokens carry the
+    new kid and verify; tokens signed before it still verify against the same jwks_uri."""
+    before = rp.flow(person(app), scope="openid")
+    old_kid = rp.signing_jwk(before.tokens["id_token"])["kid"]
+    clock.advance(registry.settings.jwks_max_age)
+    rotation = registry.keystore.rotate(rp.alg)
+    assert rotation.retired == old_kid
+    published = {key["kid"] for key in rp.jwks()["keys"]}
+    assert {old_kid, rotation.current, rotation.next} <= published
+    after = rp.flow(person(app), scope="openid")
+    assert rp.signing_jwk(after.tokens["id_token"])["kid"] == rotation.current
+    rp.verify_id_token(before.tokens["id_token"], nonce=before.request.get("nonce"), access_token=None)

@@ -44,8 +44,17 @@ class KeyRepository:
         except IntegrityError:
             return False
 
-    def promote(self, alg: str, *, current_kid: str | None, next_kid: str, now: datetime) -> bool:
-        """Retire ``current_kid`` and make ``next_kid`` current, in one transaction.
+    def promote(
+        self,
+        alg: str,
+        *,
+        current_kid: str | None,
+        next_kid: str,
+        now: datetime,
+        successor: SigningKey | None = None,
+    ) -> bool:
+        """Retire ``current_kid``, make ``next_kid`` current and store ``successor`` (the new next
+        key), in one transaction.
 
         Both updates are conditional on the states they expect, so of several processes rotating
         at once exactly one succeeds and the others change nothing (True only for the winner).
@@ -67,16 +76,31 @@ class KeyRepository:
                     .values(state="retired", retired_at=now)
                     .execution_options(synchronize_session=False)
                 )
+            if successor is not None:
+                s.add(successor)
             return True
 
     def revoke(self, kid: str, *, reason: str, now: datetime) -> SigningKey | None:
-        """Mark a key revoked; the row as it was before, or None if unknown or already revoked."""
+        """Mark a key revoked; the row as it was before, or None if unknown or already revoked.
+
+        A revoked current key hands over in the same transaction: the newest next key of its
+        algorithm becomes current. Done in two steps, a token request in between would find the
+        algorithm without a signing key and fail.
+        """
         with self._db.transaction() as s:
             row = s.get(SigningKey, kid)
             if row is None or row.state == "revoked":
                 return None
             before = SigningKey(kid=row.kid, alg=row.alg, state=row.state, created_at=row.created_at)
             row.state, row.revoked_at, row.revoke_reason = "revoked", now, reason
+            if before.state == "current":
+                upcoming = s.scalars(
+                    select(SigningKey)
+                    .where(SigningKey.alg == before.alg, SigningKey.state == "next")
+                    .order_by(SigningKey.created_at.desc())
+                ).first()
+                if upcoming is not None:
+                    upcoming.state, upcoming.activated_at = "current", now
             return before
 
     def delete_retired_before(self, cutoff: datetime) -> list[str]:

@@ -51,6 +51,22 @@ class RefreshTokenRepository:
                 return None
             return s.scalars(select(RefreshToken).where(RefreshToken.token_hash == token_hash)).one()
 
+    def release(self, token_hash: str, client_id: str) -> bool:
+        """Make a consumed token unspent again, unless it has been revoked since; True if it was."""
+        with self._db.transaction() as s:
+            result = s.execute(
+                update(RefreshToken)
+                .where(
+                    RefreshToken.token_hash == token_hash,
+                    RefreshToken.client_id == client_id,
+                    RefreshToken.consumed_at.is_not(None),
+                    RefreshToken.revoked_at.is_(None),
+                )
+                .values(consumed_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def revoke_family(self, family_id: str, now: datetime) -> int:
         """Revoke every live token of a family; how many were live."""
         return self._revoke(RefreshToken.family_id == family_id, now)
