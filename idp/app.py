@@ -6,19 +6,19 @@ import logging
 
 from flask import Flask, request
 from flask_babel import Babel
-from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.errors import ConfigurationError
 from idp.http import errors, headers
 from idp.http.context import LANG_COOKIE
+from idp.http.csrf import HardenedCSRFProtect
 from idp.i18n import direction, negotiate
 from idp.keys.schedule import KeySchedule
 from idp.registry import Registry
 from idp.settings import PACKAGE_ROOT, Settings
 
-csrf = CSRFProtect()
+csrf = HardenedCSRFProtect()
 
 
 def create_app(
@@ -85,13 +85,14 @@ def create_app(
         locale = select_locale()
         return {"locale": locale, "dir": direction(locale)}
 
+    from idp.accounts.views import bp as accounts_bp
     from idp.authn.views import bp as authn_bp
     from idp.http.health import bp as health_bp
     from idp.i18n.views import bp as i18n_bp
     from idp.oidc.views import bp as oidc_bp
     from idp.sessions.views import bp as sessions_bp
 
-    for blueprint in (health_bp, oidc_bp, authn_bp, sessions_bp, i18n_bp):
+    for blueprint in (health_bp, oidc_bp, authn_bp, sessions_bp, accounts_bp, i18n_bp):
         app.register_blueprint(blueprint)
     # Machine endpoints authenticate their callers with client credentials or bearer tokens, and
     # agencies POST to /authorize cross-site: CSRF tokens do not apply to them.

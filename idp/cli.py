@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 
 import click
 
+from idp.authn import totp
 from idp.errors import ConfigurationError, HawiyaError, InvalidInput
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import create_master_key_file, previous_key_file
 from idp.registry import Registry
-from idp.settings import Settings
+from idp.settings import ACR_VALUES, MFA_REQUIRED_ACCOUNT_TYPES, Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("idp.cli")
@@ -267,6 +268,11 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
 @click.option("--agency", help="The agency that runs the service.")
 @click.option("--name-ar", help="Arabic name shown on the consent page.")
 @click.option("--client-id", help="Choose the client id (default: random).")
+@click.option(
+    "--min-acr",
+    type=click.Choice(list(ACR_VALUES)),
+    help="The least level of assurance every sign-in to this client must reach (step-up).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
 def clients_create(
@@ -285,6 +291,7 @@ def clients_create(
     agency: str | None,
     name_ar: str | None,
     client_id: str | None,
+    min_acr: str | None,
     as_json: bool,
 ) -> None:
     """Register a client; its secret is printed once."""
@@ -315,6 +322,7 @@ def clients_create(
         agency=agency,
         name_ar=name_ar,
         client_id=client_id,
+        min_acr=min_acr,
         actor="cli",
     )
     if as_json:
@@ -447,6 +455,11 @@ def keys_prune() -> None:
     click.echo(f"pruned {len(pruned)} key(s)" + (f": {', '.join(pruned)}" if pruned else ""))
 
 
+def _reseal_everything(registry: Registry) -> int:
+    """Re-seal signing keys, instance secrets and TOTP secrets under the current master key."""
+    return registry.keystore.reseal() + registry.authenticators.reseal()
+
+
 @keys.command("rotate-master")
 @clean_errors
 def keys_rotate_master() -> None:
@@ -467,7 +480,7 @@ def keys_rotate_master() -> None:
         raise InvalidInput(f"{previous} exists: a rotation is unfinished; run `hawiya keys reseal` first")
     settings.master_key_file.rename(previous)
     create_master_key_file(settings.master_key_file)
-    count = Registry(settings).keystore.reseal()
+    count = _reseal_everything(Registry(settings))
     previous.unlink()
     click.echo(f"new master key in {settings.master_key_file}; re-sealed {count} value(s); back it up now")
 
@@ -477,7 +490,7 @@ def keys_rotate_master() -> None:
 def keys_reseal() -> None:
     """Re-seal every key under the current master key (after deploying a new one)."""
     settings = Settings.from_env()
-    count = _ready(Registry(settings)).keystore.reseal()
+    count = _reseal_everything(_ready(Registry(settings)))
     previous = previous_key_file(settings.master_key_file)
     if previous.exists():
         previous.unlink()
@@ -562,6 +575,16 @@ def demo() -> None:
             password = people.get(username) or "demo-" + secrets.token_urlsafe(15)
             registry.accounts.create(password=password, email_verified=True, actor="demo", **spec)
             people[username] = password
+    # Staff must use MFA: the demo staff member gets an authenticator app key to type into one.
+    totp_keys = saved.setdefault("totp", {})
+    for spec in DEMO_PEOPLE:
+        person = registry.accounts.by_username(spec["username"])
+        if person is None or person.account_type not in MFA_REQUIRED_ACCOUNT_TYPES:
+            continue
+        if not registry.authenticators.factors(person.id):
+            totp_keys[person.username] = registry.authenticators.provision_totp(
+                person.id, label="Demo authenticator", actor="demo"
+            )
     for spec in DEMO_CLIENTS:
         cid = spec["client_id"]
         try:
@@ -581,6 +604,18 @@ def demo() -> None:
         click.echo(
             f"  {spec['account_type']:<9} username {spec['username']:<9} password "
             f"{people.get(spec['username'], '(set before; see instance/demo.json)')}"
+        )
+    click.echo("Demo second factor (staff must use MFA): add this key to any authenticator app")
+    for spec in DEMO_PEOPLE:
+        if spec["account_type"] not in MFA_REQUIRED_ACCOUNT_TYPES:
+            continue
+        key = totp_keys.get(spec["username"])
+        if key is None:
+            click.echo(f"  {spec['username']:<9} TOTP key (set before; see instance/demo.json)")
+            continue
+        click.echo(f"  {spec['username']:<9} TOTP key {key}")
+        click.echo(
+            f"            {totp.provisioning_uri(key, account_name=spec['username'], issuer='Hawiya')}"
         )
     click.echo("Demo clients:")
     for spec in DEMO_CLIENTS:

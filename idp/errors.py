@@ -69,6 +69,19 @@ class TooManyAttempts(HawiyaError):
     status = 429
 
 
+class InvalidCode(AuthenticationFailed):
+    """A one-time code (TOTP or recovery code) is wrong, malformed or already used."""
+
+    code = "invalid_code"
+
+
+class NotAllowed(HawiyaError):
+    """A policy forbids this change (for example removing the last factor of a staff account)."""
+
+    code = "not_allowed"
+    status = 403
+
+
 class InteractionExpired(HawiyaError):
     """The parked authorization request is gone (expired, used, or from another browser)."""
 

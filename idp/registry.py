@@ -12,7 +12,11 @@ from idp.accounts.policy import PasswordPolicy
 from idp.accounts.service import AccountService
 from idp.admin.keys import KeyAdministration
 from idp.audit.recorder import AuditLog
+from idp.authn.factors import Authenticators
+from idp.authn.flow import PendingSignins
+from idp.authn.mfa import SecondFactor
 from idp.authn.password import PasswordAuthenticator
+from idp.authn.recovery import RecoveryCodes
 from idp.clock import Clock, SystemClock
 from idp.keys.keystore import KeyStore
 from idp.keys.remote import RemoteSigner
@@ -36,6 +40,7 @@ from idp.storage.db import Database
 from idp.storage.ephemeral import EphemeralStore, open_store
 from idp.storage.repositories.accounts import AccountRepository
 from idp.storage.repositories.audit import AuditRepository
+from idp.storage.repositories.authenticators import AuthenticatorRepository, RecoveryCodeRepository
 from idp.storage.repositories.clients import ClientRepository
 from idp.storage.repositories.consents import ConsentRepository
 from idp.storage.repositories.keys import KeyRepository
@@ -123,6 +128,46 @@ class Registry:
             max_failures=self.settings.signin_max_failures,
             window=self.settings.signin_throttle_window,
         )
+
+    @cached_property
+    def authenticators(self) -> Authenticators:
+        """TOTP (and later WebAuthn) authenticators, secrets sealed under the master key."""
+        return Authenticators(
+            AuthenticatorRepository(self.db),
+            self.sealer,
+            self.store,
+            self.clock,
+            self.audit,
+            issuer_name="Hawiya",
+        )
+
+    @cached_property
+    def recovery_codes(self) -> RecoveryCodes:
+        """Recovery codes, stored as HMACs under an instance secret."""
+        return RecoveryCodes(
+            RecoveryCodeRepository(self.db),
+            self.keystore.instance_secret("recovery_code_key"),
+            self.clock,
+            self.audit,
+        )
+
+    @cached_property
+    def mfa(self) -> SecondFactor:
+        """The second factor: when it is asked, checking it, enrolment and removal rules."""
+        return SecondFactor(
+            self.accounts,
+            self.authenticators,
+            self.recovery_codes,
+            self.store,
+            self.audit,
+            max_failures=self.settings.factor_max_failures,
+            window=self.settings.factor_throttle_window,
+        )
+
+    @cached_property
+    def pending_signins(self) -> PendingSignins:
+        """Sign-ins between a right password and their second step."""
+        return PendingSignins(self.store, self.clock, ttl=self.settings.interaction_ttl)
 
     @cached_property
     def sessions(self) -> SessionService:

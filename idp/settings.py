@@ -25,6 +25,9 @@ LOA_LOW = "urn:hawiya:loa:low"
 LOA_SUBSTANTIAL = "urn:hawiya:loa:substantial"
 LOA_HIGH = "urn:hawiya:loa:high"
 ACR_VALUES = (LOA_LOW, LOA_SUBSTANTIAL, LOA_HIGH)
+#: Account types that must use a second factor (policy): they never hold a session below
+#: ``LOA_SUBSTANTIAL`` and are sent to enrolment when they have no factor.
+MFA_REQUIRED_ACCOUNT_TYPES = frozenset({"staff"})
 
 LOCALES = ("ar", "en")
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -88,6 +91,13 @@ class Settings:
     #: Failed sign-ins per account allowed in ``signin_throttle_window`` seconds (NIST: at most 100).
     signin_max_failures: int = 10
     signin_throttle_window: int = 900
+    #: Failed second-factor codes (TOTP or recovery) per account allowed in
+    #: ``factor_throttle_window`` seconds (NIST SP 800-63B-4 3.2.2: at most 100 in a row).
+    factor_max_failures: int = 10
+    factor_throttle_window: int = 900
+    #: Changes in the account area (adding or removing a factor, new recovery codes) need a
+    #: sign-in or password re-entry at most this many seconds old.
+    reauth_max_age: int = 300
     #: Require PKCE from confidential clients too (public clients always need it, RFC 9700 2.1.1).
     pkce_required_for_confidential: bool = False
     #: How many reverse proxies sit in front (their X-Forwarded-* headers are trusted); 0 = none.
@@ -174,6 +184,9 @@ class Settings:
             "offline_refresh_ttl",
             "client_jwks_refetch_interval",
             "jwks_max_age",
+            "factor_max_failures",
+            "factor_throttle_window",
+            "reauth_max_age",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")

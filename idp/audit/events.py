@@ -20,6 +20,18 @@ class AuditEvent(StrEnum):
     PASSWORD_REHASHED = "password.rehashed"
     SESSION_STARTED = "session.started"
     SESSION_ENDED = "session.ended"
+    SESSION_STEPPED_UP = "session.stepped_up"
+    SESSION_REAUTHENTICATED = "session.reauthenticated"
+    # Second factors
+    FACTOR_SUCCEEDED = "factor.succeeded"
+    FACTOR_FAILED = "factor.failed"
+    FACTOR_THROTTLED = "factor.throttled"
+    RECOVERY_CODE_USED = "recovery_code.used"
+    RECOVERY_CODES_GENERATED = "recovery_codes.generated"
+    AUTHENTICATOR_ADDED = "authenticator.added"
+    AUTHENTICATOR_RENAMED = "authenticator.renamed"
+    AUTHENTICATOR_REMOVED = "authenticator.removed"
+    AUTHENTICATOR_REMOVAL_REFUSED = "authenticator.removal_refused"
     # Authorization
     CONSENT_GRANTED = "consent.granted"
     CONSENT_DENIED = "consent.denied"

@@ -1,15 +1,37 @@
-"""The sign-in page (username and password)."""
+"""The sign-in pages: username and password, then (when the account has one, or must enrol one)
+the second factor (``/signin/factor``) or the enrolment of a first one (``/signin/enrol``).
+
+The same ``/signin/factor`` page serves a step-up: a signed-in person whose session is below what
+an agency asks for gives only the missing factor, never the password again.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from idp.errors import AuthenticationFailed, TooManyAttempts
-from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, client_ip, services, set_cookie
+from idp.authn import qr
+from idp.authn.factors import TotpEnrolment
+from idp.authn.flow import PendingSignin
+from idp.authn.mfa import ENROL, FACTOR, FactorOutcome
+from idp.authn.results import AuthResult
+from idp.errors import AuthenticationFailed, InvalidCode, TooManyAttempts
+from idp.http.context import (
+    INTERACTION_COOKIE,
+    PENDING_COOKIE,
+    SSO_COOKIE,
+    clear_cookie,
+    client_ip,
+    services,
+    set_cookie,
+)
 from idp.sessions.interactions import Interaction
 
 bp = Blueprint("authn", __name__)
+
+#: Longest code field accepted (a recovery code with separators is 14 characters).
+CODE_MAX = 64
 
 
 def _interaction() -> Interaction | None:
@@ -19,6 +41,16 @@ def _interaction() -> Interaction | None:
     return services().interactions.load(ix, request.cookies.get(INTERACTION_COOKIE))
 
 
+def _html(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="text/html")
+
+
+def _service_of(interaction: Interaction | None) -> object | None:
+    if interaction is None:
+        return None
+    return services().clients.active(interaction.param("client_id") or "")
+
+
 def _page(
     interaction: Interaction | None,
     *,
@@ -26,19 +58,27 @@ def _page(
     username: str = "",
     status: int = 200,
 ) -> Response:
-    reg = services()
-    client = None
     if interaction is not None:
-        client = reg.clients.active(interaction.param("client_id") or "")
         username = username or interaction.param("login_hint") or ""
     body = render_template(
         "authn/signin.html",
         ix=interaction.id if interaction else None,
-        client=client,
+        client=_service_of(interaction),
         username=username,
         error=error,
     )
-    return Response(body, status=status, mimetype="text/html")
+    return _html(body, status)
+
+
+def _next_url(interaction: Interaction | None) -> str:
+    """Where a finished sign-in goes: the parked authorization request, else the account area."""
+    if interaction is not None:
+        return url_for("oidc.resume", ix=interaction.id)
+    return url_for("accounts.home")
+
+
+def _ix(interaction: Interaction | None) -> str | None:
+    return interaction.id if interaction else None
 
 
 @bp.get("/signin")
@@ -49,7 +89,7 @@ def signin() -> Response:
 
 @bp.post("/signin")
 def signin_submit() -> Response:
-    """Check the credentials; on success start the SSO session and continue."""
+    """Check the credentials; then start the SSO session, or ask for the second step."""
     reg = services()
     interaction = _interaction()
     username = request.form.get("username", "")[:150]
@@ -59,14 +99,166 @@ def signin_submit() -> Response:
     except (AuthenticationFailed, TooManyAttempts) as failure:
         return _page(interaction, error=failure.code, username=username, status=401)
 
+    step = reg.mfa.next_step(result.account_id)
+    if step is None:
+        return _signed_in(result, interaction, redirect(_next_url(interaction)))
+    handle = reg.pending_signins.start(result, step)
+    endpoint = "authn.factor" if step == FACTOR else "authn.enrol"
+    response = redirect(url_for(endpoint, ix=_ix(interaction)))
+    set_cookie(response, PENDING_COOKIE, handle, max_age=reg.pending_signins.ttl)
+    return response
+
+
+def _signed_in(result: AuthResult, interaction: Interaction | None, response: Response) -> Response:
+    """Start this browser's SSO session for ``result`` (ending its previous one)."""
+    reg = services()
     old = request.cookies.get(SSO_COOKIE)
     if old:
         reg.sessions.end(old, reason="replaced")
     handle, _session = reg.sessions.start(result, ip=client_ip())
     if interaction is not None:
         reg.interactions.update(interaction, authenticated=True)
-        response = redirect(url_for("oidc.resume", ix=interaction.id))
-    else:
-        response = redirect(url_for("sessions.home"))
     set_cookie(response, SSO_COOKIE, handle)
+    clear_cookie(response, PENDING_COOKIE)
     return response
+
+
+def _pending() -> tuple[str, PendingSignin] | None:
+    handle = request.cookies.get(PENDING_COOKIE)
+    pending = services().pending_signins.find(handle)
+    return (handle, pending) if handle and pending else None
+
+
+# -- the second factor (sign-in and step-up) ---------------------------------------------------------
+
+
+def _factor_page(
+    interaction: Interaction | None, *, step_up: bool, error: str | None = None, status: int = 200
+) -> Response:
+    body = render_template(
+        "authn/factor.html",
+        ix=_ix(interaction),
+        client=_service_of(interaction),
+        step_up=step_up,
+        error=error,
+    )
+    return _html(body, status)
+
+
+@bp.route("/signin/factor", methods=["GET", "POST"])
+def factor() -> Response:
+    """Ask for a TOTP or recovery code: to finish a sign-in, or to step a session up."""
+    reg = services()
+    interaction = _interaction()
+    pending = _pending()
+    sso_handle = request.cookies.get(SSO_COOKIE)
+    session = None if pending else reg.sessions.find(sso_handle)
+    if pending is not None and pending[1].step == ENROL:
+        return redirect(url_for("authn.enrol", ix=_ix(interaction)))
+    if pending is None and (session is None or not sso_handle):
+        return redirect(url_for("authn.signin", ix=_ix(interaction)))
+    step_up = pending is None
+    if request.method == "GET":
+        return _factor_page(interaction, step_up=step_up)
+
+    base = pending[1].result if pending is not None else session.auth_result  # type: ignore[union-attr]
+    code = request.form.get("code", "")[:CODE_MAX]
+    try:
+        outcome = reg.mfa.verify(base, code, ip=client_ip())
+    except (InvalidCode, TooManyAttempts) as failure:
+        return _factor_page(
+            interaction,
+            step_up=step_up,
+            error=failure.code,
+            status=429 if isinstance(failure, TooManyAttempts) else 401,
+        )
+    if pending is not None:
+        if not reg.pending_signins.finish(pending[0]):
+            return redirect(url_for("authn.signin", ix=_ix(interaction)))  # finished by a twin request
+        return _signed_in(outcome.result, interaction, _after_factor(outcome, interaction))
+    assert session is not None and sso_handle  # noqa: S101 - step_up implies both
+    reg.sessions.step_up(sso_handle, session, outcome.result, ip=client_ip())
+    return _after_factor(outcome, interaction)
+
+
+def _after_factor(outcome: FactorOutcome, interaction: Interaction | None) -> Response:
+    """Continue; after a recovery code, first say how many are left."""
+    if outcome.method == "recovery_code":
+        body = render_template(
+            "authn/recovery_used.html", remaining=outcome.remaining_codes, next_url=_next_url(interaction)
+        )
+        return _html(body)
+    return redirect(_next_url(interaction))
+
+
+# -- enrolment during sign-in (accounts that must use MFA and have no factor yet) ---------------------
+
+
+def enrolment_page(
+    template: str,
+    enrolment: TotpEnrolment,
+    context: dict[str, object],
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The TOTP set-up page: the QR code (drawn here, as a data: URI), the secret in text, and the
+    form for the first code. Also used by the account area."""
+    secret_groups = " ".join(enrolment.secret[i : i + 4] for i in range(0, len(enrolment.secret), 4))
+    body = render_template(
+        template,
+        enrolment=enrolment,
+        qr=qr.svg_data_uri(enrolment.uri),
+        secret=secret_groups,
+        error=error,
+        **context,
+    )
+    return _html(body, status)
+
+
+@bp.route("/signin/enrol", methods=["GET", "POST"])
+def enrol() -> Response:
+    """Set up an authenticator app before the sign-in can finish (staff must use MFA)."""
+    reg = services()
+    interaction = _interaction()
+    pending = _pending()
+    if pending is None:
+        return redirect(url_for("authn.signin", ix=_ix(interaction)))
+    handle, state = pending
+    if state.step != ENROL:
+        return redirect(url_for("authn.factor", ix=_ix(interaction)))
+    person = reg.accounts.get(state.account_id)
+    enrolment = None
+    if state.enrolment:
+        enrolment = reg.authenticators.enrolment(
+            state.account_id, state.enrolment, account_name=person.username
+        )
+    if enrolment is None:
+        enrolment = reg.authenticators.begin_totp(
+            state.account_id, account_name=person.username, label=_("Authenticator app")
+        )
+        state = reg.pending_signins.update(handle, state, enrolment=enrolment.authenticator_id)
+    context: dict[str, object] = {"ix": _ix(interaction), "client": _service_of(interaction)}
+    if request.method == "GET":
+        return enrolment_page("authn/enrol.html", enrolment, context)
+
+    code = request.form.get("code", "")[:CODE_MAX].strip()
+    label = request.form.get("label", "")[:200]
+    try:
+        enrolled = reg.mfa.confirm_totp(
+            state.account_id,
+            enrolment.authenticator_id,
+            code,
+            label=label,
+            base=state.result,
+            ip=client_ip(),
+        )
+    except InvalidCode as failure:
+        return enrolment_page("authn/enrol.html", enrolment, context, error=failure.code, status=401)
+    assert enrolled.result is not None  # noqa: S101 - a base was given
+    if not reg.pending_signins.finish(handle):
+        return redirect(url_for("authn.signin", ix=_ix(interaction)))
+    body = render_template(
+        "authn/recovery_codes.html", codes=enrolled.recovery_codes or [], next_url=_next_url(interaction)
+    )
+    return _signed_in(enrolled.result, interaction, _html(body))

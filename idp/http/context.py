@@ -11,6 +11,8 @@ from idp.registry import Registry
 
 SSO_COOKIE = "hawiya_sso"
 INTERACTION_COOKIE = "hawiya_ix"
+#: A sign-in waiting for its second step (idp/authn/flow.py).
+PENDING_COOKIE = "hawiya_pending"
 LANG_COOKIE = "hawiya_lang"
 
 

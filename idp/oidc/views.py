@@ -23,10 +23,12 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from idp.audit.events import AuditEvent
-from idp.errors import InteractionExpired
+from idp.authn.results import level_rank
+from idp.errors import InteractionExpired, KeyUnavailable
 from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, clear_cookie, services, set_cookie
 from idp.http.errors import error_page
 from idp.keys.signer import InvalidToken
+from idp.oidc.acr import InteractionRequiredError, UnmetAuthenticationRequirementsError, requirement
 from idp.oidc.claims_request import CLAIM_SCOPE, ClaimsRequest, InvalidClaimsRequest, parse_claims_request
 from idp.oidc.clients import RegisteredClient
 from idp.oidc.consent import ConsentRequest, needs_consent
@@ -34,6 +36,7 @@ from idp.oidc.discovery import provider_metadata
 from idp.oidc.server import AuthorizationRequest, AuthorizedUser
 from idp.oidc.tokens import AuthContext
 from idp.sessions.interactions import Interaction
+from idp.settings import LOA_SUBSTANTIAL, MFA_REQUIRED_ACCOUNT_TYPES
 
 log = logging.getLogger("idp.oidc")
 bp = Blueprint("oidc", __name__)
@@ -246,6 +249,30 @@ def _authorize(
             return _error(oauth_request, LoginRequiredError(redirect_uri=grant.redirect_uri))
         return _go("authn.signin", _park(params, interaction))
 
+    # Step-up (issue 5): the session must reach what the client, the request and policy require.
+    needed = requirement(
+        acr_values=data.get("acr_values"),
+        essential=claims_request.essential_acr,
+        minimums=(
+            client.min_acr,
+            LOA_SUBSTANTIAL if user.person.account_type in MFA_REQUIRED_ACCOUNT_TYPES else None,
+        ),
+    )
+    if not needed.satisfiable:
+        return _error(oauth_request, UnmetAuthenticationRequirementsError(redirect_uri=grant.redirect_uri))
+    if needed.level is not None and not user.context.auth.meets(needed.level):
+        if level_rank(reg.mfa.reachable_level(user.person.id)) < level_rank(needed.level):
+            return _error(
+                oauth_request,
+                UnmetAuthenticationRequirementsError(
+                    "the person holds no factor that reaches the requested level",
+                    redirect_uri=grant.redirect_uri,
+                ),
+            )
+        if "none" in prompts:
+            return _error(oauth_request, InteractionRequiredError(redirect_uri=grant.redirect_uri))
+        return _go("authn.factor", _park(params, interaction))
+
     if denied:
         reg.consents.deny(user.person.id, client.client_id)
     else:
@@ -333,10 +360,24 @@ def _oauth_error(error: OAuth2Error) -> Response:
     return response
 
 
+#: Seconds a client is asked to wait when no token can be signed (Retry-After, RFC 9110 10.2.3).
+SIGNING_RETRY_AFTER = 5
+
+
 @bp.post("/token")
 def token() -> Response:
     """The token endpoint (RFC 6749 3.2); Authlib validates, Hawiya signs."""
-    response: Response = _repeated_parameter() or services().oauth.create_token_response()
+    try:
+        response: Response = _repeated_parameter() or services().oauth.create_token_response()
+    except KeyUnavailable as unavailable:
+        # The signer (an HSM, KMS or signing service) cannot sign: a transient outage to the
+        # client, in the protocol's vocabulary (RFC 6749 4.1.2.1's temporarily_unavailable).
+        log.error("no token could be signed: %s", unavailable.message)
+        response = jsonify(
+            error="temporarily_unavailable", error_description="tokens cannot be signed right now; try again"
+        )
+        response.status_code = 503
+        response.headers["Retry-After"] = str(SIGNING_RETRY_AFTER)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -97,6 +97,38 @@ class SessionService:
         self._save(handle, touched)
         return touched
 
+    def step_up(
+        self, handle: str, session: SsoSession, result: AuthResult, *, ip: str | None = None
+    ) -> SsoSession:
+        """Raise the session in place to ``result``'s acr and amr after a step-up (the person gave
+        a further factor), keeping its ``sid``, its clients and its ``auth_time``: the password
+        that started the session is still the one it rests on."""
+        if result.account_id != session.account_id:
+            raise ValueError("a step-up belongs to the session's own account")
+        updated = replace(session, acr=result.acr, amr=tuple(dict.fromkeys((*session.amr, *result.amr))))
+        self._save(handle, updated)
+        self._audit.record(
+            AuditEvent.SESSION_STEPPED_UP,
+            subject=session.account_id,
+            ip=ip,
+            detail={"sid": session.sid, "from": session.acr, "to": updated.acr, "amr": list(updated.amr)},
+        )
+        return updated
+
+    def reauthenticated(
+        self, handle: str, session: SsoSession, result: AuthResult, *, ip: str | None = None
+    ) -> SsoSession:
+        """Record that the person re-entered their password: ``auth_time`` moves to now, the level
+        the session reached stays (NIST SP 800-63B-4 allows re-authentication by password)."""
+        if result.account_id != session.account_id:
+            raise ValueError("a re-authentication belongs to the session's own account")
+        updated = replace(session, auth_time=result.auth_time)
+        self._save(handle, updated)
+        self._audit.record(
+            AuditEvent.SESSION_REAUTHENTICATED, subject=session.account_id, ip=ip, detail={"sid": session.sid}
+        )
+        return updated
+
     def add_client(self, handle: str, session: SsoSession, client_id: str) -> SsoSession:
         """Remember that ``client_id`` received tokens in this session (for logout)."""
         if client_id in session.clients:

@@ -39,6 +39,11 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "/consent": ("GET", "POST"),
     "/signin": ("GET", "POST"),
     "/authorize/resume": ("GET",),
+    "/signin/factor": ("GET", "POST"),
+    "/signin/enrol": ("GET", "POST"),
+    "/account": ("GET",),
+    "/account/reauth": ("GET", "POST"),
+    "/account/totp/confirm": ("POST",),
 }
 OTHER_METHODS = ("PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE", "PROPFIND", "GET", "POST")
 NAMES = (
@@ -76,6 +81,8 @@ NAMES = (
     "decision",
     "username",
     "password",
+    "label",
+    "authenticator",
 )
 NASTY = (
     "\x00",
@@ -163,6 +170,16 @@ def _at_consent(app: Flask, world: World) -> tuple[FlaskClient, dict[str, str]]:
     return browser, hidden_fields(page.get_data(as_text=True))
 
 
+def _at_second_step(app: Flask, world: World, username: str) -> tuple[FlaskClient, dict[str, str]]:
+    """A browser past the password of ``username``, on the code or enrolment page: its fields."""
+    browser, fields = _parked_sign_in(app, world, "openid")
+    person = FlaskPerson(app, username, PASSWORD)
+    person.browser = browser
+    page = person.follow(person.post("/signin", {**fields, "username": username, "password": PASSWORD}))
+    assert not isinstance(page, str) and page.request.path in ("/signin/factor", "/signin/enrol")
+    return browser, hidden_fields(page.get_data(as_text=True))
+
+
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     """One app for the whole module (hypothesis runs many examples against it)."""
@@ -186,6 +203,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     spare = agency.sign_in(person, "openid email offline_access")  # for /revoke to revoke
     signin_browser, signin_fields = _parked_sign_in(app, world, "openid email")
     consent_browser, consent_fields = _at_consent(app, world)
+    resident = registry.accounts.by_username("resident")
+    assert resident is not None
+    registry.authenticators.provision_totp(resident.id, label="Phone", actor="test")
+    factor_browser, factor_fields = _at_second_step(app, world, "resident")
+    enrol_browser, enrol_fields = _at_second_step(app, world, "staff")
+    account_fields = hidden_fields(consent_browser.get("/account/reauth").get_data(as_text=True))
     _verifier, challenge = pkce_pair()
     authorize = {
         "response_type": "code",
@@ -217,11 +240,21 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             "/consent": {**consent_fields, "decision": "approve"},
             "/signin": {**signin_fields, "username": "citizen", "password": "wrong password 123"},
             "/authorize/resume": {"ix": signin_fields.get("ix", "")},
+            "/signin/factor": {**factor_fields, "code": "123456"},
+            "/signin/enrol": {**enrol_fields, "code": "123456", "label": "Phone"},
+            "/account": {},
+            "/account/reauth": {**account_fields, "password": "wrong password 123"},
+            "/account/totp/confirm": {**account_fields, "authenticator": "x", "code": "123456"},
         },
         browsers={
             "/consent": consent_browser,
             "/signin": signin_browser,
             "/authorize/resume": signin_browser,
+            "/signin/factor": factor_browser,
+            "/signin/enrol": enrol_browser,
+            "/account": consent_browser,
+            "/account/reauth": consent_browser,
+            "/account/totp/confirm": consent_browser,
         },
         basic=basic,
         bearer=tokens["access_token"],
@@ -345,7 +378,9 @@ def requests_for(draw: st.DrawFn, path: str, target: Target) -> Fuzzed:
     if auth is not None:
         headers["Authorization"] = auth
     if draw(st.booleans()):
-        cookie = draw(st.sampled_from(["hawiya_sso", "hawiya_ix", "hawiya_form", "hawiya_lang", "x"]))
+        cookie = draw(
+            st.sampled_from(["hawiya_sso", "hawiya_ix", "hawiya_form", "hawiya_lang", "hawiya_pending", "x"])
+        )
         headers["Cookie"] = f"{cookie}={draw(_latin1)}"
     if draw(st.booleans()):
         headers["Accept-Language"] = draw(_latin1)
@@ -396,9 +431,23 @@ def test_the_fuzz_reaches_real_answers(target: Target) -> None:
     authorize = target.app.test_client().get("/authorize", query_string=target.bases["/authorize"])
     assert authorize.status_code == 302 and "/signin" in authorize.headers["Location"]
     assert target.bases["/signin"]["csrf_token"] and target.bases["/consent"]["csrf_token"]
+    assert target.bases["/signin/factor"]["csrf_token"] and target.bases["/signin/enrol"]["csrf_token"]
+    assert target.bases["/account/reauth"]["csrf_token"]
 
 
 # -- the server errors the fuzz found, pinned ------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/signin", "/consent", "/signin/factor", "/account/reauth"])
+def test_a_form_field_without_a_name_is_a_csrf_refusal(target: Target, path: str) -> None:
+    # A multipart part whose name does not parse reached Flask-WTF as None and raised.
+    response = target.app.test_client().post(
+        path,
+        data=b'--hawiya\r\nContent-Disposition: form-data; name="\n"\r\n\r\n\r\n--hawiya--\r\n',
+        content_type="multipart/form-data; boundary=hawiya",
+    )
+    assert response.status_code == 400
+    assert b"csrf_failed" in response.get_data()
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,12 @@ from idp.storage.models.base import Base
 from idp.storage.models.tables import (
     Account,
     AuditRecord,
+    Authenticator,
     Client,
     Consent,
     InstanceSecret,
     PairwiseSubject,
+    RecoveryCode,
     RefreshToken,
     SigningKey,
 )
@@ -15,11 +17,13 @@ from idp.storage.models.tables import (
 __all__ = [
     "Account",
     "AuditRecord",
+    "Authenticator",
     "Base",
     "Client",
     "Consent",
     "InstanceSecret",
     "PairwiseSubject",
+    "RecoveryCode",
     "RefreshToken",
     "SigningKey",
 ]

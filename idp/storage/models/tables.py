@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -185,6 +186,48 @@ class InstanceSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     sealed_value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Authenticator(Base):
+    """Something a person holds that proves them as a second factor: a TOTP app or (later) a
+    WebAuthn credential. It counts only once ``confirmed_at`` is set (a first valid code for TOTP,
+    a verified registration for WebAuthn)."""
+
+    __tablename__ = "authenticators"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    #: ``totp`` or ``webauthn``.
+    kind: Mapped[str] = mapped_column(String(16))
+    #: A name the person chose ("Phone", "Blue key").
+    label: Mapped[str] = mapped_column(String(100))
+    #: TOTP: the shared secret, sealed under the master key with the purpose ``totp:<id>``.
+    secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: WebAuthn (the passkey slice): credential id, COSE public key, signature counter, the
+    #: backup flags (BE/BS) and user verification (UV) of registration, transports and AAGUID.
+    credential_id: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, unique=True)
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    sign_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    backup_eligible: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    backup_state: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    user_verified: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    transports: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    aaguid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code, stored only as an HMAC-SHA256 under an instance secret."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AuditRecord(Base):

@@ -1,0 +1,181 @@
+"""The account area (``/account``): the signed-in person's authenticators and recovery codes.
+
+Every change needs a recent authentication (``reauth_max_age``, 5 minutes by default): otherwise
+the person re-enters their password first (``/account/reauth``). Every form carries a CSRF token
+(Flask-WTF, app-wide) and every change is audited by the service that makes it.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from idp.authn.views import enrolment_page
+from idp.errors import AuthenticationFailed, InvalidCode, NotAllowed, TooManyAttempts
+from idp.http.context import SSO_COOKIE, client_ip, services
+from idp.sessions.service import SsoSession
+
+bp = Blueprint("accounts", __name__)
+
+#: Notices after a change (the query names one; the page shows its translated text).
+NOTICES = ("added", "renamed", "removed")
+
+
+def _html(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="text/html")
+
+
+def _session() -> tuple[str, SsoSession] | None:
+    handle = request.cookies.get(SSO_COOKIE)
+    session = services().sessions.find(handle)
+    return (handle, session) if handle and session else None
+
+
+def _recent(session: SsoSession) -> bool:
+    reg = services()
+    return reg.clock.now() - session.auth_time <= reg.settings.reauth_max_age
+
+
+def _guarded() -> tuple[str, SsoSession] | Response:
+    """The session, when it may make a change now; else where the person must go first."""
+    signed_in = _session()
+    if signed_in is None:
+        return redirect(url_for("authn.signin"), code=303)
+    if not _recent(signed_in[1]):
+        return redirect(url_for("accounts.reauth"), code=303)
+    return signed_in
+
+
+def _account_page(session: SsoSession, *, error: str | None = None, status: int = 200) -> Response:
+    reg = services()
+    notice = request.args.get("done")
+    body = render_template(
+        "accounts/account.html",
+        person=reg.accounts.get(session.account_id),
+        factors=reg.authenticators.factors(session.account_id),
+        codes=reg.recovery_codes.status(session.account_id),
+        must_keep=reg.mfa.must_keep_a_factor(session.account_id),
+        session=session,
+        recent=_recent(session),
+        notice=notice if notice in NOTICES else None,
+        error=error,
+    )
+    return _html(body, status)
+
+
+@bp.get("/account")
+def home() -> Response:
+    """The account area; sign in first when nobody is."""
+    signed_in = _session()
+    if signed_in is None:
+        return redirect(url_for("authn.signin"))
+    return _account_page(signed_in[1])
+
+
+@bp.route("/account/reauth", methods=["GET", "POST"])
+def reauth() -> Response:
+    """Re-enter the password before a change to the account."""
+    reg = services()
+    signed_in = _session()
+    if signed_in is None:
+        return redirect(url_for("authn.signin"))
+    handle, session = signed_in
+    person = reg.accounts.get(session.account_id)
+    if request.method == "GET":
+        return _html(render_template("accounts/reauth.html", person=person, error=None))
+    password = request.form.get("password", "")[:1024]
+    try:
+        result = reg.passwords.authenticate(person.username, password, ip=client_ip())
+    except (AuthenticationFailed, TooManyAttempts) as failure:
+        status = 429 if isinstance(failure, TooManyAttempts) else 401
+        return _html(render_template("accounts/reauth.html", person=person, error=failure.code), status)
+    reg.sessions.reauthenticated(handle, session, result, ip=client_ip())
+    return redirect(url_for("accounts.home"), code=303)
+
+
+@bp.post("/account/totp")
+def totp_start() -> Response:
+    """Begin adding an authenticator app: show its QR code and secret."""
+    reg = services()
+    guarded = _guarded()
+    if isinstance(guarded, Response):
+        return guarded
+    _handle, session = guarded
+    person = reg.accounts.get(session.account_id)
+    enrolment = reg.authenticators.begin_totp(
+        session.account_id, account_name=person.username, label=request.form.get("label", "")[:200]
+    )
+    return enrolment_page("accounts/totp.html", enrolment, {})
+
+
+@bp.post("/account/totp/confirm")
+def totp_confirm() -> Response:
+    """Confirm the new authenticator app with its first code."""
+    reg = services()
+    guarded = _guarded()
+    if isinstance(guarded, Response):
+        return guarded
+    _handle, session = guarded
+    person = reg.accounts.get(session.account_id)
+    authenticator_id = request.form.get("authenticator", "")[:64]
+    code = request.form.get("code", "")[:64].strip()
+    label = request.form.get("label", "")[:200]
+    try:
+        enrolled = reg.mfa.confirm_totp(
+            session.account_id, authenticator_id, code, label=label, ip=client_ip()
+        )
+    except InvalidCode as failure:
+        enrolment = reg.authenticators.enrolment(
+            session.account_id, authenticator_id, account_name=person.username
+        )
+        if enrolment is None:
+            return redirect(url_for("accounts.home"), code=303)
+        return enrolment_page("accounts/totp.html", enrolment, {}, error=failure.code, status=401)
+    if enrolled.recovery_codes:
+        body = render_template(
+            "authn/recovery_codes.html", codes=enrolled.recovery_codes, next_url=url_for("accounts.home")
+        )
+        return _html(body)
+    return redirect(url_for("accounts.home", done="added"), code=303)
+
+
+@bp.post("/account/authenticators/<authenticator_id>/rename")
+def rename(authenticator_id: str) -> Response:
+    """Give an authenticator a new name."""
+    guarded = _guarded()
+    if isinstance(guarded, Response):
+        return guarded
+    _handle, session = guarded
+    services().authenticators.rename(
+        session.account_id, authenticator_id[:64], request.form.get("label", "")[:200], ip=client_ip()
+    )
+    return redirect(url_for("accounts.home", done="renamed"), code=303)
+
+
+@bp.post("/account/authenticators/<authenticator_id>/remove")
+def remove(authenticator_id: str) -> Response:
+    """Remove an authenticator (never the last one of an account that must use MFA)."""
+    guarded = _guarded()
+    if isinstance(guarded, Response):
+        return guarded
+    _handle, session = guarded
+    try:
+        services().mfa.remove(session.account_id, authenticator_id[:64], ip=client_ip())
+    except NotAllowed as refused:
+        return _account_page(session, error=refused.code, status=403)
+    return redirect(url_for("accounts.home", done="removed"), code=303)
+
+
+@bp.post("/account/recovery-codes")
+def regenerate_codes() -> Response:
+    """Make a new set of recovery codes (the old ones stop working at once)."""
+    reg = services()
+    guarded = _guarded()
+    if isinstance(guarded, Response):
+        return guarded
+    _handle, session = guarded
+    if not reg.authenticators.factors(session.account_id):
+        return _account_page(session, error="no_factor", status=403)
+    codes = reg.recovery_codes.generate(session.account_id, ip=client_ip())
+    body = render_template("authn/recovery_codes.html", codes=codes, next_url=url_for("accounts.home"))
+    return _html(body)

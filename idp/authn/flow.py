@@ -1,0 +1,83 @@
+"""The sign-in between a right password and a finished second step.
+
+A person whose account has a second factor (or must enrol one) is not signed in by the password
+alone: no SSO session exists until the second step succeeds, so abandoning the code page leaves
+nothing usable behind. What the password proved waits here, in the ephemeral store under the
+SHA-256 of a random handle that only this browser holds (a cookie), for ``ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import asdict, dataclass, replace
+
+from idp.authn.results import AuthResult
+from idp.clock import Clock
+from idp.storage.ephemeral import EphemeralStore
+
+
+@dataclass(frozen=True)
+class PendingSignin:
+    """A password that was right, waiting for its second step."""
+
+    account_id: str
+    #: When the password was checked: the ``auth_time`` of the sign-in it completes.
+    auth_time: int
+    #: ``factor`` or ``enrol`` (see idp.authn.mfa).
+    step: str
+    created_at: float
+    #: The TOTP enrolment shown on the enrolment page (reloading it shows the same secret).
+    enrolment: str | None = None
+
+    @property
+    def result(self) -> AuthResult:
+        """What the password alone proved."""
+        return AuthResult(self.account_id, self.auth_time, ("pwd",))
+
+
+class PendingSignins:
+    """Start, find, update and finish pending sign-ins."""
+
+    def __init__(self, store: EphemeralStore, clock: Clock, *, ttl: int) -> None:
+        self._store = store
+        self._clock = clock
+        self.ttl = ttl
+
+    @staticmethod
+    def _key(handle: str) -> str:
+        return "pending:" + hashlib.sha256(handle.encode()).hexdigest()
+
+    def start(self, password: AuthResult, step: str) -> str:
+        """Park what the password proved; the handle for the browser's cookie."""
+        handle = secrets.token_urlsafe(32)
+        pending = PendingSignin(password.account_id, password.auth_time, step, self._clock.now())
+        self._save(handle, pending)
+        return handle
+
+    def find(self, handle: str | None) -> PendingSignin | None:
+        """The live pending sign-in behind ``handle``, or None."""
+        if not handle:
+            return None
+        raw = self._store.get(self._key(handle))
+        if raw is None:
+            return None
+        try:
+            return PendingSignin(**json.loads(raw))
+        except (ValueError, TypeError):
+            return None
+
+    def update(self, handle: str, pending: PendingSignin, **changes: str | None) -> PendingSignin:
+        """Store changed fields."""
+        updated = replace(pending, **changes)  # type: ignore[arg-type]
+        self._save(handle, updated)
+        return updated
+
+    def finish(self, handle: str) -> bool:
+        """Remove the pending sign-in; True for the one caller that did (it completes once)."""
+        return self._store.take(self._key(handle)) is not None
+
+    def _save(self, handle: str, pending: PendingSignin) -> None:
+        remaining = int(pending.created_at + self.ttl - self._clock.now())
+        self._store.put(self._key(handle), json.dumps(asdict(pending)).encode(), max(1, remaining))

@@ -1,0 +1,188 @@
+"""The second factor: when it is asked, checking it (TOTP or recovery code), and the account-level
+rules around authenticators (staff keep one; recovery codes exist only beside a factor).
+
+Failed codes are throttled per account in the ephemeral store, like passwords: after
+``max_failures`` in ``window`` seconds every code is refused until the window passes (NIST SP
+800-63B-4 3.2.2 allows at most 100 consecutive failures), and each failure and each refusal is
+audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from idp.accounts.service import AccountService
+from idp.audit.events import AuditEvent
+from idp.audit.recorder import AuditLog
+from idp.authn import recovery, totp
+from idp.authn.assurance import account_minimum, factor_level, with_second_factor
+from idp.authn.factors import Authenticators, Factor, TotpReplayed
+from idp.authn.recovery import RecoveryCodes
+from idp.authn.results import AuthResult
+from idp.errors import InvalidCode, TooManyAttempts
+from idp.settings import LOA_LOW
+from idp.storage.ephemeral import EphemeralStore
+
+#: What the sign-in needs after a right password.
+FACTOR = "factor"
+ENROL = "enrol"
+
+
+@dataclass(frozen=True)
+class FactorOutcome:
+    """A second factor that was accepted, and what the person now holds."""
+
+    result: AuthResult
+    #: ``totp`` or ``recovery_code``.
+    method: str
+    #: Recovery codes left, when one was used.
+    remaining_codes: int | None = None
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """A confirmed first (or further) authenticator; ``recovery_codes`` when a first set was made."""
+
+    factor: Factor
+    recovery_codes: list[str] | None
+    #: The sign-in this enrolment completed (when it happened during sign-in).
+    result: AuthResult | None = None
+
+
+class SecondFactor:
+    """Ask for, check, enrol and remove second factors."""
+
+    def __init__(
+        self,
+        accounts: AccountService,
+        authenticators: Authenticators,
+        codes: RecoveryCodes,
+        store: EphemeralStore,
+        audit: AuditLog,
+        *,
+        max_failures: int,
+        window: int,
+    ) -> None:
+        self._accounts = accounts
+        self._authenticators = authenticators
+        self._codes = codes
+        self._store = store
+        self._audit = audit
+        self._max_failures = max_failures
+        self._window = window
+
+    # -- policy -----------------------------------------------------------------------------------
+
+    def next_step(self, account_id: str) -> str | None:
+        """After a right password: ``factor`` (the account has one: always asked), ``enrol`` (the
+        account must use MFA and has none yet) or None (the password is all there is)."""
+        if self._authenticators.confirmed_kinds(account_id):
+            return FACTOR
+        person = self._accounts.find(account_id)
+        if person is not None and account_minimum(person.account_type) != LOA_LOW:
+            return ENROL
+        return None
+
+    def reachable_level(self, account_id: str) -> str:
+        """The highest level a password plus what the person holds can reach."""
+        return factor_level(self._authenticators.confirmed_kinds(account_id))
+
+    def must_keep_a_factor(self, account_id: str) -> bool:
+        """True when policy forbids removing the account's last factor (staff)."""
+        person = self._accounts.find(account_id)
+        return person is not None and account_minimum(person.account_type) != LOA_LOW
+
+    # -- checking a code --------------------------------------------------------------------------
+
+    def _throttle_key(self, account_id: str) -> str:
+        return "factor-fail:" + account_id
+
+    def verify(self, base: AuthResult, code: str, *, ip: str | None = None) -> FactorOutcome:
+        """Check a TOTP or recovery ``code`` for ``base``'s account; the stronger result, or
+        InvalidCode / TooManyAttempts."""
+        account_id = base.account_id
+        throttle = self._throttle_key(account_id)
+        failures = self._store.get(throttle)
+        if failures is not None and int(failures) >= self._max_failures:
+            self._audit.record(AuditEvent.FACTOR_THROTTLED, subject=account_id, ip=ip)
+            raise TooManyAttempts("too many wrong codes; try again later")
+
+        typed = totp.normalise(code)
+        method, reason, remaining = "unknown", "malformed", None
+        if self._authenticators.confirmed_kinds(account_id):
+            try:
+                if totp.is_well_formed(typed):
+                    method = "totp"
+                    self._authenticators.verify_totp(account_id, typed)
+                    reason = ""
+                elif recovery.is_well_formed(recovery.normalise(typed)):
+                    method, reason = "recovery_code", "wrong"
+                    remaining = self._codes.use(account_id, typed, ip=ip)
+                    if remaining is not None:
+                        reason = ""
+            except TotpReplayed:
+                reason = "replayed"
+            except InvalidCode:
+                reason = "wrong"
+        if reason:
+            self._store.incr(throttle, self._window)
+            self._audit.record(
+                AuditEvent.FACTOR_FAILED,
+                subject=account_id,
+                ip=ip,
+                detail={"method": method, "reason": reason},
+            )
+            if reason == "replayed":
+                raise TotpReplayed("this code was already used; wait for the next one")
+            raise InvalidCode("the code is not correct")
+
+        self._store.delete(throttle)
+        result = with_second_factor(base, method)
+        self._audit.record(
+            AuditEvent.FACTOR_SUCCEEDED,
+            subject=account_id,
+            ip=ip,
+            detail={"method": method, "amr": list(result.amr), "acr": result.acr},
+        )
+        return FactorOutcome(result, method, remaining)
+
+    # -- enrolment and removal --------------------------------------------------------------------
+
+    def confirm_totp(
+        self,
+        account_id: str,
+        authenticator_id: str,
+        code: str,
+        *,
+        label: str = "",
+        base: AuthResult | None = None,
+        ip: str | None = None,
+    ) -> Enrolled:
+        """Confirm a TOTP enrolment; the first factor of an account also gets recovery codes.
+
+        During sign-in (``base``: what the password proved) the confirming code is the second
+        factor: the result completes the sign-in at ``substantial``.
+        """
+        first = not self._authenticators.confirmed_kinds(account_id)
+        factor = self._authenticators.confirm_totp(account_id, authenticator_id, code, label=label, ip=ip)
+        codes = self._codes.generate(account_id, ip=ip) if first else None
+        result = None
+        if base is not None:
+            result = with_second_factor(base, "totp")
+            self._audit.record(
+                AuditEvent.FACTOR_SUCCEEDED,
+                subject=account_id,
+                ip=ip,
+                detail={"method": "totp", "amr": list(result.amr), "acr": result.acr, "enrolment": True},
+            )
+        return Enrolled(factor, codes, result)
+
+    def remove(self, account_id: str, authenticator_id: str, *, ip: str | None = None) -> int:
+        """Remove an authenticator (never a staff account's last); how many remain. Without any
+        factor left, the recovery codes go too: they only ever stand in for one."""
+        left = self._authenticators.remove(
+            account_id, authenticator_id, keep_one=self.must_keep_a_factor(account_id), ip=ip
+        )
+        if left == 0:
+            self._codes.clear(account_id)
+        return left

@@ -1,0 +1,253 @@
+"""A person with a second factor, played through Hawiya's real pages.
+
+``MfaPerson`` walks sign-in like ``FlaskPerson`` and also answers the second-factor page (with a
+real TOTP code computed by pyotp at the test's frozen clock, or a recovery code), sets up an
+authenticator app on the enrolment page by reading the key the page shows, and continues past the
+recovery-code pages. Every page it passes is kept in ``pages``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from html import unescape
+from typing import TYPE_CHECKING, Any
+
+import pyotp
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from idp.clock import FrozenClock
+from idp.registry import Registry
+from tests.support.flask_person import (
+    AuthorizationResponse,
+    FlaskPerson,
+    authorize_url,
+    form_post_response,
+    pkce_pair,
+    query_of,
+)
+from tests.support.person import hidden_fields
+
+if TYPE_CHECKING:
+    from tests.conftest import World
+
+_SECRET = re.compile(r'<code id="secret">([A-Z2-7 ]+)</code>')
+_CODES = re.compile(r'<ol class="codes" dir="ltr" id="recovery-codes">(.*?)</ol>', re.S)
+_CODE = re.compile(r"<code>([a-z0-9-]+)</code>")
+_CONTINUE = re.compile(r'<a class="button primary" href="([^"]*)" id="continue">')
+_QR = re.compile(r'<img src="(data:image/svg\+xml[^"]+)"')
+
+
+def totp_code(secret: str, clock: FrozenClock, steps: int = 0) -> str:
+    """The code an authenticator app shows ``steps`` time steps from the clock's now."""
+    return pyotp.TOTP(secret).at(int(clock.now()) + 30 * steps)
+
+
+def secret_on(html: str) -> str:
+    """The TOTP key an enrolment page shows in text (without its spaces)."""
+    found = _SECRET.search(html)
+    assert found, "the page shows no TOTP key"
+    return found.group(1).replace(" ", "")
+
+
+def qr_on(html: str) -> str:
+    """The QR code's data: URI on an enrolment page."""
+    found = _QR.search(html)
+    assert found, "the page shows no QR code"
+    return unescape(found.group(1))
+
+
+def recovery_codes_on(html: str) -> list[str]:
+    """The recovery codes a page shows."""
+    block = _CODES.search(html)
+    assert block, "the page shows no recovery codes"
+    return _CODE.findall(block.group(1))
+
+
+def continue_link(html: str) -> str:
+    """Where the page's Continue button goes."""
+    found = _CONTINUE.search(html)
+    assert found, "the page has no Continue button"
+    return unescape(found.group(1))
+
+
+class MfaPerson(FlaskPerson):
+    """A person who answers second-factor pages too."""
+
+    def __init__(
+        self,
+        app: Flask,
+        username: str,
+        password: str,
+        *,
+        clock: FrozenClock,
+        secret: str | None = None,
+    ) -> None:
+        super().__init__(app, username, password)
+        self.clock = clock
+        #: The person's authenticator app (its key), once they have one.
+        self.secret = secret
+        #: What to type on the code page; by default the app's current code.
+        self.answer: Callable[[], str] = lambda: totp_code(self._secret(), self.clock)
+        #: Recovery codes the person was shown (and kept).
+        self.recovery_codes: list[str] = []
+        #: How many times the code page was answered.
+        self.codes_typed = 0
+
+    def _secret(self) -> str:
+        assert self.secret, "this person has no authenticator app"
+        return self.secret
+
+    def type_code(self, page: TestResponse, code: str) -> TestResponse:
+        """Submit ``code`` on the code page ``page``."""
+        fields = hidden_fields(page.get_data(as_text=True))
+        fields["code"] = code
+        self.codes_typed += 1
+        return self.post("/signin/factor", fields)
+
+    def set_up_app(self, page: TestResponse, *, label: str = "", steps: int = 0) -> TestResponse:
+        """Scan (read) the key on an enrolment page and confirm it with the app's code."""
+        html = page.get_data(as_text=True)
+        self.secret = secret_on(html)
+        fields = hidden_fields(html)
+        fields.update(code=totp_code(self.secret, self.clock, steps), label=label)
+        action = re.search(r'<form method="post" action="([^"]*)" novalidate>', html)
+        assert action
+        return self.post(unescape(action.group(1)), fields)
+
+    def _walk(self, response: TestResponse, consent: str) -> str | AuthorizationResponse:
+        for _ in range(30):
+            reached = self.follow(response)
+            if isinstance(reached, str):
+                return reached
+            self.pages.append(reached)
+            html = reached.get_data(as_text=True)
+            path = reached.request.path
+            posted = form_post_response(html) if reached.status_code == 200 else None
+            if posted is not None:
+                return posted
+            if path == "/signin" and reached.request.method == "GET" and 'name="password"' in html:
+                response = self.sign_in(reached)
+            elif path == "/signin/factor" and reached.request.method == "GET":
+                response = self.type_code(reached, self.answer())
+            elif path == "/signin/enrol" and reached.request.method == "GET":
+                response = self.set_up_app(reached)
+            elif reached.status_code == 200 and 'id="continue"' in html:
+                if 'id="recovery-codes"' in html:
+                    self.recovery_codes = recovery_codes_on(html)
+                response = self.get(continue_link(html))
+            elif path == "/consent" and reached.status_code == 200:
+                response = self.decide(reached, consent)
+            else:
+                raise AssertionError(f"unexpected page {reached.status_code} at {path}: {html[:400]}")
+        raise AssertionError("too many pages")
+
+
+class Rp:
+    """An agency's side of a sign-in: builds requests, reads responses, redeems codes, and checks
+    the ID token's signature against Hawiya's keys."""
+
+    def __init__(
+        self, app: Flask, registry: Registry, client_id: str, secret: str, redirect_uri: str
+    ) -> None:
+        self.app = app
+        self.registry = registry
+        self.client_id = client_id
+        self.secret = secret
+        self.redirect_uri = redirect_uri
+        self._verifiers: dict[str, str] = {}
+
+    @classmethod
+    def of_world(cls, app: Flask, world: World) -> Rp:
+        """The confidential client of the test world."""
+        return cls(app, world.registry, world.confidential_id, world.confidential_secret, world.redirect_uri)
+
+    def url(self, state: str = "s-1", **extra: str) -> str:
+        """An authorization request (code flow, PKCE) with ``extra`` parameters."""
+        verifier, challenge = pkce_pair()
+        self._verifiers[state] = verifier
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": "openid",
+            "state": state,
+            "nonce": "n-" + state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+        params.update(extra)
+        return authorize_url(**params)
+
+    def back(self, location: str, state: str = "s-1") -> dict[str, str]:
+        """The parameters of a redirect back to this agency (with ``state`` and ``iss`` checked)."""
+        assert location.split("?", 1)[0] == self.redirect_uri, location
+        params = {key: values[0] for key, values in query_of(location).items()}
+        assert params.get("state") == state and params.get("iss") == self.registry.settings.issuer, params
+        return params
+
+    def id_token(self, location: str, state: str = "s-1") -> dict[str, Any]:
+        """Redeem the code in ``location`` and return the verified ID token's claims."""
+        params = self.back(location, state)
+        assert "code" in params, params
+        response = self.app.test_client().post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": params["code"],
+                "redirect_uri": self.redirect_uri,
+                "code_verifier": self._verifiers[state],
+            },
+            auth=(self.client_id, self.secret),
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.json is not None
+        _header, claims = self.registry.verifier.verify(response.json["id_token"], typ="jwt")
+        assert claims["aud"] == self.client_id and claims["nonce"] == "n-" + state
+        return claims
+
+
+def open_account(person: MfaPerson) -> TestResponse:
+    """Go to /account, signing in (and answering the second factor) on the way when needed."""
+    response = person.get("/account")
+    for _ in range(10):
+        reached = person.follow(response)
+        assert not isinstance(reached, str), reached
+        person.pages.append(reached)
+        path = reached.request.path
+        if path == "/account" and reached.status_code == 200:
+            return reached
+        html = reached.get_data(as_text=True)
+        if path == "/signin" and reached.request.method == "GET":
+            response = person.sign_in(reached)
+        elif path == "/signin/factor" and reached.request.method == "GET":
+            response = person.type_code(reached, person.answer())
+        elif path == "/signin/enrol" and reached.request.method == "GET":
+            response = person.set_up_app(reached)
+        elif reached.status_code == 200 and 'id="continue"' in html:
+            if 'id="recovery-codes"' in html:
+                person.recovery_codes = recovery_codes_on(html)
+            response = person.get(continue_link(html))
+        else:
+            raise AssertionError(f"unexpected page {reached.status_code} at {path}: {html[:400]}")
+    raise AssertionError("too many pages")
+
+
+def submit(person: MfaPerson, page: TestResponse, action: str, **fields: str) -> TestResponse:
+    """Submit the form of ``page`` whose action is ``action`` (with its CSRF token)."""
+    html = page.get_data(as_text=True)
+    assert f'action="{action}"' in html, f"no form to {action} on the page"
+    token = hidden_fields(html)["csrf_token"]
+    return person.post(action, {"csrf_token": token, **fields})
+
+
+def add_app_in_account(person: MfaPerson, *, label: str = "Phone") -> TestResponse:
+    """Add an authenticator app on the account page; the page after confirming it."""
+    start = submit(person, open_account(person), "/account/totp", label=label)
+    assert start.status_code == 200, start.get_data(as_text=True)[:400]
+    done = person.set_up_app(start, label=label)
+    html = done.get_data(as_text=True)
+    if 'id="recovery-codes"' in html:
+        person.recovery_codes = recovery_codes_on(html)
+    return done
