@@ -127,6 +127,7 @@ class Registry:
             self.audit,
             max_failures=self.settings.signin_max_failures,
             window=self.settings.signin_throttle_window,
+            ip_max_failures=self.settings.ip_max_failures,
         )
 
     @cached_property
@@ -162,6 +163,7 @@ class Registry:
             self.audit,
             max_failures=self.settings.factor_max_failures,
             window=self.settings.factor_throttle_window,
+            ip_max_failures=self.settings.ip_max_failures,
         )
 
     @cached_property

@@ -90,6 +90,9 @@ class Settings:
     argon2_lanes: int = 1
     #: Failed sign-ins per account allowed in ``signin_throttle_window`` seconds (NIST: at most 100).
     signin_max_failures: int = 10
+    #: Failed sign-ins or second-factor codes from one IP address, across accounts, in a window
+    #: (stops one address spraying many accounts below each account's own limit).
+    ip_max_failures: int = 100
     signin_throttle_window: int = 900
     #: Failed second-factor codes (TOTP or recovery) per account allowed in
     #: ``factor_throttle_window`` seconds (NIST SP 800-63B-4 3.2.2: at most 100 in a row).
@@ -185,6 +188,7 @@ class Settings:
             "client_jwks_refetch_interval",
             "jwks_max_age",
             "factor_max_failures",
+            "ip_max_failures",
             "factor_throttle_window",
             "reauth_max_age",
         ):

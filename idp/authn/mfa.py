@@ -19,6 +19,7 @@ from idp.authn.assurance import account_minimum, factor_level, with_second_facto
 from idp.authn.factors import Authenticators, Factor, TotpReplayed
 from idp.authn.recovery import RecoveryCodes
 from idp.authn.results import AuthResult
+from idp.authn.throttle import Throttle
 from idp.errors import InvalidCode, TooManyAttempts
 from idp.settings import LOA_LOW
 from idp.storage.ephemeral import EphemeralStore
@@ -62,14 +63,15 @@ class SecondFactor:
         *,
         max_failures: int,
         window: int,
+        ip_max_failures: int = 100,
     ) -> None:
         self._accounts = accounts
         self._authenticators = authenticators
         self._codes = codes
-        self._store = store
         self._audit = audit
-        self._max_failures = max_failures
-        self._window = window
+        self._throttle = Throttle(
+            store, name="factor", max_failures=max_failures, ip_max_failures=ip_max_failures, window=window
+        )
 
     # -- policy -----------------------------------------------------------------------------------
 
@@ -94,16 +96,11 @@ class SecondFactor:
 
     # -- checking a code --------------------------------------------------------------------------
 
-    def _throttle_key(self, account_id: str) -> str:
-        return "factor-fail:" + account_id
-
     def verify(self, base: AuthResult, code: str, *, ip: str | None = None) -> FactorOutcome:
         """Check a TOTP or recovery ``code`` for ``base``'s account; the stronger result, or
         InvalidCode / TooManyAttempts."""
         account_id = base.account_id
-        throttle = self._throttle_key(account_id)
-        failures = self._store.get(throttle)
-        if failures is not None and int(failures) >= self._max_failures:
+        if self._throttle.blocked(account_id, ip):
             self._audit.record(AuditEvent.FACTOR_THROTTLED, subject=account_id, ip=ip)
             raise TooManyAttempts("too many wrong codes; try again later")
 
@@ -125,7 +122,7 @@ class SecondFactor:
             except InvalidCode:
                 reason = "wrong"
         if reason:
-            self._store.incr(throttle, self._window)
+            self._throttle.failed(account_id, ip)
             self._audit.record(
                 AuditEvent.FACTOR_FAILED,
                 subject=account_id,
@@ -136,7 +133,7 @@ class SecondFactor:
                 raise TotpReplayed("this code was already used; wait for the next one")
             raise InvalidCode("the code is not correct")
 
-        self._store.delete(throttle)
+        self._throttle.succeeded(account_id)
         result = with_second_factor(base, method)
         self._audit.record(
             AuditEvent.FACTOR_SUCCEEDED,

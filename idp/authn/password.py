@@ -2,12 +2,10 @@
 
 No user enumeration: an unknown username, a disabled account and a wrong password give the same
 error after the same work (a dummy Argon2id verification for unknown users). Failed attempts are
-throttled per account in the ephemeral store.
+throttled per account and per IP address in the ephemeral store.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 from idp.accounts.passwords import PasswordHasher
 from idp.accounts.policy import normalise
@@ -15,6 +13,7 @@ from idp.accounts.service import AccountService
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn.results import AuthResult
+from idp.authn.throttle import Throttle
 from idp.clock import Clock
 from idp.errors import AuthenticationFailed, TooManyAttempts
 from idp.storage.ephemeral import EphemeralStore
@@ -35,24 +34,20 @@ class PasswordAuthenticator:
         *,
         max_failures: int,
         window: int,
+        ip_max_failures: int = 100,
     ) -> None:
         self._accounts = accounts
         self._hasher = hasher
-        self._store = store
         self._clock = clock
         self._audit = audit
-        self._max_failures = max_failures
-        self._window = window
-
-    def _throttle_key(self, username: str) -> str:
-        return "signin-fail:" + hashlib.sha256(username.lower().encode()).hexdigest()
+        self._throttle = Throttle(
+            store, name="signin", max_failures=max_failures, ip_max_failures=ip_max_failures, window=window
+        )
 
     def authenticate(self, username: str, password: str, *, ip: str | None = None) -> AuthResult:
         """An AuthResult for the right password; AuthenticationFailed or TooManyAttempts else."""
         username = username.strip()
-        throttle = self._throttle_key(username)
-        failures = self._store.get(throttle)
-        if failures is not None and int(failures) >= self._max_failures:
+        if self._throttle.blocked(username.lower(), ip):
             self._audit.record(AuditEvent.SIGNIN_THROTTLED, ip=ip, detail={"username": username})
             raise TooManyAttempts("too many failed attempts; try again later")
 
@@ -65,7 +60,7 @@ class PasswordAuthenticator:
             ok = self._hasher.verify(candidate, record.password_hash) and record.person.active
 
         if not ok or record is None:
-            self._store.incr(throttle, self._window)
+            self._throttle.failed(username.lower(), ip)
             self._audit.record(
                 AuditEvent.SIGNIN_FAILED,
                 subject=record.person.id if record else None,
@@ -78,7 +73,7 @@ class PasswordAuthenticator:
         if self._hasher.needs_rehash(record.password_hash):
             self._accounts.replace_password_hash(record.person.id, self._hasher.hash(candidate))
             self._audit.record(AuditEvent.PASSWORD_REHASHED, subject=record.person.id)
-        self._store.delete(throttle)
+        self._throttle.succeeded(username.lower())
         result = AuthResult(account_id=record.person.id, auth_time=int(self._clock.now()))
         self._audit.record(
             AuditEvent.SIGNIN_SUCCEEDED, subject=record.person.id, ip=ip, detail={"amr": ["pwd"]}
