@@ -32,12 +32,6 @@ class UnmetAuthenticationRequirementsError(OAuth2Error):
     error = "unmet_authentication_requirements"
 
 
-class InteractionRequiredError(OAuth2Error):
-    """OIDC Core 3.1.2.6: the person must interact (here: give a further factor), prompt=none."""
-
-    error = "interaction_required"
-
-
 @dataclass(frozen=True)
 class AcrRequirement:
     """The least Hawiya level that satisfies a request (None: any), and whether it can be met."""

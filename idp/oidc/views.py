@@ -17,7 +17,13 @@ from urllib.parse import parse_qsl, urlsplit
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
@@ -28,7 +34,7 @@ from idp.errors import InteractionExpired, KeyUnavailable
 from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, clear_cookie, services, set_cookie
 from idp.http.errors import error_page
 from idp.keys.signer import InvalidToken
-from idp.oidc.acr import InteractionRequiredError, UnmetAuthenticationRequirementsError, requirement
+from idp.oidc.acr import UnmetAuthenticationRequirementsError, requirement
 from idp.oidc.claims_request import CLAIM_SCOPE, ClaimsRequest, InvalidClaimsRequest, parse_claims_request
 from idp.oidc.clients import RegisteredClient
 from idp.oidc.consent import ConsentRequest, needs_consent
@@ -42,18 +48,6 @@ log = logging.getLogger("idp.oidc")
 bp = Blueprint("oidc", __name__)
 
 RESPONSE_MODES = ("query", "form_post")
-
-
-class RequestNotSupportedError(OAuth2Error):
-    """OIDC Core 3.1.2.6: request objects are not supported (DESIGN.md)."""
-
-    error = "request_not_supported"
-
-
-class RequestUriNotSupportedError(OAuth2Error):
-    """OIDC Core 3.1.2.6: request_uri is not supported (DESIGN.md)."""
-
-    error = "request_uri_not_supported"
 
 
 # -- discovery ----------------------------------------------------------------------------------
@@ -206,7 +200,7 @@ def _check_request(data: dict[str, str], redirect_uri: str) -> ClaimsRequest:
     if "request" in data:
         raise RequestNotSupportedError(redirect_uri=redirect_uri)
     if "request_uri" in data:
-        raise RequestUriNotSupportedError(redirect_uri=redirect_uri)
+        raise RequestURINotSupportedError(redirect_uri=redirect_uri)
     if data.get("response_mode", "query") not in RESPONSE_MODES:
         raise InvalidRequestError("response_mode must be query or form_post", redirect_uri=redirect_uri)
     try:
