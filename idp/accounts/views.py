@@ -7,6 +7,10 @@ the person re-enters their password first (``/account/reauth``). Every form carr
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -36,14 +40,20 @@ def _recent(session: SsoSession) -> bool:
     return reg.clock.now() - session.auth_time <= reg.settings.reauth_max_age
 
 
-def _guarded() -> tuple[str, SsoSession] | Response:
-    """The session, when it may make a change now; else where the person must go first."""
-    signed_in = _session()
-    if signed_in is None:
-        return redirect(url_for("authn.signin"), code=303)
-    if not _recent(signed_in[1]):
-        return redirect(url_for("accounts.reauth"), code=303)
-    return signed_in
+def recent_sign_in(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Run ``view(session, ...)`` only for a person who signed in recently; else send them to sign
+    in, or to re-enter their password, first."""
+
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Response:
+        signed_in = _session()
+        if signed_in is None:
+            return redirect(url_for("authn.signin"), code=303)
+        if not _recent(signed_in[1]):
+            return redirect(url_for("accounts.reauth"), code=303)
+        return view(signed_in[1], *args, **kwargs)
+
+    return guarded
 
 
 def _account_page(session: SsoSession, *, error: str | None = None, status: int = 200) -> Response:
@@ -94,13 +104,10 @@ def reauth() -> Response:
 
 
 @bp.post("/account/totp")
-def totp_start() -> Response:
+@recent_sign_in
+def totp_start(session: SsoSession) -> Response:
     """Begin adding an authenticator app: show its QR code and secret."""
     reg = services()
-    guarded = _guarded()
-    if isinstance(guarded, Response):
-        return guarded
-    _handle, session = guarded
     person = reg.accounts.get(session.account_id)
     enrolment = reg.authenticators.begin_totp(
         session.account_id, account_name=person.username, label=request.form.get("label", "")[:200]
@@ -109,13 +116,10 @@ def totp_start() -> Response:
 
 
 @bp.post("/account/totp/confirm")
-def totp_confirm() -> Response:
+@recent_sign_in
+def totp_confirm(session: SsoSession) -> Response:
     """Confirm the new authenticator app with its first code."""
     reg = services()
-    guarded = _guarded()
-    if isinstance(guarded, Response):
-        return guarded
-    _handle, session = guarded
     person = reg.accounts.get(session.account_id)
     authenticator_id = request.form.get("authenticator", "")[:64]
     code = request.form.get("code", "")[:64].strip()
@@ -140,12 +144,9 @@ def totp_confirm() -> Response:
 
 
 @bp.post("/account/authenticators/<authenticator_id>/rename")
-def rename(authenticator_id: str) -> Response:
+@recent_sign_in
+def rename(session: SsoSession, authenticator_id: str) -> Response:
     """Give an authenticator a new name."""
-    guarded = _guarded()
-    if isinstance(guarded, Response):
-        return guarded
-    _handle, session = guarded
     services().authenticators.rename(
         session.account_id, authenticator_id[:64], request.form.get("label", "")[:200], ip=client_ip()
     )
@@ -153,12 +154,9 @@ def rename(authenticator_id: str) -> Response:
 
 
 @bp.post("/account/authenticators/<authenticator_id>/remove")
-def remove(authenticator_id: str) -> Response:
+@recent_sign_in
+def remove(session: SsoSession, authenticator_id: str) -> Response:
     """Remove an authenticator (never the last one of an account that must use MFA)."""
-    guarded = _guarded()
-    if isinstance(guarded, Response):
-        return guarded
-    _handle, session = guarded
     try:
         services().mfa.remove(session.account_id, authenticator_id[:64], ip=client_ip())
     except NotAllowed as refused:
@@ -167,13 +165,10 @@ def remove(authenticator_id: str) -> Response:
 
 
 @bp.post("/account/recovery-codes")
-def regenerate_codes() -> Response:
+@recent_sign_in
+def regenerate_codes(session: SsoSession) -> Response:
     """Make a new set of recovery codes (the old ones stop working at once)."""
     reg = services()
-    guarded = _guarded()
-    if isinstance(guarded, Response):
-        return guarded
-    _handle, session = guarded
     if not reg.authenticators.factors(session.account_id):
         return _account_page(session, error="no_factor", status=403)
     codes = reg.recovery_codes.generate(session.account_id, ip=client_ip())
