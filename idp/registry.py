@@ -17,6 +17,7 @@ from idp.authn.flow import PendingSignins
 from idp.authn.mfa import SecondFactor
 from idp.authn.password import PasswordAuthenticator
 from idp.authn.recovery import RecoveryCodes
+from idp.authn.throttle import Throttle
 from idp.clock import Clock, SystemClock
 from idp.keys.keystore import KeyStore
 from idp.keys.remote import RemoteSigner
@@ -122,12 +123,18 @@ class Registry:
         return PasswordAuthenticator(
             self.accounts,
             self.hasher,
-            self.store,
+            self._throttle("signin", self.settings.signin_max_failures, self.settings.signin_throttle_window),
             self.clock,
             self.audit,
-            max_failures=self.settings.signin_max_failures,
-            window=self.settings.signin_throttle_window,
+        )
+
+    def _throttle(self, name: str, max_failures: int, window: int) -> Throttle:
+        return Throttle(
+            self.store,
+            name=name,
+            max_failures=max_failures,
             ip_max_failures=self.settings.ip_max_failures,
+            window=window,
         )
 
     @cached_property
@@ -159,11 +166,8 @@ class Registry:
             self.accounts,
             self.authenticators,
             self.recovery_codes,
-            self.store,
+            self._throttle("factor", self.settings.factor_max_failures, self.settings.factor_throttle_window),
             self.audit,
-            max_failures=self.settings.factor_max_failures,
-            window=self.settings.factor_throttle_window,
-            ip_max_failures=self.settings.ip_max_failures,
         )
 
     @cached_property

@@ -22,7 +22,6 @@ from idp.authn.results import AuthResult
 from idp.authn.throttle import Throttle
 from idp.errors import InvalidCode, TooManyAttempts
 from idp.settings import LOA_LOW
-from idp.storage.ephemeral import EphemeralStore
 
 #: What the sign-in needs after a right password.
 FACTOR = "factor"
@@ -58,20 +57,14 @@ class SecondFactor:
         accounts: AccountService,
         authenticators: Authenticators,
         codes: RecoveryCodes,
-        store: EphemeralStore,
+        throttle: Throttle,
         audit: AuditLog,
-        *,
-        max_failures: int,
-        window: int,
-        ip_max_failures: int = 100,
     ) -> None:
         self._accounts = accounts
         self._authenticators = authenticators
         self._codes = codes
+        self._throttle = throttle
         self._audit = audit
-        self._throttle = Throttle(
-            store, name="factor", max_failures=max_failures, ip_max_failures=ip_max_failures, window=window
-        )
 
     # -- policy -----------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from idp.authn.results import AuthResult
 from idp.authn.throttle import Throttle
 from idp.clock import Clock
 from idp.errors import AuthenticationFailed, TooManyAttempts
-from idp.storage.ephemeral import EphemeralStore
 
 _FAILED = "the username or password is not correct"
 
@@ -28,21 +27,15 @@ class PasswordAuthenticator:
         self,
         accounts: AccountService,
         hasher: PasswordHasher,
-        store: EphemeralStore,
+        throttle: Throttle,
         clock: Clock,
         audit: AuditLog,
-        *,
-        max_failures: int,
-        window: int,
-        ip_max_failures: int = 100,
     ) -> None:
         self._accounts = accounts
         self._hasher = hasher
+        self._throttle = throttle
         self._clock = clock
         self._audit = audit
-        self._throttle = Throttle(
-            store, name="signin", max_failures=max_failures, ip_max_failures=ip_max_failures, window=window
-        )
 
     def authenticate(self, username: str, password: str, *, ip: str | None = None) -> AuthResult:
         """An AuthResult for the right password; AuthenticationFailed or TooManyAttempts else."""
