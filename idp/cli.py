@@ -457,7 +457,7 @@ def keys_prune() -> None:
 
 def _reseal_everything(registry: Registry) -> int:
     """Re-seal signing keys, instance secrets and TOTP secrets under the current master key."""
-    return registry.keystore.reseal() + registry.authenticators.reseal()
+    return registry.keystore.reseal(also=[registry.authenticators])
 
 
 @keys.command("rotate-master")

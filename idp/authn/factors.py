@@ -41,8 +41,8 @@ class Sealing(Protocol):
         """Decrypt a value sealed for ``purpose``."""
         ...
 
-    def needs_reseal(self, sealed: str) -> bool:
-        """True when ``sealed`` is not under the primary master key."""
+    def reseal(self, sealed: str, *, purpose: str) -> str | None:
+        """``sealed`` afresh under the primary master key, or None when it already is."""
         ...
 
 
@@ -275,11 +275,8 @@ class Authenticators:
         """Re-seal every TOTP secret under the primary master key (online; idempotent)."""
         count = 0
         for ident, sealed in self._repository.all_sealed():
-            if not self._sealer.needs_reseal(sealed):
-                continue
-            purpose = _purpose(ident)
-            fresh = self._sealer.seal(self._sealer.unseal(sealed, purpose=purpose), purpose=purpose)
-            if self._repository.replace_sealed(ident, sealed, fresh):
+            fresh = self._sealer.reseal(sealed, purpose=_purpose(ident))
+            if fresh is not None and self._repository.replace_sealed(ident, sealed, fresh):
                 count += 1
         return count
 

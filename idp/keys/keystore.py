@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from joserfc import jwk
 from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
@@ -34,6 +35,14 @@ SUPPORTED_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
 INITIAL_ALGS = SUPPORTED_ALGS
 PUBLISHED_STATES = ("next", "current", "retired")
 ALL_STATES = ("next", "current", "retired", "revoked")
+
+
+class Resealable(Protocol):
+    """Anything else that keeps values sealed under the master key (TOTP secrets, for one)."""
+
+    def reseal(self) -> int:
+        """Re-seal its values under the primary master key; how many changed."""
+        ...
 
 
 class RotationRefused(HawiyaError):
@@ -300,16 +309,16 @@ class KeyStore:
 
     # -- master key -----------------------------------------------------------------------------
 
-    def reseal(self) -> int:
-        """Re-seal every sealed value under the primary master key (online; idempotent)."""
+    def reseal(self, *, also: Iterable[Resealable] = ()) -> int:
+        """Re-seal every sealed value under the primary master key (online; idempotent): the keys
+        and instance secrets here, and those of the other owners of sealed values in ``also``."""
         count = 0
         for table, ident, sealed in self._repository.all_sealed():
-            if not self._sealer.needs_reseal(sealed):
-                continue
             purpose = f"signing_key:{ident}" if table == "signing_keys" else f"instance_secret:{ident}"
-            fresh = self._sealer.seal(self._sealer.unseal(sealed, purpose=purpose), purpose=purpose)
-            if self._repository.replace_sealed(table, ident, sealed, fresh):
+            fresh = self._sealer.reseal(sealed, purpose=purpose)
+            if fresh is not None and self._repository.replace_sealed(table, ident, sealed, fresh):
                 count += 1
+        count += sum(owner.reseal() for owner in also)
         self._audit.record(
             AuditEvent.MASTER_KEY_ROTATED, detail={"resealed": count, "master_key_id": self._sealer.key_id}
         )

@@ -46,6 +46,12 @@ class Sealer:
         """True when ``sealed`` is not under the primary master key."""
         return sealed.split(".", 2)[1:2] != [self.key_id]
 
+    def reseal(self, sealed: str, *, purpose: str) -> str | None:
+        """``sealed`` sealed afresh under the primary master key, or None when it already is."""
+        if not self.needs_reseal(sealed):
+            return None
+        return self.seal(self.unseal(sealed, purpose=purpose), purpose=purpose)
+
     def seal(self, plaintext: bytes, *, purpose: str) -> str:
         """Encrypt and authenticate ``plaintext`` for ``purpose``."""
         nonce = os.urandom(12)
