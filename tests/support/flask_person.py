@@ -161,22 +161,30 @@ class FlaskPerson:
         return reached
 
     def _walk(self, response: TestResponse, consent: str) -> str | AuthorizationResponse:
-        for _ in range(20):
+        for _ in range(30):
             reached = self.follow(response)
             if isinstance(reached, str):
                 return reached
             self.pages.append(reached)
             html = reached.get_data(as_text=True)
-            path = reached.request.path
             posted = form_post_response(html) if reached.status_code == 200 else None
             if posted is not None:
                 return posted
-            if path == "/signin" and 'name="password"' in html:
-                if reached.status_code != 200:
-                    raise AssertionError(f"sign-in refused ({reached.status_code})")
-                response = self.sign_in(reached)
-            elif path == "/consent" and reached.status_code == 200:
-                response = self.decide(reached, consent)
-            else:
-                raise AssertionError(f"unexpected page {reached.status_code} at {path}: {html[:300]}")
+            step = self._next_step(reached, html, consent)
+            if step is None:
+                raise AssertionError(
+                    f"unexpected page {reached.status_code} at {reached.request.path}: {html[:400]}"
+                )
+            response = step
         raise AssertionError("too many pages")
+
+    def _next_step(self, reached: TestResponse, html: str, consent: str) -> TestResponse | None:
+        """What the person does on this page (None: a page they did not expect)."""
+        path = reached.request.path
+        if path == "/signin" and 'name="password"' in html:
+            if reached.status_code != 200:
+                raise AssertionError(f"sign-in refused ({reached.status_code})")
+            return self.sign_in(reached)
+        if path == "/consent" and reached.status_code == 200:
+            return self.decide(reached, consent)
+        return None

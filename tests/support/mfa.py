@@ -20,10 +20,8 @@ from werkzeug.test import TestResponse
 from idp.clock import FrozenClock
 from idp.registry import Registry
 from tests.support.flask_person import (
-    AuthorizationResponse,
     FlaskPerson,
     authorize_url,
-    form_post_response,
     pkce_pair,
     query_of,
 )
@@ -116,32 +114,20 @@ class MfaPerson(FlaskPerson):
         assert action
         return self.post(unescape(action.group(1)), fields)
 
-    def _walk(self, response: TestResponse, consent: str) -> str | AuthorizationResponse:
-        for _ in range(30):
-            reached = self.follow(response)
-            if isinstance(reached, str):
-                return reached
-            self.pages.append(reached)
-            html = reached.get_data(as_text=True)
-            path = reached.request.path
-            posted = form_post_response(html) if reached.status_code == 200 else None
-            if posted is not None:
-                return posted
-            if path == "/signin" and reached.request.method == "GET" and 'name="password"' in html:
-                response = self.sign_in(reached)
-            elif path == "/signin/factor" and reached.request.method == "GET":
-                response = self.type_code(reached, self.answer())
-            elif path == "/signin/enrol" and reached.request.method == "GET":
-                response = self.set_up_app(reached)
-            elif reached.status_code == 200 and 'id="continue"' in html:
-                if 'id="recovery-codes"' in html:
-                    self.recovery_codes = recovery_codes_on(html)
-                response = self.get(continue_link(html))
-            elif path == "/consent" and reached.status_code == 200:
-                response = self.decide(reached, consent)
-            else:
-                raise AssertionError(f"unexpected page {reached.status_code} at {path}: {html[:400]}")
-        raise AssertionError("too many pages")
+    def _next_step(self, reached: TestResponse, html: str, consent: str) -> TestResponse | None:
+        """The password page, the second-factor and enrolment pages, and the recovery-code notice."""
+        path, method = reached.request.path, reached.request.method
+        if path == "/signin" and method == "GET" and 'name="password"' in html:
+            return self.sign_in(reached)
+        if path == "/signin/factor" and method == "GET":
+            return self.type_code(reached, self.answer())
+        if path == "/signin/enrol" and method == "GET":
+            return self.set_up_app(reached)
+        if reached.status_code == 200 and 'id="continue"' in html:
+            if 'id="recovery-codes"' in html:
+                self.recovery_codes = recovery_codes_on(html)
+            return self.get(continue_link(html))
+        return super()._next_step(reached, html, consent)
 
 
 class Rp:
