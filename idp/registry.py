@@ -15,9 +15,11 @@ from idp.audit.recorder import AuditLog
 from idp.authn.factors import Authenticators
 from idp.authn.flow import PendingSignins
 from idp.authn.mfa import SecondFactor
+from idp.authn.passkeys import Passkeys, RelyingParty
 from idp.authn.password import PasswordAuthenticator
 from idp.authn.recovery import RecoveryCodes
 from idp.authn.throttle import Throttle
+from idp.authn.webauthn import load_trust_anchors
 from idp.clock import Clock, SystemClock
 from idp.keys.keystore import KeyStore
 from idp.keys.remote import RemoteSigner
@@ -139,7 +141,7 @@ class Registry:
 
     @cached_property
     def authenticators(self) -> Authenticators:
-        """TOTP (and later WebAuthn) authenticators, secrets sealed under the master key."""
+        """TOTP and WebAuthn authenticators, TOTP secrets sealed under the master key."""
         return Authenticators(
             AuthenticatorRepository(self.db),
             self.sealer,
@@ -166,8 +168,32 @@ class Registry:
             self.accounts,
             self.authenticators,
             self.recovery_codes,
+            self.passkeys,
             self._throttle("factor", self.settings.factor_max_failures, self.settings.factor_throttle_window),
             self.audit,
+        )
+
+    @cached_property
+    def passkeys(self) -> Passkeys:
+        """WebAuthn ceremonies: registering passkeys and security keys, signing in with them."""
+        settings = self.settings
+        anchors = None
+        if settings.staff_attestation == "direct":
+            anchors = load_trust_anchors(settings.attestation_trust_anchors)
+        return Passkeys(
+            AuthenticatorRepository(self.db),
+            self.accounts,
+            self.store,
+            self._throttle("signin", settings.signin_max_failures, settings.signin_throttle_window),
+            self.clock,
+            self.audit,
+            RelyingParty(
+                rp_id=settings.rp_id,
+                name="Hawiya",
+                origin=settings.webauthn_origin,
+                timeout=settings.webauthn_timeout,
+                staff_trust_anchors=anchors,
+            ),
         )
 
     @cached_property

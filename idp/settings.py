@@ -101,6 +101,16 @@ class Settings:
     #: Changes in the account area (adding or removing a factor, new recovery codes) need a
     #: sign-in or password re-entry at most this many seconds old.
     reauth_max_age: int = 300
+    #: WebAuthn relying-party ID: the issuer's host (default) or a registrable suffix of it.
+    webauthn_rp_id: str = ""
+    #: How long a passkey ceremony (its challenge) stays usable, seconds.
+    webauthn_timeout: int = 300
+    #: Attestation required of staff security keys: ``none`` (any authenticator) or ``direct`` (a
+    #: certificate chain to one of ``attestation_trust_anchors``). People's passkeys are never
+    #: asked for attestation (privacy; the FIDO metadata service is the operator's to mirror).
+    staff_attestation: str = "none"
+    #: PEM file of the attestation root certificates the operator trusts (with ``direct``).
+    attestation_trust_anchors: str = ""
     #: Require PKCE from confidential clients too (public clients always need it, RFC 9700 2.1.1).
     pkce_required_for_confidential: bool = False
     #: How many reverse proxies sit in front (their X-Forwarded-* headers are trusted); 0 = none.
@@ -131,6 +141,17 @@ class Settings:
     def secure_cookies(self) -> bool:
         """Cookies carry ``Secure`` everywhere except on plain-http localhost."""
         return not self.issuer_is_local_http
+
+    @property
+    def rp_id(self) -> str:
+        """The WebAuthn relying-party ID."""
+        return self.webauthn_rp_id or (urlsplit(self.issuer).hostname or "")
+
+    @property
+    def webauthn_origin(self) -> str:
+        """The origin every WebAuthn ceremony must come from: the issuer's."""
+        parts = urlsplit(self.issuer)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def uses_redis(self) -> bool:
@@ -167,6 +188,15 @@ class Settings:
             raise ConfigurationError("HAWIYA_KEY_ROTATION_DAYS must be 0 (off) or a number of days")
         if self.signer_url and not self.signer_secret:
             raise ConfigurationError("HAWIYA_SIGNER_URL needs HAWIYA_SIGNER_SECRET")
+        host = urlsplit(self.issuer).hostname or ""
+        if self.webauthn_rp_id and not (host == self.rp_id or host.endswith("." + self.rp_id)):
+            raise ConfigurationError("HAWIYA_WEBAUTHN_RP_ID must be the issuer's host or a suffix of it")
+        if self.staff_attestation not in ("none", "direct"):
+            raise ConfigurationError("HAWIYA_STAFF_ATTESTATION must be 'none' or 'direct'")
+        if self.staff_attestation == "direct" and not Path(self.attestation_trust_anchors or "-").is_file():
+            raise ConfigurationError(
+                "HAWIYA_STAFF_ATTESTATION=direct needs HAWIYA_ATTESTATION_TRUST_ANCHORS, a PEM file"
+            )
         if self.default_locale not in LOCALES:
             raise ConfigurationError(f"HAWIYA_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}")
         if self.argon2_memory_kib < 19 * 1024 or self.argon2_iterations < 2:
@@ -191,6 +221,7 @@ class Settings:
             "ip_max_failures",
             "factor_throttle_window",
             "reauth_max_age",
+            "webauthn_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")

@@ -1,4 +1,5 @@
-"""The account area (``/account``): the signed-in person's authenticators and recovery codes.
+"""The account area (``/account``): the signed-in person's authenticators (authenticator apps,
+passkeys and security keys) and recovery codes.
 
 Every change needs a recent authentication (``reauth_max_age``, 5 minutes by default): otherwise
 the person re-enters their password first (``/account/reauth``). Every form carries a CSRF token
@@ -12,9 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from idp.authn.views import enrolment_page
+from idp.authn.webauthn import MAX_CREDENTIAL_JSON, PasskeyRejected
 from idp.errors import AuthenticationFailed, InvalidCode, NotAllowed, TooManyAttempts
 from idp.http.context import SSO_COOKIE, client_ip, services
 from idp.sessions.service import SsoSession
@@ -162,6 +165,44 @@ def remove(session: SsoSession, authenticator_id: str) -> Response:
     except NotAllowed as refused:
         return _account_page(session, error=refused.code, status=403)
     return redirect(url_for("accounts.home", done="removed"), code=303)
+
+
+def _passkey_page(
+    session: SsoSession, *, label: str, error: str | None = None, status: int = 200
+) -> Response:
+    ceremony = services().passkeys.begin_registration(session.account_id)
+    body = render_template("accounts/passkey.html", passkey=ceremony, label=label, error=error)
+    return _html(body, status)
+
+
+@bp.post("/account/passkeys/new")
+@recent_sign_in
+def passkey_start(session: SsoSession) -> Response:
+    """Begin adding a passkey or security key: the page asks the browser to create one."""
+    return _passkey_page(session, label=request.form.get("label", "")[:100])
+
+
+@bp.post("/account/passkeys")
+@recent_sign_in
+def passkey_finish(session: SsoSession) -> Response:
+    """Keep the new passkey; the first factor of an account also brings recovery codes."""
+    reg = services()
+    label = request.form.get("label", "")[:200]
+    try:
+        enrolled = reg.mfa.register_passkey(
+            session.account_id,
+            request.form.get("ceremony", "")[:64],
+            request.form.get("credential", "")[:MAX_CREDENTIAL_JSON],
+            label=label or _("Passkey"),
+            ip=client_ip(),
+        )
+    except PasskeyRejected as rejected:
+        return _passkey_page(session, label=label, error=rejected.reason, status=400)
+    if enrolled.recovery_codes:
+        next_url = url_for("accounts.home", done="added")
+        body = render_template("authn/recovery_codes.html", codes=enrolled.recovery_codes, next_url=next_url)
+        return _html(body)
+    return redirect(url_for("accounts.home", done="added"), code=303)
 
 
 @bp.post("/account/recovery-codes")

@@ -32,6 +32,7 @@ class AuditEvent(StrEnum):
     AUTHENTICATOR_RENAMED = "authenticator.renamed"
     AUTHENTICATOR_REMOVED = "authenticator.removed"
     AUTHENTICATOR_REMOVAL_REFUSED = "authenticator.removal_refused"
+    AUTHENTICATOR_REJECTED = "authenticator.rejected"
     # Authorization
     CONSENT_GRANTED = "consent.granted"
     CONSENT_DENIED = "consent.denied"

@@ -1,4 +1,5 @@
-"""A person's authenticators: TOTP apps now, WebAuthn credentials with the passkey slice.
+"""A person's authenticators: TOTP apps and WebAuthn credentials (passkeys and security keys,
+whose ceremonies live in idp.authn.passkeys).
 
 TOTP enrolment creates an *unconfirmed* authenticator holding a fresh secret, sealed at rest under
 the master key with the purpose ``totp:<authenticator id>`` (so a sealed secret copied into another
@@ -55,6 +56,21 @@ class Factor:
     label: str
     created_at: datetime
     last_used_at: datetime | None
+    #: WebAuthn only: may sync to other devices (BE); verified its user when registered (UV).
+    backup_eligible: bool | None = None
+    user_verified: bool | None = None
+
+    @property
+    def synced(self) -> bool:
+        """A passkey that may sync between devices (its key can leave the device)."""
+        return bool(self.backup_eligible)
+
+
+def factor_of(row: Authenticator) -> Factor:
+    """What may be shown of an authenticator row."""
+    return Factor(
+        row.id, row.kind, row.label, row.created_at, row.last_used_at, row.backup_eligible, row.user_verified
+    )
 
 
 @dataclass(frozen=True)
@@ -110,11 +126,8 @@ class Authenticators:
 
     def factors(self, account_id: str) -> list[Factor]:
         """The account's confirmed authenticators, oldest first."""
-        return [
-            Factor(row.id, row.kind, row.label, row.created_at, row.last_used_at)
-            for row in self._repository.for_account(account_id)
-            if row.confirmed_at is not None
-        ]
+        rows = self._repository.for_account(account_id)
+        return [factor_of(row) for row in rows if row.confirmed_at is not None]
 
     def confirmed_kinds(self, account_id: str) -> set[str]:
         """The kinds of the account's confirmed authenticators."""

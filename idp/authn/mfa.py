@@ -15,11 +15,13 @@ from idp.accounts.service import AccountService
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn import recovery, totp
-from idp.authn.assurance import account_minimum, factor_level, with_second_factor
+from idp.authn.assurance import account_minimum, factor_level, with_passkey, with_second_factor
 from idp.authn.factors import Authenticators, Factor, TotpReplayed
+from idp.authn.passkeys import Passkeys
 from idp.authn.recovery import RecoveryCodes
 from idp.authn.results import AuthResult
 from idp.authn.throttle import Throttle
+from idp.authn.webauthn import PasskeyRejected
 from idp.errors import InvalidCode, TooManyAttempts
 from idp.settings import LOA_LOW
 
@@ -33,7 +35,7 @@ class FactorOutcome:
     """A second factor that was accepted, and what the person now holds."""
 
     result: AuthResult
-    #: ``totp`` or ``recovery_code``.
+    #: ``totp``, ``recovery_code`` or ``webauthn``.
     method: str
     #: Recovery codes left, when one was used.
     remaining_codes: int | None = None
@@ -57,12 +59,14 @@ class SecondFactor:
         accounts: AccountService,
         authenticators: Authenticators,
         codes: RecoveryCodes,
+        passkeys: Passkeys,
         throttle: Throttle,
         audit: AuditLog,
     ) -> None:
         self._accounts = accounts
         self._authenticators = authenticators
         self._codes = codes
+        self._passkeys = passkeys
         self._throttle = throttle
         self._audit = audit
 
@@ -80,7 +84,7 @@ class SecondFactor:
 
     def reachable_level(self, account_id: str) -> str:
         """The highest level a password plus what the person holds can reach."""
-        return factor_level(self._authenticators.confirmed_kinds(account_id))
+        return factor_level(self._authenticators.factors(account_id))
 
     def must_keep_a_factor(self, account_id: str) -> bool:
         """True when policy forbids removing the account's last factor (staff)."""
@@ -136,6 +140,41 @@ class SecondFactor:
         )
         return FactorOutcome(result, method, remaining)
 
+    def verify_passkey(
+        self, base: AuthResult, ceremony_id: str, credential: str, *, ip: str | None = None
+    ) -> FactorOutcome:
+        """Check a WebAuthn assertion by one of ``base``'s account's credentials (a second factor
+        or a step-up); the stronger result, or PasskeyRejected / TooManyAttempts."""
+        account_id = base.account_id
+        if self._throttle.blocked(account_id, ip):
+            self._audit.record(AuditEvent.FACTOR_THROTTLED, subject=account_id, ip=ip)
+            raise TooManyAttempts("too many failed attempts; try again later")
+        try:
+            use = self._passkeys.verify_assertion(ceremony_id, credential, account_id=account_id)
+        except PasskeyRejected as rejected:
+            self._throttle.failed(account_id, ip)
+            self._audit.record(
+                AuditEvent.FACTOR_FAILED,
+                subject=account_id,
+                ip=ip,
+                detail={"method": "webauthn", "reason": rejected.reason},
+            )
+            raise
+        self._throttle.succeeded(account_id)
+        result = with_passkey(base, backup_eligible=use.backup_eligible, user_verified=use.user_verified)
+        self._audit.record(
+            AuditEvent.FACTOR_SUCCEEDED,
+            subject=account_id,
+            ip=ip,
+            detail={
+                "method": "webauthn",
+                "amr": list(result.amr),
+                "acr": result.acr,
+                "authenticator": use.authenticator_id,
+            },
+        )
+        return FactorOutcome(result, "webauthn")
+
     # -- enrolment and removal --------------------------------------------------------------------
 
     def confirm_totp(
@@ -166,6 +205,16 @@ class SecondFactor:
                 detail={"method": "totp", "amr": list(result.amr), "acr": result.acr, "enrolment": True},
             )
         return Enrolled(factor, codes, result)
+
+    def register_passkey(
+        self, account_id: str, ceremony_id: str, credential: str, *, label: str, ip: str | None = None
+    ) -> Enrolled:
+        """Keep a newly created WebAuthn credential; the account's first factor also gets
+        recovery codes (PasskeyRejected when the response is refused)."""
+        first = not self._authenticators.confirmed_kinds(account_id)
+        factor = self._passkeys.finish_registration(account_id, ceremony_id, credential, label=label, ip=ip)
+        codes = self._codes.generate(account_id, ip=ip) if first else None
+        return Enrolled(factor, codes)
 
     def remove(self, account_id: str, authenticator_id: str, *, ip: str | None = None) -> int:
         """Remove an authenticator (never a staff account's last); how many remain. Without any

@@ -1,5 +1,6 @@
-"""The sign-in pages: username and password, then (when the account has one, or must enrol one)
-the second factor (``/signin/factor``) or the enrolment of a first one (``/signin/enrol``).
+"""The sign-in pages: username and password (or a passkey, ``/signin/passkey``), then (when the
+account has one, or must enrol one) the second factor (``/signin/factor``: a code or a security
+key) or the enrolment of a first one (``/signin/enrol``).
 
 The same ``/signin/factor`` page serves a step-up: a signed-in person whose session is below what
 an agency asks for gives only the missing factor, never the password again.
@@ -15,7 +16,8 @@ from idp.authn import qr
 from idp.authn.factors import TotpEnrolment
 from idp.authn.flow import PendingSignin
 from idp.authn.mfa import ENROL, FACTOR, FactorOutcome
-from idp.authn.results import AuthResult
+from idp.authn.results import AuthResult, level_rank
+from idp.authn.webauthn import MAX_CREDENTIAL_JSON, PasskeyRejected
 from idp.errors import AuthenticationFailed, InvalidCode, TooManyAttempts
 from idp.http.context import (
     INTERACTION_COOKIE,
@@ -27,6 +29,7 @@ from idp.http.context import (
     set_cookie,
 )
 from idp.sessions.interactions import Interaction
+from idp.settings import LOA_SUBSTANTIAL
 
 bp = Blueprint("authn", __name__)
 
@@ -66,8 +69,21 @@ def _page(
         client=_service_of(interaction),
         username=username,
         error=error,
+        passkey=services().passkeys.begin_assertion(None),
     )
     return _html(body, status)
+
+
+def _error_of(failure: Exception) -> str:
+    """What the page says went wrong: a passkey's reason, or the error's code."""
+    if isinstance(failure, PasskeyRejected):
+        return failure.reason
+    return str(getattr(failure, "code", "error"))
+
+
+def _passkey_form() -> tuple[str, str]:
+    """The ceremony id and credential JSON a passkey form posted."""
+    return request.form.get("ceremony", "")[:64], request.form.get("credential", "")[:MAX_CREDENTIAL_JSON]
 
 
 def _next_url(interaction: Interaction | None) -> str:
@@ -109,6 +125,21 @@ def signin_submit() -> Response:
     return response
 
 
+@bp.post("/signin/passkey")
+def signin_passkey() -> Response:
+    """A passwordless sign-in with a passkey (a discoverable credential with user verification)."""
+    reg = services()
+    interaction = _interaction()
+    ceremony, credential = _passkey_form()
+    try:
+        result = reg.passkeys.sign_in(ceremony, credential, ip=client_ip())
+    except (PasskeyRejected, TooManyAttempts) as failure:
+        return _page(
+            interaction, error=_error_of(failure), status=429 if isinstance(failure, TooManyAttempts) else 401
+        )
+    return _signed_in(result, interaction, redirect(_next_url(interaction)))
+
+
 def _signed_in(result: AuthResult, interaction: Interaction | None, response: Response) -> Response:
     """Start this browser's SSO session for ``result`` (ending its previous one)."""
     reg = services()
@@ -133,14 +164,25 @@ def _pending() -> tuple[str, PendingSignin] | None:
 
 
 def _factor_page(
-    interaction: Interaction | None, *, step_up: bool, error: str | None = None, status: int = 200
+    interaction: Interaction | None,
+    base: AuthResult,
+    *,
+    step_up: bool,
+    error: str | None = None,
+    status: int = 200,
 ) -> Response:
+    """The second-factor page: a security-key button when the account has one, and the code
+    form unless a code cannot help (a step-up from a session a code already raised)."""
+    reg = services()
+    has_keys = bool(reg.passkeys.credentials(base.account_id))
     body = render_template(
         "authn/factor.html",
         ix=_ix(interaction),
         client=_service_of(interaction),
         step_up=step_up,
         error=error,
+        passkey=reg.passkeys.begin_assertion(base.account_id) if has_keys else None,
+        codes=not step_up or level_rank(base.acr) < level_rank(LOA_SUBSTANTIAL),
     )
     return _html(body, status)
 
@@ -158,18 +200,22 @@ def factor() -> Response:
     if pending is None and (session is None or not sso_handle):
         return redirect(url_for("authn.signin", ix=_ix(interaction)))
     step_up = pending is None
-    if request.method == "GET":
-        return _factor_page(interaction, step_up=step_up)
-
     base = pending[1].result if pending is not None else session.auth_result  # type: ignore[union-attr]
-    code = request.form.get("code", "")[:CODE_MAX]
+    if request.method == "GET":
+        return _factor_page(interaction, base, step_up=step_up)
+
     try:
-        outcome = reg.mfa.verify(base, code, ip=client_ip())
-    except (InvalidCode, TooManyAttempts) as failure:
+        if "credential" in request.form:
+            ceremony, credential = _passkey_form()
+            outcome = reg.mfa.verify_passkey(base, ceremony, credential, ip=client_ip())
+        else:
+            outcome = reg.mfa.verify(base, request.form.get("code", "")[:CODE_MAX], ip=client_ip())
+    except (InvalidCode, PasskeyRejected, TooManyAttempts) as failure:
         return _factor_page(
             interaction,
+            base,
             step_up=step_up,
-            error=failure.code,
+            error=_error_of(failure),
             status=429 if isinstance(failure, TooManyAttempts) else 401,
         )
     if pending is not None:

@@ -155,12 +155,14 @@ def test_passwords_are_nfkc_normalised(registry: Registry, enrolled: str, typed:
 
 # -- sign-in ---------------------------------------------------------------------------------------
 
-_VARIABLE = re.compile(r'(name="(?:csrf_token|username)"[^>]*value=")[^"]*"')
+_VARIABLE = re.compile(r'(name="(?:csrf_token|username|ceremony)"[^>]*value=")[^"]*"')
+_CHALLENGE = re.compile(r'("challenge": ")[^"]*"')
 
 
 def _comparable(body: str) -> str:
-    """The page without the values that legitimately differ: CSRF tokens and the typed username."""
-    return _VARIABLE.sub(r'\1…"', body)
+    """The page without the values that legitimately differ: CSRF tokens, the typed username and
+    the passkey ceremony (its id and challenge)."""
+    return _CHALLENGE.sub(r'\1…"', _VARIABLE.sub(r'\1…"', body))
 
 
 def test_unknown_user_and_wrong_password_look_the_same(app: Flask, world: World) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from idp.storage.db import Database
 from idp.storage.models import Account, Authenticator, RecoveryCode
@@ -32,6 +33,15 @@ class AuthenticatorRepository:
             s.add(row)
         return row
 
+    def add_credential(self, row: Authenticator) -> bool:
+        """Insert a WebAuthn credential; False when its credential id is already registered."""
+        try:
+            with self._db.transaction() as s:
+                s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
     def for_account(self, account_id: str) -> Sequence[Authenticator]:
         """The account's authenticators, oldest first (confirmed or not)."""
         with self._db.transaction() as s:
@@ -49,6 +59,29 @@ class AuthenticatorRepository:
                     Authenticator.id == authenticator_id, Authenticator.account_id == account_id
                 )
             ).first()
+
+    def by_credential_id(self, credential_id: bytes) -> Authenticator | None:
+        """The confirmed WebAuthn authenticator with this credential id, whoever holds it."""
+        with self._db.transaction() as s:
+            return s.scalars(
+                select(Authenticator).where(
+                    Authenticator.credential_id == credential_id, Authenticator.confirmed_at.is_not(None)
+                )
+            ).first()
+
+    def record_assertion(
+        self, authenticator_id: str, *, old_count: int, new_count: int, backup_state: bool, now: datetime
+    ) -> bool:
+        """Move a credential's signature counter from ``old_count`` on; False when another sign-in
+        moved it first (two assertions with one counter value: at most one counts)."""
+        with self._db.transaction() as s:
+            result = s.execute(
+                update(Authenticator)
+                .where(Authenticator.id == authenticator_id, Authenticator.sign_count == old_count)
+                .values(sign_count=new_count, backup_state=backup_state, last_used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def count_confirmed(self, account_id: str) -> int:
         """How many confirmed authenticators the account has."""
