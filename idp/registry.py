@@ -230,7 +230,7 @@ class Registry:
     @cached_property
     def consents(self) -> ConsentService:
         """Consent decisions."""
-        return ConsentService(ConsentRepository(self.db), self.clock, self.audit)
+        return ConsentService(ConsentRepository(self.db), self.refresh, self.clock, self.audit)
 
     @cached_property
     def subjects(self) -> SubjectService:

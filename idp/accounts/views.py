@@ -1,5 +1,5 @@
 """The account area (``/account``): the signed-in person's authenticators (authenticator apps,
-passkeys and security keys) and recovery codes.
+passkeys and security keys), recovery codes, and the services that receive their information.
 
 Every change needs a recent authentication (``reauth_max_age``, 5 minutes by default): otherwise
 the person re-enters their password first (``/account/reauth``). Every form carries a CSRF token
@@ -25,7 +25,7 @@ from idp.sessions.service import SsoSession
 bp = Blueprint("accounts", __name__)
 
 #: Notices after a change (the query names one; the page shows its translated text).
-NOTICES = ("added", "renamed", "removed")
+NOTICES = ("added", "renamed", "removed", "withdrawn")
 
 
 def _html(body: str, status: int = 200) -> Response:
@@ -68,6 +68,10 @@ def _account_page(session: SsoSession, *, error: str | None = None, status: int 
         factors=reg.authenticators.factors(session.account_id),
         codes=reg.recovery_codes.status(session.account_id),
         must_keep=reg.mfa.must_keep_a_factor(session.account_id),
+        consents=[
+            (consent, reg.clients.active(consent.client_id))
+            for consent in reg.consents.granted_by(session.account_id)
+        ],
         session=session,
         recent=_recent(session),
         notice=notice if notice in NOTICES else None,
@@ -203,6 +207,14 @@ def passkey_finish(session: SsoSession) -> Response:
         body = render_template("authn/recovery_codes.html", codes=enrolled.recovery_codes, next_url=next_url)
         return _html(body)
     return redirect(url_for("accounts.home", done="added"), code=303)
+
+
+@bp.post("/account/consents/<client_id>/withdraw")
+@recent_sign_in
+def withdraw_consent(session: SsoSession, client_id: str) -> Response:
+    """Stop a service receiving the person's information (and revoke what it holds)."""
+    services().consents.withdraw(session.account_id, client_id[:64], ip=client_ip())
+    return redirect(url_for("accounts.home", done="withdrawn"), code=303)
 
 
 @bp.post("/account/recovery-codes")

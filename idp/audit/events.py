@@ -36,6 +36,7 @@ class AuditEvent(StrEnum):
     # Authorization
     CONSENT_GRANTED = "consent.granted"
     CONSENT_DENIED = "consent.denied"
+    CONSENT_WITHDRAWN = "consent.withdrawn"
     CODE_ISSUED = "code.issued"
     CODE_REPLAYED = "code.replayed"
     TOKENS_ISSUED = "tokens.issued"

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from idp.authn import qr
-from idp.authn.factors import TotpEnrolment
+from idp.authn.factors import TOTP, TotpEnrolment
 from idp.authn.flow import PendingSignin
 from idp.authn.mfa import ENROL, FACTOR, FactorOutcome
 from idp.authn.results import AuthResult, level_rank
@@ -183,6 +183,7 @@ def _factor_page(
         error=error,
         passkey=reg.passkeys.begin_assertion(base.account_id) if has_keys else None,
         codes=not step_up or level_rank(base.acr) < level_rank(LOA_SUBSTANTIAL),
+        has_app=TOTP in reg.authenticators.confirmed_kinds(base.account_id),
     )
     return _html(body, status)
 

@@ -2,7 +2,9 @@
 claims it asks for individually (OIDC Core 5.5).
 
 Consent is remembered per (person, client); the page is skipped when everything requested was
-already allowed, and shown again with ``prompt=consent``.
+already allowed, and shown again with ``prompt=consent``. The person sees every consent in the
+account area and can withdraw any: the record goes, and so does every refresh token the client
+holds for them (offline access included) with the access tokens those issued.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 from idp.oidc.claims import SCOPE_CLAIMS
+from idp.oidc.refresh import RefreshTokens
 from idp.storage.repositories.consents import ConsentRepository
 
 #: Scopes that need no consent: ``openid`` only says "sign me in" and releases ``sub``; API scopes
@@ -38,11 +41,25 @@ class ConsentRequest:
         return bool(self.scopes or self.claims)
 
 
-class ConsentService:
-    """Decide whether to ask, and remember answers."""
+@dataclass(frozen=True)
+class GrantedConsent:
+    """A consent as the account area shows it."""
 
-    def __init__(self, repository: ConsentRepository, clock: Clock, audit: AuditLog) -> None:
+    client_id: str
+    scopes: tuple[str, ...]
+    claims: tuple[str, ...]
+    granted_at: datetime
+    updated_at: datetime
+
+
+class ConsentService:
+    """Decide whether to ask, remember answers, list and withdraw them."""
+
+    def __init__(
+        self, repository: ConsentRepository, refresh: RefreshTokens, clock: Clock, audit: AuditLog
+    ) -> None:
         self._repository = repository
+        self._refresh = refresh
         self._clock = clock
         self._audit = audit
 
@@ -73,3 +90,30 @@ class ConsentService:
     def deny(self, account_id: str, client_id: str) -> None:
         """Record that the person refused."""
         self._audit.record(AuditEvent.CONSENT_DENIED, subject=account_id, client_id=client_id)
+
+    def granted_by(self, account_id: str) -> list[GrantedConsent]:
+        """Every consent the person gave, most recently changed first."""
+        return [
+            GrantedConsent(
+                row.client_id,
+                tuple(s for s in row.scopes if needs_consent(s)),
+                tuple(row.claims),
+                row.created_at,
+                row.updated_at,
+            )
+            for row in self._repository.for_account(account_id)
+        ]
+
+    def withdraw(self, account_id: str, client_id: str, *, ip: str | None = None) -> bool:
+        """Forget the consent and revoke what the client holds on it; False when there was none."""
+        if not self._repository.delete(account_id, client_id):
+            return False
+        families = self._refresh.revoke_for_grant(account_id, client_id)
+        self._audit.record(
+            AuditEvent.CONSENT_WITHDRAWN,
+            subject=account_id,
+            client_id=client_id,
+            ip=ip,
+            detail={"refresh_families_revoked": families},
+        )
+        return True

@@ -173,6 +173,14 @@ class RefreshTokens:
         """True when ``kid`` was revoked recently (long enough to cover any response in flight)."""
         return self._ledger.grant_revoked("key:" + kid)
 
+    def revoke_for_grant(self, account_id: str, client_id: str) -> int:
+        """A withdrawn consent takes down every family the person's grant gave the client, and the
+        access tokens they issued; how many families."""
+        families = self._repository.revoke_for_grant(account_id, client_id, self._now())
+        for family in families:
+            self._ledger.revoke_grant("family:" + family)
+        return len(families)
+
     def revoke_for_code(self, code_hash: str) -> None:
         """A replayed code revokes the refresh families it started."""
         for family in self._repository.revoke_for_code(code_hash, self._now()):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from idp.storage.db import Database
 from idp.storage.models import Consent
@@ -49,3 +50,20 @@ class ConsentRepository:
                 consent.scopes = sorted(set(consent.scopes) | scopes)
                 consent.claims = sorted(set(consent.claims) | claims)
                 consent.updated_at = now
+
+    def for_account(self, account_id: str) -> Sequence[Consent]:
+        """Every consent the person gave, most recently changed first."""
+        with self._db.transaction() as s:
+            return s.scalars(
+                select(Consent)
+                .where(Consent.account_id == account_id)
+                .order_by(Consent.updated_at.desc(), Consent.client_id)
+            ).all()
+
+    def delete(self, account_id: str, client_id: str) -> bool:
+        """Forget the person's consent to this client; True when there was one."""
+        with self._db.transaction() as s:
+            result = s.execute(
+                delete(Consent).where(Consent.account_id == account_id, Consent.client_id == client_id)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]

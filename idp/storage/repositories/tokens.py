@@ -109,6 +109,22 @@ class RefreshTokenRepository:
             self.revoke_family(family, now)
         return sorted(set(families))
 
+    def revoke_for_grant(self, account_id: str, client_id: str, now: datetime) -> Sequence[str]:
+        """Revoke every family a person's consent gave a client (offline ones too); their ids."""
+        with self._db.transaction() as s:
+            families = list(
+                s.scalars(
+                    select(RefreshToken.family_id).where(
+                        RefreshToken.account_id == account_id,
+                        RefreshToken.client_id == client_id,
+                        RefreshToken.revoked_at.is_(None),
+                    )
+                ).all()
+            )
+        for family in set(families):
+            self.revoke_family(family, now)
+        return sorted(set(families))
+
     def _revoke(self, condition: ColumnElement[bool], now: datetime) -> int:
         with self._db.transaction() as s:
             result = s.execute(
