@@ -44,7 +44,10 @@ def main() -> None:
         _rate("Signer RS256-3072", 300, lambda: registry.signer.sign(claims, alg="RS256"))
 
         person = registry.accounts.create(
-            account_type="citizen", username="bench", password="correct horse battery staple 42"
+            account_type="citizen",
+            username="bench",
+            password="correct horse battery staple 42",
+            national_id="28009090069",
         )
         new = registry.clients.create(name="Bench", redirect_uris=["https://rp.example/cb"])
         client = new.client

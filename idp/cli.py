@@ -14,11 +14,13 @@ import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from idp.accounts.identity import PROOFING_LEVELS, STAFF_ROLES
 from idp.authn import totp
 from idp.errors import ConfigurationError, HawiyaError, InvalidInput
 from idp.keys.keystore import SUPPORTED_ALGS
@@ -153,7 +155,23 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--email")
 @click.option("--name")
+@click.option("--name-ar", help="The name in Arabic.")
 @click.option("--phone")
+@click.option("--national-id", help="Citizens and residents: the 11-digit national identity number.")
+@click.option("--nationality", help="Two-letter country code (ISO 3166-1), for example KW.")
+@click.option("--passport", "passport_number", help="Visitors: the passport number.")
+@click.option("--birthdate", type=click.DateTime(formats=["%Y-%m-%d"]), help="YYYY-MM-DD")
+@click.option(
+    "--proofing",
+    "proofing_level",
+    type=click.Choice(list(PROOFING_LEVELS)),
+    default="self_asserted",
+    show_default=True,
+    help="How the identity was verified.",
+)
+@click.option("--agency", help="Staff: the agency they work for.")
+@click.option("--department", help="Staff: their department.")
+@click.option("--role", "roles", multiple=True, type=click.Choice(list(STAFF_ROLES)), help="Staff; repeat.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new account as JSON.")
 @clean_errors
 def users_create(
@@ -162,7 +180,16 @@ def users_create(
     password_stdin: bool,
     email: str | None,
     name: str | None,
+    name_ar: str | None,
     phone: str | None,
+    national_id: str | None,
+    nationality: str | None,
+    passport_number: str | None,
+    birthdate: datetime | None,
+    proofing_level: str,
+    agency: str | None,
+    department: str | None,
+    roles: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Create an account."""
@@ -176,7 +203,16 @@ def users_create(
         password=password,
         email=email,
         name=name,
+        name_ar=name_ar,
         phone=phone,
+        national_id=national_id,
+        nationality=nationality,
+        passport_number=passport_number,
+        birthdate=birthdate.date() if birthdate else None,
+        proofing_level=proofing_level,
+        agency=agency,
+        department=department,
+        roles=roles,
         actor="cli",
     )
     if as_json:
@@ -509,6 +545,9 @@ DEMO_PEOPLE: list[dict[str, Any]] = [
         "family_name": "Al-Sabah",
         "email": "fatima@example.org",
         "phone": "+96550000001",
+        "national_id": "28501010013",
+        "nationality": "KW",
+        "proofing_level": "counter",
     },
     {
         "account_type": "resident",
@@ -519,6 +558,9 @@ DEMO_PEOPLE: list[dict[str, Any]] = [
         "family_name": "Kumar",
         "email": "ravi@example.org",
         "phone": "+96550000002",
+        "national_id": "29005050024",
+        "nationality": "IN",
+        "proofing_level": "document_check",
     },
     {
         "account_type": "visitor",
@@ -528,6 +570,8 @@ DEMO_PEOPLE: list[dict[str, Any]] = [
         "given_name": "Anna",
         "family_name": "Schmidt",
         "email": "anna@example.org",
+        "passport_number": "C01X00T47",
+        "nationality": "DE",
     },
     {
         "account_type": "staff",
@@ -537,6 +581,12 @@ DEMO_PEOPLE: list[dict[str, Any]] = [
         "given_name": "Yousef",
         "family_name": "Al-Mutairi",
         "email": "yousef@gov.example",
+        "national_id": "27503030036",
+        "nationality": "KW",
+        "proofing_level": "counter",
+        "agency": "Ministry of Interior",
+        "department": "Digital Services",
+        "roles": ["admin", "key-officer"],
     },
 ]
 DEMO_CLIENTS: list[dict[str, Any]] = [

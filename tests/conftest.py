@@ -32,6 +32,7 @@ from idp.keys import keystore
 from idp.keys.remote import SigningService
 from idp.registry import Registry
 from idp.settings import Settings
+from tests.support.identity import national_id
 
 #: Real keys, generated once per run and handed out in turn (see ``_pooled_signing_keys``).
 _KEY_POOL: dict[str, list[Key]] = {}
@@ -255,9 +256,28 @@ def populate(registry: Registry, *, rp_port: int = 9001) -> World:
         phone="+96550000001",
         email_verified=True,
         address={"formatted": "Block 1, Street 2, Kuwait City", "country": "KW"},
+        national_id=national_id(1),
+        nationality="KW",
+        proofing_level="counter",
     )
-    for kind in ("resident", "visitor", "staff"):
-        registry.accounts.create(account_type=kind, username=kind, password=PASSWORD)
+    registry.accounts.create(
+        account_type="resident", username="resident", password=PASSWORD, national_id=national_id(2)
+    )
+    registry.accounts.create(
+        account_type="visitor",
+        username="visitor",
+        password=PASSWORD,
+        passport_number="X1234567",
+        nationality="DE",
+    )
+    registry.accounts.create(
+        account_type="staff",
+        username="staff",
+        password=PASSWORD,
+        national_id=national_id(3),
+        agency="Ministry of Health",
+        roles=("helpdesk",),
+    )
     redirect_uri = f"http://127.0.0.1:{rp_port}/callback"
     confidential = registry.clients.create(
         name="Ministry of Health",

@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from idp.accounts.identity import (
+    PROOFING_LEVELS,
+    STAFF_ROLES,
+    national_id_problem,
+    normalise_country,
+    normalise_passport,
+)
 from idp.accounts.passwords import PasswordHasher
 from idp.accounts.policy import PasswordPolicy, normalise
 from idp.audit.events import AuditEvent
@@ -18,8 +25,10 @@ from idp.errors import InvalidInput, NotFound
 from idp.storage.models import Account
 from idp.storage.repositories.accounts import AccountRepository
 
-#: Account types. Business roles attach to people through organisations (a later issue).
+#: Account types. Business roles attach to people through organisations (idp.accounts.organisations).
 ACCOUNT_TYPES = ("citizen", "resident", "visitor", "staff")
+#: Types whose identity number comes from the national register.
+REGISTERED_TYPES = ("citizen", "resident")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{2,149}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -47,6 +56,26 @@ class Person:
     proofing_level: str = "self_asserted"
     updated_at: datetime | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    national_id: str | None = None
+    nationality: str | None = None
+    passport_number: str | None = None
+
+    @property
+    def agency(self) -> str | None:
+        """Staff: the agency they work for."""
+        value = self.attributes.get("agency")
+        return str(value) if value else None
+
+    @property
+    def department(self) -> str | None:
+        """Staff: their department."""
+        value = self.attributes.get("department")
+        return str(value) if value else None
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Staff: the roles they hold."""
+        return tuple(str(role) for role in self.attributes.get("roles", ()))
 
     @property
     def active(self) -> bool:
@@ -82,6 +111,9 @@ def _person(row: Account) -> Person:
         proofing_level=row.proofing_level,
         updated_at=row.updated_at,
         attributes=dict(row.attributes or {}),
+        national_id=row.national_id,
+        nationality=row.nationality,
+        passport_number=row.passport_number,
     )
 
 
@@ -110,7 +142,7 @@ class AccountService:
         *,
         account_type: str,
         username: str,
-        password: str,
+        password: str | None,
         email: str | None = None,
         name: str | None = None,
         name_ar: str | None = None,
@@ -121,9 +153,19 @@ class AccountService:
         phone_verified: bool = False,
         birthdate: date | None = None,
         address: dict[str, Any] | None = None,
+        national_id: str | None = None,
+        nationality: str | None = None,
+        passport_number: str | None = None,
+        proofing_level: str = "self_asserted",
+        agency: str | None = None,
+        department: str | None = None,
+        roles: Sequence[str] = (),
         actor: str | None = None,
     ) -> Person:
-        """Create an account after checking every field and the password policy."""
+        """Create an account after checking every field and the password policy.
+
+        ``password`` None creates an account with no credential yet: the person sets one with an
+        activation code (``idp.accounts.activation``)."""
         if account_type not in ACCOUNT_TYPES:
             raise InvalidInput(f"account type must be one of {', '.join(ACCOUNT_TYPES)}")
         if not _USERNAME.match(username):
@@ -134,7 +176,18 @@ class AccountService:
             raise InvalidInput("email is not a valid address")
         if phone is not None and not _PHONE.match(phone):
             raise InvalidInput("phone must be in international form, for example +96512345678")
-        self._policy.check(password, username=username)
+        identity = check_identity(
+            account_type,
+            national_id=national_id,
+            nationality=nationality,
+            passport_number=passport_number,
+            proofing_level=proofing_level,
+            agency=agency,
+            department=department,
+            roles=roles,
+        )
+        if password is not None:
+            self._policy.check(password, username=username)
         now = self._now()
         row = self._repository.add(
             Account(
@@ -142,7 +195,7 @@ class AccountService:
                 username=username,
                 account_type=account_type,
                 status="active",
-                password_hash=self._hasher.hash(normalise(password)),
+                password_hash=None if password is None else self._hasher.hash(normalise(password)),
                 name=name,
                 name_ar=name_ar,
                 given_name=given_name,
@@ -153,8 +206,7 @@ class AccountService:
                 phone_verified=phone_verified,
                 birthdate=birthdate,
                 address=address,
-                proofing_level="self_asserted",
-                attributes={},
+                **identity,
                 created_at=now,
                 updated_at=now,
             )
@@ -205,3 +257,55 @@ class AccountService:
         """The account a sector knows as ``subject``."""
         row = self._repository.by_subject(sector, subject)
         return None if row is None else _person(row)
+
+
+def check_identity(
+    account_type: str,
+    *,
+    national_id: str | None,
+    nationality: str | None,
+    passport_number: str | None,
+    proofing_level: str,
+    agency: str | None,
+    department: str | None,
+    roles: Sequence[str],
+) -> dict[str, Any]:
+    """The identity columns of a new account, checked against its type: citizens and residents
+    carry a national identity number, visitors a passport and nationality, staff an agency."""
+    if proofing_level not in PROOFING_LEVELS:
+        raise InvalidInput(f"proofing level must be one of {', '.join(PROOFING_LEVELS)}")
+    if national_id is not None:
+        national_id = national_id.strip()
+        problem = national_id_problem(national_id)
+        if problem:
+            raise InvalidInput(problem)
+    elif account_type in REGISTERED_TYPES:
+        raise InvalidInput(f"a {account_type} account needs a national identity number")
+    try:
+        nationality = normalise_country(nationality) if nationality else None
+        passport_number = normalise_passport(passport_number) if passport_number else None
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
+    if account_type == "visitor" and not (passport_number and nationality):
+        raise InvalidInput("a visitor account needs a passport number and a nationality")
+    attributes: dict[str, Any] = {}
+    if account_type == "staff":
+        if not agency or not agency.strip():
+            raise InvalidInput("a staff account needs an agency")
+        unknown = [role for role in roles if role not in STAFF_ROLES]
+        if unknown:
+            raise InvalidInput(f"unknown staff role {unknown[0]!r}; use {', '.join(STAFF_ROLES)}")
+        attributes = {
+            "agency": agency.strip(),
+            "department": (department or "").strip() or None,
+            "roles": sorted(set(roles)),
+        }
+    elif agency or department or roles:
+        raise InvalidInput("only staff accounts have an agency, a department and roles")
+    return {
+        "national_id": national_id,
+        "nationality": nationality,
+        "passport_number": passport_number,
+        "proofing_level": proofing_level,
+        "attributes": attributes,
+    }

@@ -7,6 +7,7 @@ import dataclasses
 import re
 import statistics
 import time
+import zlib
 
 import pytest
 from flask import Flask
@@ -19,6 +20,7 @@ from idp.registry import Registry
 from tests.conftest import PASSWORD, World
 from tests.support.audit import audit_events
 from tests.support.flask_person import FlaskPerson
+from tests.support.identity import national_id
 from tests.support.person import hidden_fields
 
 PHC = re.compile(r"^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$")
@@ -95,7 +97,12 @@ def test_sign_in_rehashes_when_parameters_rose(registry: Registry, world: World,
 
 
 def _create(registry: Registry, password: str, username: str = "newperson") -> None:
-    registry.accounts.create(account_type="citizen", username=username, password=password)
+    registry.accounts.create(
+        account_type="citizen",
+        username=username,
+        password=password,
+        national_id=national_id(zlib.crc32(username.encode()) % 10**6),
+    )
 
 
 def test_fourteen_characters_are_refused_fifteen_accepted(registry: Registry) -> None:

@@ -21,6 +21,7 @@ from idp.errors import AuthenticationFailed
 from idp.registry import Registry
 from idp.settings import Settings
 from tests.conftest import PASSWORD
+from tests.support.identity import national_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,8 +79,9 @@ def hawiya(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     instance = new_instance(tmp_path_factory.mktemp("cli"))
     instance.ok("init")
     instance.ok(
-        "users", "create", "--type", "citizen", "--username", "existing", "--password-stdin", stdin=PASSWORD
-    )
+        "users", "create", "--type", "citizen", "--username", "existing", "--national-id", national_id(11),
+        "--password-stdin", stdin=PASSWORD,
+    )  # fmt: skip
     yield instance
 
 
@@ -105,8 +107,9 @@ def test_init_is_idempotent(tmp_path: Path) -> None:
     assert stat.S_IMODE(instance.master_key_file.stat().st_mode) == 0o600
     key = instance.master_key_file.read_bytes()
     instance.ok(
-        "users", "create", "--type", "resident", "--username", "ravi", "--password-stdin", stdin=PASSWORD
-    )
+        "users", "create", "--type", "resident", "--username", "ravi", "--national-id", national_id(12),
+        "--password-stdin", stdin=PASSWORD,
+    )  # fmt: skip
 
     second = instance.ok("init")
     assert "created" not in second
@@ -137,6 +140,7 @@ def test_commands_before_init_fail_cleanly(tmp_path: Path, args: tuple[str, ...]
 def test_users_create_reads_the_password_from_stdin(hawiya: Instance) -> None:
     result = hawiya.run(
         "users", "create", "--type", "citizen", "--username", "layla", "--email", "layla@example.org",
+        "--national-id", national_id(13),
         "--password-stdin", "--json", stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -260,7 +264,7 @@ class Bad:
 
 
 NEW_CLIENT = "clients create --name X --redirect-uri https://a.example/cb"
-NEW_USER = "users create --type citizen --password-stdin --username"
+NEW_USER = "users create --type visitor --passport X1234567 --nationality DE --password-stdin --username"
 BAD_INPUT = {
     "unknown client (show)": Bad("clients show no-such-client", "no client 'no-such-client'"),
     "unknown client (show --json)": Bad("clients show no-such-client --json", "no client"),
@@ -323,6 +327,8 @@ def test_weak_password_error_says_why(hawiya: Instance) -> None:
             "citizen",
             "--username",
             "weak4",
+            "--national-id",
+            national_id(14),
             "--password-stdin",
             stdin="Tiny7secret",
         )

@@ -32,6 +32,7 @@ from tests.conftest import PASSWORD
 from tests.support.agency import Agency, userinfo_status
 from tests.support.audit import audit_events
 from tests.support.flask_person import FlaskPerson
+from tests.support.identity import national_id
 from tests.support.keys import leaks
 
 ROW_FIELDS = {
@@ -272,7 +273,9 @@ def test_rotate_master_makes_a_new_key_file_and_reseals_everything(pristine: Pat
     instance = copy_of(pristine, tmp_path)
     before = instance.registry()
     try:
-        before.accounts.create(account_type="citizen", username="mariam", password=PASSWORD)
+        before.accounts.create(
+            account_type="citizen", username="mariam", password=PASSWORD, national_id=national_id(7)
+        )
     finally:
         before.close()
     old_key = instance.master_key_file.read_text().strip()

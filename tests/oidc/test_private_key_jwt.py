@@ -33,6 +33,7 @@ from idp.registry import Registry
 from tests.conftest import PASSWORD
 from tests.support.audit import audit_events
 from tests.support.flask_person import FlaskPerson, authorize_url, pkce_pair, query_of
+from tests.support.identity import national_id
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ISSUER = "http://localhost:8000"
@@ -275,7 +276,9 @@ def test_authorization_code_flow_with_private_key_jwt(
         auth_method="private_key_jwt",
         jwks=jwks_of(key),
     )
-    registry.accounts.create(account_type="citizen", username="citizen", password=PASSWORD)
+    registry.accounts.create(
+        account_type="citizen", username="citizen", password=PASSWORD, national_id=national_id(1)
+    )
     client_id = new.client.client_id
     verifier, challenge = pkce_pair()
     back = FlaskPerson(app, "citizen", PASSWORD).go(

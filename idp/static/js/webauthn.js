@@ -74,7 +74,7 @@
 
   function start(form, json, conditional, controller) {
     var ask = form.dataset.webauthn === "create"
-      ? navigator.credentials.create({ publicKey: creationOptions(json) })
+      ? navigator.credentials.create({ publicKey: creationOptions(json), signal: controller.signal })
       : navigator.credentials.get({
           publicKey: requestOptions(json),
           mediation: conditional ? "conditional" : "optional",
@@ -97,12 +97,15 @@
     var json = JSON.parse(data.textContent);
     var controller = new AbortController();
     form.hidden = false;
+    var pending = false;
     form.addEventListener("submit", function (event) {
       if (form.querySelector("input[name=credential]").value) { return; }
       event.preventDefault();
+      if (pending) { return; }  // one ceremony at a time: a second press would be refused
+      pending = true;
       controller.abort();
       controller = new AbortController();
-      start(form, json, false, controller);
+      start(form, json, false, controller).then(function () { pending = false; });
     });
     if (form.dataset.conditional && PublicKeyCredential.isConditionalMediationAvailable) {
       PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {

@@ -3,11 +3,15 @@
 from idp.storage.models.base import Base
 from idp.storage.models.tables import (
     Account,
+    ActivationCode,
     AuditRecord,
     Authenticator,
     Client,
     Consent,
     InstanceSecret,
+    Invitation,
+    Membership,
+    Organisation,
     PairwiseSubject,
     RecoveryCode,
     RefreshToken,
@@ -16,12 +20,16 @@ from idp.storage.models.tables import (
 
 __all__ = [
     "Account",
+    "ActivationCode",
     "AuditRecord",
     "Authenticator",
     "Base",
     "Client",
     "Consent",
     "InstanceSecret",
+    "Invitation",
+    "Membership",
+    "Organisation",
     "PairwiseSubject",
     "RecoveryCode",
     "RefreshToken",
