@@ -34,6 +34,8 @@ def create_app(
         raise ConfigurationError("the database is not initialised: run `hawiya init` first")
     if not settings.signer_url:
         registry.keystore.check_unsealable()  # a wrong master key or tampered key fails here, clearly
+    if settings.staff_attestation == "direct":
+        registry.passkeys  # noqa: B018 - loads the attestation trust anchors: a bad file fails here
 
     app = Flask(
         "idp",
@@ -85,6 +87,7 @@ def create_app(
         locale = select_locale()
         return {"locale": locale, "dir": direction(locale)}
 
+    from idp.accounts.onboarding.views import bp as onboarding_bp
     from idp.accounts.views import bp as accounts_bp
     from idp.authn.views import bp as authn_bp
     from idp.http.health import bp as health_bp
@@ -94,6 +97,7 @@ def create_app(
 
     for blueprint in (health_bp, oidc_bp, authn_bp, sessions_bp, accounts_bp, i18n_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(onboarding_bp)
     # Machine endpoints authenticate their callers with client credentials or bearer tokens, and
     # agencies POST to /authorize cross-site: CSRF tokens do not apply to them.
     for view in ("oidc.authorize", "oidc.token", "oidc.userinfo", "oidc.revoke", "oidc.introspect"):

@@ -56,7 +56,7 @@ ALGORITHMS = (
 #: Formats whose certificate chain py_webauthn checks against the given roots alone.
 ANCHORED_FORMATS = (AttestationFormat.PACKED, AttestationFormat.FIDO_U2F, AttestationFormat.TPM)
 #: The longest credential JSON read from a form (a TPM attestation is a few kilobytes).
-MAX_CREDENTIAL_JSON = 64 * 1024
+MAX_CREDENTIAL_JSON = 32 * 1024
 _TRANSPORTS = {t.value for t in AuthenticatorTransport}
 
 #: py_webauthn's message fragments, mapped to Hawiya's reasons (first match wins).
@@ -151,7 +151,7 @@ def parse_credential(raw: str) -> dict[str, Any]:
         raise PasskeyRejected("malformed")
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
         raise PasskeyRejected("malformed") from None
     if not isinstance(value, dict) or not isinstance(value.get("id"), str):
         raise PasskeyRejected("malformed")
@@ -331,7 +331,9 @@ def _reason(exc: Exception) -> str:
     if not isinstance(exc, WebAuthnException):
         return "malformed"
     message = str(exc)
-    if "malformed" in message.lower() or type(exc).__name__.endswith("Structure"):
+    if type(exc).__name__.endswith("Structure") or any(
+        word in message.lower() for word in ("malformed", "could not parse", "unable to decode")
+    ):
         return "malformed"
     for fragment, reason in _REASONS:
         if fragment in message:

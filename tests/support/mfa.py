@@ -3,11 +3,14 @@
 ``MfaPerson`` walks sign-in like ``FlaskPerson`` and also answers the second-factor page (with a
 real TOTP code computed by pyotp at the test's frozen clock, or a recovery code), sets up an
 authenticator app on the enrolment page by reading the key the page shows, and continues past the
-recovery-code pages. Every page it passes is kept in ``pages``.
+recovery-code pages. Every page it passes is kept in ``pages``. Given a security key (a
+``SoftAuthenticator``), it answers the second-factor page with the key when it has no authenticator
+app, or when the page asks for the key alone (a step-up a code cannot help).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from html import unescape
@@ -19,6 +22,7 @@ from werkzeug.test import TestResponse
 
 from idp.clock import FrozenClock
 from idp.registry import Registry
+from tests.support.authenticator import SoftAuthenticator
 from tests.support.flask_person import (
     FlaskPerson,
     authorize_url,
@@ -35,6 +39,10 @@ _CODES = re.compile(r'<ol class="codes" dir="ltr" id="recovery-codes">(.*?)</ol>
 _CODE = re.compile(r"<code>([a-z0-9-]+)</code>")
 _CONTINUE = re.compile(r'<a class="button primary" href="([^"]*)" id="continue">')
 _QR = re.compile(r'<img src="(data:image/svg\+xml[^"]+)"')
+_PASSKEY_OPTIONS = re.compile(r'<script type="application/json" id="passkey-options">(.*?)</script>', re.S)
+_PASSKEY_FORM = re.compile(
+    r'<form method="post" action="([^"]*)"[^>]*\bid="passkey-form"[^>]*>(.*?)</form>', re.S
+)
 
 
 def totp_code(secret: str, clock: FrozenClock, steps: int = 0) -> str:
@@ -70,6 +78,30 @@ def continue_link(html: str) -> str:
     return unescape(found.group(1))
 
 
+def passkey_options_on(html: str) -> dict[str, Any]:
+    """The WebAuthn options (creation or request) a page hands its passkey form."""
+    found = _PASSKEY_OPTIONS.search(html)
+    assert found, "the page starts no passkey ceremony"
+    options: dict[str, Any] = json.loads(found.group(1))
+    return options
+
+
+def _passkey_form(html: str) -> re.Match[str]:
+    found = _PASSKEY_FORM.search(html)
+    assert found, "the page has no passkey form"
+    return found
+
+
+def passkey_fields_on(html: str) -> dict[str, str]:
+    """The hidden fields of the page's passkey form (CSRF token, ceremony, ``ix`` ...)."""
+    return hidden_fields(_passkey_form(html).group(2))
+
+
+def passkey_action_on(html: str) -> str:
+    """Where the page's passkey form posts."""
+    return unescape(_passkey_form(html).group(1))
+
+
 class MfaPerson(FlaskPerson):
     """A person who answers second-factor pages too."""
 
@@ -81,11 +113,14 @@ class MfaPerson(FlaskPerson):
         *,
         clock: FrozenClock,
         secret: str | None = None,
+        key: SoftAuthenticator | None = None,
     ) -> None:
         super().__init__(app, username, password)
         self.clock = clock
         #: The person's authenticator app (its key), once they have one.
         self.secret = secret
+        #: The person's security key or passkey provider, when they have one.
+        self.key = key
         #: What to type on the code page; by default the app's current code.
         self.answer: Callable[[], str] = lambda: totp_code(self._secret(), self.clock)
         #: Recovery codes the person was shown (and kept).
@@ -100,9 +135,29 @@ class MfaPerson(FlaskPerson):
     def type_code(self, page: TestResponse, code: str) -> TestResponse:
         """Submit ``code`` on the code page ``page``."""
         fields = hidden_fields(page.get_data(as_text=True))
+        for name in ("ceremony", "credential"):  # the passkey form's, when the page has one too
+            fields.pop(name, None)
         fields["code"] = code
         self.codes_typed += 1
         return self.post("/signin/factor", fields)
+
+    def use_key(self, page: TestResponse, **overrides: Any) -> TestResponse:
+        """Answer the passkey ceremony of ``page`` with the person's key (``overrides`` go to
+        ``SoftAuthenticator.authenticate``) and post it with the form's hidden fields."""
+        assert self.key is not None, "this person has no security key"
+        html = page.get_data(as_text=True)
+        fields = passkey_fields_on(html)
+        fields["credential"] = json.dumps(self.key.authenticate(passkey_options_on(html), **overrides))
+        return self.post(passkey_action_on(html), fields)
+
+    def answer_factor(self, page: TestResponse) -> TestResponse:
+        """Answer the second-factor page: with the key when the person has no app or the page asks
+        for no code, else with a code."""
+        html = page.get_data(as_text=True)
+        has_key = self.key is not None and 'id="passkey-form"' in html
+        if has_key and (self.secret is None or 'name="code"' not in html):
+            return self.use_key(page)
+        return self.type_code(page, self.answer())
 
     def set_up_app(self, page: TestResponse, *, label: str = "", steps: int = 0) -> TestResponse:
         """Scan (read) the key on an enrolment page and confirm it with the app's code."""
@@ -120,7 +175,7 @@ class MfaPerson(FlaskPerson):
         if path == "/signin" and method == "GET" and 'name="password"' in html:
             return self.sign_in(reached)
         if path == "/signin/factor" and method == "GET":
-            return self.type_code(reached, self.answer())
+            return self.answer_factor(reached)
         if path == "/signin/enrol" and method == "GET":
             return self.set_up_app(reached)
         if reached.status_code == 200 and 'id="continue"' in html:
@@ -208,7 +263,7 @@ def open_account(person: MfaPerson) -> TestResponse:
         if path == "/signin" and reached.request.method == "GET":
             response = person.sign_in(reached)
         elif path == "/signin/factor" and reached.request.method == "GET":
-            response = person.type_code(reached, person.answer())
+            response = person.answer_factor(reached)
         elif path == "/signin/enrol" and reached.request.method == "GET":
             response = person.set_up_app(reached)
         elif reached.status_code == 200 and 'id="continue"' in html:
@@ -236,4 +291,21 @@ def add_app_in_account(person: MfaPerson, *, label: str = "Phone") -> TestRespon
     html = done.get_data(as_text=True)
     if 'id="recovery-codes"' in html:
         person.recovery_codes = recovery_codes_on(html)
+    return done
+
+
+def add_passkey_in_account(
+    person: MfaPerson, key: SoftAuthenticator, *, label: str = "Blue key"
+) -> TestResponse:
+    """Add ``key``'s new credential on the account page; the page after keeping it (recovery codes
+    for a first factor, else the redirect back to the account)."""
+    start = submit(person, open_account(person), "/account/passkeys/new", label=label)
+    assert start.status_code == 200, start.get_data(as_text=True)[:400]
+    html = start.get_data(as_text=True)
+    fields = passkey_fields_on(html)
+    fields.update(credential=json.dumps(key.register(passkey_options_on(html))), label=label)
+    done = person.post(passkey_action_on(html), fields)
+    page = done.get_data(as_text=True)
+    if 'id="recovery-codes"' in page:
+        person.recovery_codes = recovery_codes_on(page)
     return done
