@@ -20,9 +20,12 @@ from typing import Any, TypeVar
 
 import click
 
+from idp.accounts.activation import IssuedCode
 from idp.accounts.identity import PROOFING_LEVELS, STAFF_ROLES
+from idp.accounts.importer import ImportRejected
+from idp.accounts.organisations import ROLES, expiry_of
 from idp.authn import totp
-from idp.errors import ConfigurationError, HawiyaError, InvalidInput
+from idp.errors import ConfigurationError, HawiyaError, InvalidInput, NotFound
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import create_master_key_file, previous_key_file
 from idp.registry import Registry
@@ -153,6 +156,12 @@ def users() -> None:
 )
 @click.option("--username", required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option(
+    "--no-password",
+    is_flag=True,
+    help="Create the account without a password and print an activation code for the person.",
+)
+@click.option("--send-activation", is_flag=True, help="With --no-password: also mail the code to --email.")
 @click.option("--email")
 @click.option("--name")
 @click.option("--name-ar", help="The name in Arabic.")
@@ -178,6 +187,8 @@ def users_create(
     account_type: str,
     username: str,
     password_stdin: bool,
+    no_password: bool,
+    send_activation: bool,
     email: str | None,
     name: str | None,
     name_ar: str | None,
@@ -193,9 +204,11 @@ def users_create(
     as_json: bool,
 ) -> None:
     """Create an account."""
-    if not password_stdin:
-        raise InvalidInput("pass the password on standard input with --password-stdin")
-    password = sys.stdin.readline().rstrip("\r\n")
+    if password_stdin == no_password:
+        raise InvalidInput("pass the password on standard input with --password-stdin, or use --no-password")
+    if send_activation and not no_password:
+        raise InvalidInput("--send-activation goes with --no-password")
+    password = None if no_password else sys.stdin.readline().rstrip("\r\n")
     registry = _ready(_registry())
     person = registry.accounts.create(
         account_type=account_type,
@@ -215,10 +228,93 @@ def users_create(
         roles=roles,
         actor="cli",
     )
+    issued = None
+    if no_password:
+        issued = registry.activation_codes.issue(person.id, actor="cli", send=send_activation)
     if as_json:
-        click.echo(json.dumps({"id": person.id, "username": person.username, "type": person.account_type}))
+        created = {"id": person.id, "username": person.username, "type": person.account_type}
+        click.echo(json.dumps({**created, **(_activation_json(issued) if issued else {})}))
     else:
         click.echo(f"created {person.account_type} {person.username} ({person.id})")
+        if issued:
+            _echo_activation(issued, send=send_activation)
+
+
+def _activation_json(issued: IssuedCode) -> dict[str, Any]:
+    return {
+        "activation_code": issued.code,
+        "activation_expires_at": issued.expires_at.isoformat(),
+        "activation_sent_to": issued.sent_to,
+    }
+
+
+def _echo_activation(issued: IssuedCode, *, send: bool = True) -> None:
+    """The code for the operator to hand over (terminal only, never a log)."""
+    until = issued.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    click.echo(f"activation code: {issued.code}   (works once, until {until}; shown only now)")
+    if issued.sent_to:
+        click.echo(f"mailed to {issued.sent_to}")
+    elif issued.mail_failed:
+        click.echo("the mail could not be sent: give the person this code")
+    elif send:
+        click.echo("not mailed: the account has no email address; give the person this code")
+
+
+@users.command("activation-code")
+@click.argument("username")
+@click.option("--send", is_flag=True, help="Also mail the code to the person's email address.")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def users_activation_code(username: str, send: bool, as_json: bool) -> None:
+    """Issue an activation code (the person's earlier unused codes stop working) and print it,
+    for the person to set their password at /activate."""
+    registry = _ready(_registry())
+    person = registry.accounts.by_username(username)
+    if person is None:
+        raise NotFound(f"no account {username!r}")
+    issued = registry.activation_codes.issue(person.id, actor="cli", send=send)
+    if as_json:
+        click.echo(json.dumps({"username": person.username, **_activation_json(issued)}))
+    else:
+        _echo_activation(issued, send=send)
+
+
+@users.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--send-activation", is_flag=True, help="Mail each new person with an email address an activation code."
+)
+@clean_errors
+def users_import(file: Path, send_activation: bool) -> None:
+    """Import people from a CSV file (columns: see idp/accounts/importer.py). Every row is checked
+    first and every problem listed by line; then all new rows are imported, or none."""
+    registry = _ready(_registry())
+    try:
+        plan = registry.importer.plan(file.read_bytes())
+    except ImportRejected as rejected:
+        for problem in rejected.problems:
+            click.echo(str(problem), err=True)
+        _fail(f"{len(rejected.problems)} problem(s) in {file.name}; nothing was imported")
+    steps = plan.steps(send_activation=send_activation)
+    if steps and sys.stdout.isatty():
+        with click.progressbar(length=steps, label="importing", file=sys.stdout) as bar:
+            report = registry.importer.run(
+                plan, send_activation=send_activation, actor="cli", progress=bar.update
+            )
+    else:
+        report = registry.importer.run(plan, send_activation=send_activation, actor="cli")
+    click.echo(f"imported {report.imported}, unchanged {report.unchanged}")
+    if send_activation:
+        click.echo(f"activation codes mailed: {report.codes_sent}")
+        if report.mail_failed:
+            click.echo(f"{report.mail_failed} mail(s) could not be sent: issue those codes again")
+    if report.without_email:
+        click.echo(
+            f"{report.without_email} new person(s) have no email address: give them a code with"
+            " `hawiya users activation-code USERNAME`"
+        )
+    elif report.imported and not send_activation:
+        click.echo("the new people have no password yet: give them codes with `hawiya users activation-code`")
 
 
 @users.command("list")
@@ -242,6 +338,164 @@ def users_list(as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['username']:<24} {row['type']:<9} {row['status']:<8} {row['id']}")
+
+
+# -- orgs -------------------------------------------------------------------------------------
+
+
+@main.group()
+def orgs() -> None:
+    """Manage organisations and the roles people hold in them."""
+
+
+def _org_json(org: Any) -> dict[str, Any]:
+    return {
+        "id": org.id,
+        "registration_number": org.registration_number,
+        "name": org.name,
+        "name_ar": org.name_ar,
+        "status": org.status,
+    }
+
+
+def _member_json(member: Any) -> dict[str, Any]:
+    return {
+        "account_id": member.account_id,
+        "username": member.username,
+        "name": member.name,
+        "role": member.role,
+        "granted_by": member.granted_by,
+        "created_at": member.created_at.isoformat(),
+        "expires_at": member.expires_at.isoformat() if member.expires_at else None,
+    }
+
+
+def _org_of(registry: Registry, ref: str) -> Any:
+    org = registry.organisations.find(ref)
+    if org is None:
+        raise NotFound(f"no organisation {ref!r} (give its id or registration number)")
+    return org
+
+
+def _account_of(registry: Registry, username: str) -> Any:
+    person = registry.accounts.by_username(username)
+    if person is None:
+        raise NotFound(f"no account {username!r}")
+    return person
+
+
+@orgs.command("create")
+@click.option("--number", required=True, help="Registration number (3-32 letters, digits or -).")
+@click.option("--name", required=True)
+@click.option("--name-ar", help="The name in Arabic.")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def orgs_create(number: str, name: str, name_ar: str | None, as_json: bool) -> None:
+    """Register an organisation."""
+    org = _ready(_registry()).organisations.create(
+        registration_number=number, name=name, name_ar=name_ar, actor="cli"
+    )
+    if as_json:
+        click.echo(json.dumps(_org_json(org), ensure_ascii=False))
+    else:
+        click.echo(f"created organisation {org.registration_number} {org.name} ({org.id})")
+
+
+@orgs.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def orgs_list(as_json: bool) -> None:
+    """List organisations."""
+    rows = [_org_json(org) for org in _ready(_registry()).organisations.list()]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        click.echo(f"{row['registration_number']:<16} {row['status']:<9} {row['id']}  {row['name']}")
+
+
+@orgs.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def orgs_show(ref: str, as_json: bool) -> None:
+    """Show an organisation (by id or registration number) and who holds which role."""
+    registry = _ready(_registry())
+    org = _org_of(registry, ref)
+    data = {**_org_json(org), "members": [_member_json(m) for m in registry.organisations.members(org.id)]}
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    for key in ("id", "registration_number", "name", "name_ar", "status"):
+        click.echo(f"{key}: {data[key] if data[key] is not None else ''}")
+    click.echo("members:")
+    for member in data["members"]:
+        until = f" until {member['expires_at']}" if member["expires_at"] else ""
+        click.echo(f"  {member['username']:<24} {member['role']:<10}{until}")
+
+
+@orgs.command("add-member")
+@click.argument("ref")
+@click.option("--username", required=True)
+@click.option("--role", required=True, type=click.Choice(list(ROLES)))
+@click.option(
+    "--expires",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="YYYY-MM-DD: the role lapses at the start of that day (UTC).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def orgs_add_member(ref: str, username: str, role: str, expires: datetime | None, as_json: bool) -> None:
+    """Give a person a role in an organisation (or change it)."""
+    registry = _ready(_registry())
+    org = _org_of(registry, ref)
+    person = _account_of(registry, username)
+    member = registry.organisations.grant(
+        org.id,
+        person.id,
+        role,
+        by=None,
+        operator="cli",
+        expires_at=expiry_of(expires.date()) if expires else None,
+    )
+    if as_json:
+        click.echo(json.dumps({"organisation": org.id, **_member_json(member)}, ensure_ascii=False))
+    else:
+        until = f" until {member.expires_at:%Y-%m-%d}" if member.expires_at else ""
+        click.echo(f"{member.username} is {member.role} of {org.registration_number}{until}")
+
+
+@orgs.command("remove-member")
+@click.argument("ref")
+@click.option("--username", required=True)
+@clean_errors
+def orgs_remove_member(ref: str, username: str) -> None:
+    """Take a person's role in an organisation away (never its last owner)."""
+    registry = _ready(_registry())
+    org = _org_of(registry, ref)
+    person = _account_of(registry, username)
+    registry.organisations.remove(org.id, person.id, by=None, operator="cli")
+    click.echo(f"{person.username} no longer holds a role in {org.registration_number}")
+
+
+@orgs.command("suspend")
+@click.argument("ref")
+@clean_errors
+def orgs_suspend(ref: str) -> None:
+    """Stop everyone acting for an organisation (roles are kept)."""
+    registry = _ready(_registry())
+    org = registry.organisations.suspend(_org_of(registry, ref).id, actor="cli")
+    click.echo(f"suspended {org.registration_number}")
+
+
+@orgs.command("reactivate")
+@click.argument("ref")
+@clean_errors
+def orgs_reactivate(ref: str) -> None:
+    """Let people act for a suspended organisation again."""
+    registry = _ready(_registry())
+    org = registry.organisations.reactivate(_org_of(registry, ref).id, actor="cli")
+    click.echo(f"reactivated {org.registration_number}")
 
 
 # -- clients ------------------------------------------------------------------------------------
@@ -296,6 +550,11 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
 )
 @click.option("--sector", help="Sector identifier (host) for pairwise subjects.")
 @click.option(
+    "--sector-identifier-uri",
+    help="https URL listing the sector's redirect URIs (OIDC Core 8.1); its host becomes the sector.",
+)
+@click.option("--first-party", is_flag=True, help="A government service: consent is implied (recorded).")
+@click.option(
     "--subject-type",
     type=click.Choice(["pairwise", "public"]),
     default="pairwise",
@@ -323,6 +582,8 @@ def clients_create(
     jwks_uri: str | None,
     id_token_alg: str,
     sector: str | None,
+    sector_identifier_uri: str | None,
+    first_party: bool,
     subject_type: str,
     agency: str | None,
     name_ar: str | None,
@@ -355,6 +616,8 @@ def clients_create(
         id_token_alg=id_token_alg,
         subject_type=subject_type,
         sector_identifier=sector,
+        sector_identifier_uri=sector_identifier_uri,
+        first_party=first_party,
         agency=agency,
         name_ar=name_ar,
         client_id=client_id,
@@ -404,6 +667,16 @@ def clients_disable(client_id: str) -> None:
     """Stop serving a client."""
     _ready(_registry()).clients.disable(client_id, actor="cli")
     click.echo(f"disabled {client_id}")
+
+
+@clients.command("first-party")
+@click.argument("client_id")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@clean_errors
+def clients_first_party(client_id: str, state: str) -> None:
+    """Mark a client first-party (consent implied, still recorded) or not."""
+    _ready(_registry()).clients.set_first_party(client_id, state == "on", actor="cli")
+    click.echo(f"{client_id}: first-party {state}")
 
 
 @clients.command("rotate-secret")
@@ -608,6 +881,16 @@ DEMO_CLIENTS: list[dict[str, Any]] = [
     },
 ]
 
+#: A demo business, with the demo person named by ``owner`` as its owner.
+DEMO_ORGANISATIONS: list[dict[str, Any]] = [
+    {
+        "registration_number": "CR-100200",
+        "name": "Gulf Trading Company",
+        "name_ar": "شركة الخليج للتجارة",
+        "owner": "citizen",
+    },
+]
+
 
 @main.command()
 @clean_errors
@@ -643,6 +926,17 @@ def demo() -> None:
             new = registry.clients.create(actor="demo", **spec)
             if new.client_secret:
                 secrets_by_client[cid] = new.client_secret
+    for spec in DEMO_ORGANISATIONS:
+        org = registry.organisations.find(spec["registration_number"]) or registry.organisations.create(
+            registration_number=spec["registration_number"],
+            name=spec["name"],
+            name_ar=spec["name_ar"],
+            actor="demo",
+        )
+        owner = registry.accounts.by_username(spec["owner"])
+        members = {m.account_id for m in registry.organisations.members(org.id)}
+        if owner is not None and owner.id not in members:
+            registry.organisations.grant(org.id, owner.id, "owner", by=None, operator="demo")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -674,6 +968,9 @@ def demo() -> None:
         if cid in secrets_by_client:
             line += f"  secret {secrets_by_client[cid]}"
         click.echo(line)
+    click.echo("Demo organisations:")
+    for spec in DEMO_ORGANISATIONS:
+        click.echo(f"  {spec['registration_number']:<18} {spec['name']}  owner {spec['owner']}")
     click.echo(f"Discovery: {settings.issuer}/.well-known/openid-configuration")
     click.echo("")
 

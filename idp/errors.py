@@ -53,6 +53,8 @@ class WeakPassword(InvalidInput):
     """A new password breaks the password policy (NIST SP 800-63B-4 section 3.1.1.2)."""
 
     code = "weak_password"
+    #: The least length the refused password needed (8 or 15 by account type), for the page to say.
+    minimum: int | None = None
 
 
 class AuthenticationFailed(HawiyaError):

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from idp.accounts.activation import ActivationCodes
+from idp.accounts.importer import AccountImporter
+from idp.accounts.organisations import Organisations
 from idp.accounts.passwords import PasswordHasher
 from idp.accounts.policy import PasswordPolicy
+from idp.accounts.registration import Registrations
 from idp.accounts.service import AccountService
 from idp.admin.keys import KeyAdministration
 from idp.audit.recorder import AuditLog
@@ -25,6 +29,7 @@ from idp.keys.keystore import KeyStore
 from idp.keys.remote import RemoteSigner
 from idp.keys.sealing import Sealer, load_master_key, load_previous_master_keys
 from idp.keys.signer import Signer, SoftwareSigner, TokenVerifier
+from idp.mail import MailSender, open_sender
 from idp.oidc.claims import SubjectService
 from idp.oidc.clients import ClientService
 from idp.oidc.codes import CodeStore
@@ -42,11 +47,13 @@ from idp.settings import Settings
 from idp.storage.db import Database
 from idp.storage.ephemeral import EphemeralStore, open_store
 from idp.storage.repositories.accounts import AccountRepository
+from idp.storage.repositories.activation import ActivationCodeRepository
 from idp.storage.repositories.audit import AuditRepository
 from idp.storage.repositories.authenticators import AuthenticatorRepository, RecoveryCodeRepository
 from idp.storage.repositories.clients import ClientRepository
 from idp.storage.repositories.consents import ConsentRepository
 from idp.storage.repositories.keys import KeyRepository
+from idp.storage.repositories.organisations import OrganisationRepository
 from idp.storage.repositories.tokens import RefreshTokenRepository
 
 
@@ -174,6 +181,68 @@ class Registry:
         )
 
     @cached_property
+    def mail(self) -> MailSender:
+        """Outgoing mail: files under instance/outbox/ by default, or an SMTP relay."""
+        settings = self.settings
+        return open_sender(
+            settings.mail_url,
+            settings.outbox_path,
+            settings.mail_from,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+        )
+
+    @cached_property
+    def activation_codes(self) -> ActivationCodes:
+        """First credentials of people created by staff or import, stored as HMACs."""
+        s = self.settings
+        return ActivationCodes(
+            ActivationCodeRepository(self.db),
+            self.accounts,
+            self.mail,
+            self._throttle("activation", s.signin_max_failures, s.signin_throttle_window),
+            self.keystore.instance_secret("activation_code_key"),
+            self.clock,
+            self.audit,
+            ttl=s.activation_ttl,
+            activate_url=f"{s.issuer}/activate",
+        )
+
+    @cached_property
+    def registrations(self) -> Registrations:
+        """Visitors' self-registration, confirmed by an email code."""
+        s = self.settings
+        return Registrations(
+            self.accounts,
+            self.store,
+            self.mail,
+            self._throttle("register", s.signin_max_failures, s.signin_throttle_window),
+            self._throttle("register-code", s.factor_max_failures, s.factor_throttle_window),
+            self.clock,
+            self.audit,
+            ttl=s.registration_ttl,
+            verify_url=f"{s.issuer}/register/verify",
+            signin_url=f"{s.issuer}/signin",
+        )
+
+    @cached_property
+    def importer(self) -> AccountImporter:
+        """Bulk import of people (staff files and national register extracts)."""
+        return AccountImporter(self.accounts, self.activation_codes, self.audit)
+
+    @cached_property
+    def organisations(self) -> Organisations:
+        """Organisations, the roles people hold in them, and invitations by mail."""
+        return Organisations(
+            OrganisationRepository(self.db),
+            self.accounts,
+            self.mail,
+            self.clock,
+            self.audit,
+            issuer=self.settings.issuer,
+        )
+
+    @cached_property
     def passkeys(self) -> Passkeys:
         """WebAuthn ceremonies: registering passkeys and security keys, signing in with them."""
         settings = self.settings
@@ -294,6 +363,7 @@ class Registry:
     def oauth(self) -> HawiyaServer:
         """Authlib's authorization server, wired."""
         return HawiyaServer(
+            organisations=self.organisations,
             clients=self.clients,
             codes=self.codes,
             refresh=self.refresh,
@@ -311,7 +381,12 @@ class Registry:
     def userinfo(self) -> UserinfoService:
         """The userinfo endpoint's logic."""
         return UserinfoService(
-            self.access_tokens, self.ledger, self.clients, self.subjects, issuer=self.settings.issuer
+            self.access_tokens,
+            self.ledger,
+            self.clients,
+            self.subjects,
+            self.organisations,
+            issuer=self.settings.issuer,
         )
 
     @cached_property

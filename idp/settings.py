@@ -111,6 +111,20 @@ class Settings:
     staff_attestation: str = "none"
     #: PEM file of the attestation root certificates the operator trusts (with ``direct``).
     attestation_trust_anchors: str = ""
+    #: Where mail goes: ``outbox`` (files under instance/outbox/) or an ``smtp://``/``smtps://`` relay.
+    mail_url: str = "outbox"
+    #: The From address of Hawiya's mail.
+    mail_from: str = "Hawiya <no-reply@hawiya.localhost>"
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    #: How long an activation code (the first credential of a person created by staff or import)
+    #: stays usable, seconds (7 days); a new code ends the earlier ones at once.
+    activation_ttl: int = 7 * 24 * 3600
+    #: Visitors may create their own account at ``/register`` (an email code proves the address
+    #: first). Citizens and residents never self-register: the national register is their source.
+    self_registration: bool = True
+    #: How long a self-registration waits for its email code, seconds (24 hours).
+    registration_ttl: int = 24 * 3600
     #: Require PKCE from confidential clients too (public clients always need it, RFC 9700 2.1.1).
     pkce_required_for_confidential: bool = False
     #: How many reverse proxies sit in front (their X-Forwarded-* headers are trusted); 0 = none.
@@ -191,6 +205,8 @@ class Settings:
         host = urlsplit(self.issuer).hostname or ""
         if self.webauthn_rp_id and not (host == self.rp_id or host.endswith("." + self.rp_id)):
             raise ConfigurationError("HAWIYA_WEBAUTHN_RP_ID must be the issuer's host or a suffix of it")
+        if self.mail_url != "outbox" and not self.mail_url.startswith(("smtp://", "smtps://")):
+            raise ConfigurationError("HAWIYA_MAIL_URL must be 'outbox' or an smtp:// or smtps:// URL")
         if self.staff_attestation not in ("none", "direct"):
             raise ConfigurationError("HAWIYA_STAFF_ATTESTATION must be 'none' or 'direct'")
         if self.staff_attestation == "direct" and not Path(self.attestation_trust_anchors or "-").is_file():
@@ -222,6 +238,8 @@ class Settings:
             "factor_throttle_window",
             "reauth_max_age",
             "webauthn_timeout",
+            "activation_ttl",
+            "registration_ttl",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")

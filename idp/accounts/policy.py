@@ -42,9 +42,11 @@ class PasswordPolicy:
         password = normalise(password)
         minimum = self.min_length_mfa if mfa_required else self.min_length
         if len(password) < minimum:
-            raise WeakPassword(
+            too_short = WeakPassword(
                 f"the password must have at least {minimum} characters", code="password_too_short"
             )
+            too_short.minimum = minimum
+            raise too_short
         if len(password) > MAX_LENGTH:
             raise WeakPassword(
                 f"the password must have at most {MAX_LENGTH} characters", code="password_too_long"

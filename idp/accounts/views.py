@@ -9,17 +9,29 @@ the person re-enters their password first (``/account/reauth``). Every form carr
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from idp.accounts.organisations import MANAGING_ROLES, expiry_of, grantable
 from idp.authn.views import enrolment_page
 from idp.authn.webauthn import MAX_CREDENTIAL_JSON, PasskeyRejected
-from idp.errors import AuthenticationFailed, InvalidCode, NotAllowed, TooManyAttempts
-from idp.http.context import SSO_COOKIE, client_ip, services
+from idp.errors import (
+    AuthenticationFailed,
+    HawiyaError,
+    InvalidCode,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    TooManyAttempts,
+)
+from idp.http.context import SSO_COOKIE, clear_cookie, client_ip, services, set_cookie
 from idp.sessions.service import SsoSession
 
 bp = Blueprint("accounts", __name__)
@@ -86,6 +98,8 @@ def home() -> Response:
     signed_in = _session()
     if signed_in is None:
         return redirect(url_for("authn.signin"))
+    if RETURN_COOKIE in request.cookies:
+        return _return_after_sign_in()
     return _account_page(signed_in[1])
 
 
@@ -227,3 +241,161 @@ def regenerate_codes(session: SsoSession) -> Response:
     codes = reg.recovery_codes.generate(session.account_id, ip=client_ip())
     body = render_template("authn/recovery_codes.html", codes=codes, next_url=url_for("accounts.home"))
     return _html(body)
+
+
+# -- organisations the person acts for ----------------------------------------------------------
+
+#: A page of the account area to come back to after signing in (sign-in always ends on /account).
+RETURN_COOKIE = "hawiya_return"
+_RETURNABLE = re.compile(r"^/account/(organisations|invitation\?code=[A-Za-z0-9_-]{1,64})$")
+#: What a username can be made of (anything else names nobody, and never reaches the database).
+_USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")
+#: Notices on the organisations page after a change.
+ORG_NOTICES = ("granted", "removed", "invited", "accepted")
+
+
+def _come_back_after(endpoint: str, path: str) -> Response:
+    """Send the person to sign in (or re-enter their password) and then back to ``path``."""
+    response = redirect(url_for(endpoint), code=303)
+    set_cookie(response, RETURN_COOKIE, path, max_age=services().settings.interaction_ttl)
+    return response
+
+
+def _return_after_sign_in() -> Response:
+    path = request.cookies.get(RETURN_COOKIE, "")
+    response = redirect(path if _RETURNABLE.match(path) else url_for("accounts.home"), code=303)
+    clear_cookie(response, RETURN_COOKIE)
+    return response
+
+
+def _organisations_page(session: SsoSession, *, error: str | None = None, status: int = 200) -> Response:
+    reg = services()
+    acting = reg.organisations.memberships_of(session.account_id)
+    notice = request.args.get("done")
+    body = render_template(
+        "accounts/organisations.html",
+        acting=acting,
+        members={
+            a.organisation.id: reg.organisations.members(a.organisation.id)
+            for a in acting
+            if a.role in MANAGING_ROLES
+        },
+        grantable={a.organisation.id: grantable(a.role) for a in acting},
+        me=session.account_id,
+        now=datetime.fromtimestamp(reg.clock.now(), UTC),
+        recent=_recent(session),
+        notice=notice if notice in ORG_NOTICES else None,
+        error=error,
+    )
+    return _html(body, status)
+
+
+def _refused(session: SsoSession, error: HawiyaError) -> Response:
+    return _organisations_page(session, error=error.code, status=error.status)
+
+
+def _expiry() -> datetime | None:
+    """The optional "until" date of a role form; InvalidInput ``bad_date`` when unreadable."""
+    value = request.form.get("expires", "")[:10].strip()
+    if not value:
+        return None
+    try:
+        return expiry_of(date.fromisoformat(value))
+    except ValueError:
+        raise InvalidInput("the date is not a valid date", code="bad_date") from None
+
+
+@bp.get("/account/organisations")
+def organisations() -> Response:
+    """The organisations the person acts for; owners and signatories also manage their people."""
+    signed_in = _session()
+    if signed_in is None:
+        return _come_back_after("authn.signin", url_for("accounts.organisations"))
+    return _organisations_page(signed_in[1])
+
+
+@bp.post("/account/organisations/<org_id>/grant")
+@recent_sign_in
+def grant_role(session: SsoSession, org_id: str) -> Response:
+    """Give an existing account (by username) a role in the organisation, or change it."""
+    reg = services()
+    try:
+        username = request.form.get("username", "")[:150].strip()
+        person = reg.accounts.by_username(username) if _USERNAME.match(username) else None
+        if person is None:
+            raise NotFound("no such account", code="unknown_user")
+        reg.organisations.grant(
+            org_id[:64],
+            person.id,
+            request.form.get("role", "")[:20],
+            by=session.account_id,
+            expires_at=_expiry(),
+            ip=client_ip(),
+        )
+    except HawiyaError as error:
+        return _refused(session, error)
+    return redirect(url_for("accounts.organisations", done="granted"), code=303)
+
+
+@bp.post("/account/organisations/<org_id>/members/<account_id>/remove")
+@recent_sign_in
+def remove_member(session: SsoSession, org_id: str, account_id: str) -> Response:
+    """Take a person's role in the organisation away."""
+    try:
+        services().organisations.remove(org_id[:64], account_id[:64], by=session.account_id, ip=client_ip())
+    except HawiyaError as error:
+        return _refused(session, error)
+    return redirect(url_for("accounts.organisations", done="removed"), code=303)
+
+
+@bp.post("/account/organisations/<org_id>/invite")
+@recent_sign_in
+def invite(session: SsoSession, org_id: str) -> Response:
+    """Mail someone a link that gives them a role in the organisation."""
+    try:
+        services().organisations.invite(
+            org_id[:64],
+            request.form.get("email", "")[:320],
+            request.form.get("role", "")[:20],
+            by=session.account_id,
+            expires_at=_expiry(),
+            locale=str(get_locale() or "ar"),
+            ip=client_ip(),
+        )
+    except HawiyaError as error:
+        return _refused(session, error)
+    return redirect(url_for("accounts.organisations", done="invited"), code=303)
+
+
+def _invitation_page(code: str, *, error: str | None = None, status: int = 200) -> Response:
+    invitation = services().organisations.invitation(code)
+    if invitation is None and error is None:
+        error, status = "invalid_invitation", 404
+    body = render_template("accounts/invitation.html", invitation=invitation, code=code, error=error)
+    return _html(body, status)
+
+
+@bp.get("/account/invitation")
+def invitation() -> Response:
+    """What an invitation offers, with a button to accept it (after signing in). The code rides in
+    the query, which the access log never records (a path would be logged)."""
+    code = request.args.get("code", "")[:64]
+    signed_in = _session()
+    here = url_for("accounts.invitation", code=code)
+    if signed_in is None:
+        return _come_back_after("authn.signin", here)
+    if not _recent(signed_in[1]):
+        return _come_back_after("accounts.reauth", here)
+    return _invitation_page(code)
+
+
+@bp.post("/account/invitation")
+@recent_sign_in
+def accept_invitation(session: SsoSession) -> Response:
+    """Take up the invitation: the signed-in person now holds the role it offers."""
+    code = request.form.get("code", "")[:64]
+    try:
+        services().organisations.accept(code, session.account_id, ip=client_ip())
+    except HawiyaError as error:
+        return _invitation_page(code, error=error.code, status=error.status)
+    return redirect(url_for("accounts.organisations", done="accepted"), code=303)

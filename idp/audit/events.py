@@ -46,9 +46,29 @@ class AuditEvent(StrEnum):
     # Accounts
     ACCOUNT_CREATED = "account.created"
     PASSWORD_CHANGED = "password.changed"
+    # First credentials, self-registration, bulk import
+    ACTIVATION_CODE_ISSUED = "activation_code.issued"
+    ACTIVATION_CODE_USED = "activation_code.used"
+    ACTIVATION_CODE_REFUSED = "activation_code.refused"
+    ACTIVATION_THROTTLED = "activation.throttled"
+    REGISTRATION_STARTED = "registration.started"
+    REGISTRATION_COMPLETED = "registration.completed"
+    REGISTRATION_REFUSED = "registration.refused"
+    ACCOUNTS_IMPORTED = "accounts.imported"
+    # Organisations and the roles people hold in them
+    ORGANISATION_CREATED = "organisation.created"
+    ORGANISATION_SUSPENDED = "organisation.suspended"
+    ORGANISATION_REACTIVATED = "organisation.reactivated"
+    MEMBERSHIP_GRANTED = "membership.granted"
+    MEMBERSHIP_REMOVED = "membership.removed"
+    MEMBERSHIP_REFUSED = "membership.refused"
+    INVITATION_SENT = "invitation.sent"
+    INVITATION_ACCEPTED = "invitation.accepted"
+    INVITATION_REFUSED = "invitation.refused"
     # Clients (agencies)
     CLIENT_CREATED = "client.created"
     CLIENT_DISABLED = "client.disabled"
+    CLIENT_UPDATED = "client.updated"
     CLIENT_SECRET_ROTATED = "client.secret_rotated"
     # Keys
     MASTER_KEY_CREATED = "master_key.created"

@@ -114,15 +114,7 @@ def signin_submit() -> Response:
         result = reg.passwords.authenticate(username, password, ip=client_ip())
     except (AuthenticationFailed, TooManyAttempts) as failure:
         return _page(interaction, error=failure.code, username=username, status=401)
-
-    step = reg.mfa.next_step(result.account_id)
-    if step is None:
-        return _signed_in(result, interaction, redirect(_next_url(interaction)))
-    handle = reg.pending_signins.start(result, step)
-    endpoint = "authn.factor" if step == FACTOR else "authn.enrol"
-    response = redirect(url_for(endpoint, ix=_ix(interaction)))
-    set_cookie(response, PENDING_COOKIE, handle, max_age=reg.pending_signins.ttl)
-    return response
+    return after_first_factor(result, interaction)
 
 
 @bp.post("/signin/passkey")
@@ -151,6 +143,21 @@ def _signed_in(result: AuthResult, interaction: Interaction | None, response: Re
         reg.interactions.update(interaction, authenticated=True)
     set_cookie(response, SSO_COOKIE, handle)
     clear_cookie(response, PENDING_COOKIE)
+    return response
+
+
+def after_first_factor(result: AuthResult, interaction: Interaction | None = None) -> Response:
+    """Continue a sign-in whose first factor was proven (a password, or an activation code with a
+    new password, or a confirmed self-registration): the account's second step (its factor, or
+    enrolling one when it must use MFA), else the SSO session at once."""
+    reg = services()
+    step = reg.mfa.next_step(result.account_id)
+    if step is None:
+        return _signed_in(result, interaction, redirect(_next_url(interaction)))
+    handle = reg.pending_signins.start(result, step)
+    endpoint = "authn.factor" if step == FACTOR else "authn.enrol"
+    response = redirect(url_for(endpoint, ix=_ix(interaction)))
+    set_cookie(response, PENDING_COOKIE, handle, max_age=reg.pending_signins.ttl)
     return response
 
 

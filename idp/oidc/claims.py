@@ -12,19 +12,52 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Set
-from typing import Any
+from typing import Any, Protocol
 
 from idp.accounts.service import AccountService, Person
 from idp.oidc.clients import RegisteredClient
 
-#: Claims released per scope (OIDC Core 5.4). ``preferred_username`` is never released: it would
-#: let agencies correlate a person across sectors and defeat pairwise subjects.
+#: Claims released per scope (OIDC Core 5.4, and Hawiya's own three). ``preferred_username`` is
+#: never released: it would let agencies correlate a person across sectors and defeat pairwise
+#: subjects. ``identity``: the identity the national register (or a passport) vouches for, with how
+#: it was verified (``proofing_level``: self_asserted, counter, document_check), which is not the
+#: authentication level (``acr``). ``staff``: the agency, department and roles of government staff,
+#: released only to clients of the same agency. ``business``: the organisation the person acts for.
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
-    "profile": ("name", "given_name", "family_name", "birthdate", "locale", "updated_at"),
+    "profile": ("name", "name#ar", "given_name", "family_name", "birthdate", "locale", "updated_at"),
     "email": ("email", "email_verified"),
     "phone": ("phone_number", "phone_number_verified"),
     "address": ("address",),
+    "identity": ("national_id", "passport_number", "nationality", "birthdate", "proofing_level"),
+    "staff": ("agency", "department", "roles"),
+    "business": ("organisation",),
 }
+#: Claims only staff of the client's own agency release.
+STAFF_CLAIMS = frozenset(SCOPE_CLAIMS["staff"])
+
+
+class ActingFor(Protocol):
+    """What claims need of a usable membership (idp.accounts.organisations.Acting)."""
+
+    @property
+    def organisation(self) -> Any: ...
+
+    @property
+    def role(self) -> str: ...
+
+
+def organisation_claim(acting: ActingFor) -> dict[str, Any]:
+    """The ``organisation`` claim: who the person acts for, and in which role."""
+    org = acting.organisation
+    claim = {
+        "id": org.id,
+        "registration_number": org.registration_number,
+        "name": org.name,
+        "role": acting.role,
+    }
+    if org.name_ar:
+        claim["name#ar"] = org.name_ar
+    return claim
 
 
 class SubjectService:
@@ -53,11 +86,20 @@ class SubjectService:
         return self._accounts.by_subject(client.sector_identifier, subject)
 
 
-def claims_for(person: Person, scopes: Set[str], extra: Set[str] = frozenset()) -> dict[str, Any]:
+def claims_for(
+    person: Person,
+    scopes: Set[str],
+    extra: Set[str] = frozenset(),
+    *,
+    client_agency: str | None = None,
+    acting: ActingFor | None = None,
+) -> dict[str, Any]:
     """The claims ``scopes`` release about ``person``, plus the individually consented ``extra``
-    claims (OIDC Core 5.5), without ``sub``; absent values are omitted."""
+    claims (OIDC Core 5.5), without ``sub``; absent values are omitted. Staff claims go only to a
+    client of the person's own agency (``client_agency``); ``organisation`` only with ``acting``."""
     values: dict[str, Any] = {
         "name": person.name,
+        "name#ar": person.name_ar,
         "given_name": person.given_name,
         "family_name": person.family_name,
         "birthdate": person.birthdate.isoformat() if person.birthdate else None,
@@ -68,6 +110,13 @@ def claims_for(person: Person, scopes: Set[str], extra: Set[str] = frozenset()) 
         "phone_number": person.phone,
         "phone_number_verified": person.phone_verified if person.phone else None,
         "address": person.address,
+        "national_id": person.national_id,
+        "passport_number": person.passport_number,
+        "nationality": person.nationality,
+        "proofing_level": person.proofing_level,
+        "organisation": organisation_claim(acting) if acting is not None else None,
     }
+    if person.account_type == "staff" and person.agency and person.agency == client_agency:
+        values.update(agency=person.agency, department=person.department, roles=list(person.roles) or None)
     names = {claim for scope in scopes for claim in SCOPE_CLAIMS.get(scope, ())} | set(extra)
     return {name: values[name] for name in sorted(names) if values.get(name) is not None}

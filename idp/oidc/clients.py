@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +36,17 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
 #: OpenID Connect scopes (OIDC Core 5.4, 11). Agencies may also register API scopes of their own
 #: (``records:read``) for agency-to-agency calls; those carry no personal claims.
-SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
+SCOPES = (
+    "openid",
+    "profile",
+    "email",
+    "phone",
+    "address",
+    "identity",
+    "business",
+    "staff",
+    "offline_access",
+)
 DEFAULT_SCOPE = "openid profile email phone address"
 _API_SCOPE = re.compile(r"^[a-z][a-z0-9_.-]*:[a-z0-9_.:-]+$")
 
@@ -58,6 +70,8 @@ class RegisteredClient(ClientMixin):
     sector_identifier: str
     min_acr: str | None
     secret_hash: str | None = None
+    #: A government service staff marked first-party: consent implied (still recorded).
+    first_party: bool = False
     resources: tuple[str, ...] = ()
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
@@ -134,6 +148,7 @@ def _registered(row: Client) -> RegisteredClient:
         subject_type=row.subject_type,
         sector_identifier=row.sector_identifier or _sector_of(row.redirect_uris),
         min_acr=row.min_acr,
+        first_party=bool(row.first_party),
         secret_hash=row.secret_hash,
         resources=tuple(row.resources or ()),
         jwks=row.jwks,
@@ -160,6 +175,24 @@ def _check_https_or_loopback(uri: str, what: str) -> None:
     raise InvalidInput(f"{what} {uri!r} must be https (or http on localhost)")
 
 
+#: The most a sector identifier document may weigh.
+MAX_SECTOR_DOCUMENT = 64 * 1024
+
+
+def fetch_sector_uris_over_http(url: str) -> list[str]:
+    """The redirect URIs a sector identifier URI lists (a JSON array of strings, OIDC Core 8.1)."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - https or loopback only
+            body = response.read(MAX_SECTOR_DOCUMENT + 1)
+        data = json.loads(body) if len(body) <= MAX_SECTOR_DOCUMENT else None
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"the sector identifier URI could not be read ({type(exc).__name__})") from None
+    if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+        raise InvalidInput("the sector identifier URI must return a JSON array of redirect URIs")
+    return list(data)
+
+
 def check_redirect_uri(uri: str) -> None:
     """Registration rules for a redirect URI (OIDC Registration 2, RFC 9700 4.1)."""
     if "#" in uri:
@@ -177,8 +210,10 @@ class ClientService:
         audit: AuditLog,
         *,
         provision_alg: Callable[[str], object] = lambda alg: None,
+        fetch_sector_uris: Callable[[str], list[str]] | None = None,
     ) -> None:
         self._repository = repository
+        self._fetch_sector_uris = fetch_sector_uris or fetch_sector_uris_over_http
         self._clock = clock
         self._audit = audit
         #: Makes sure a current key exists for an ID-token algorithm a client pins.
@@ -205,6 +240,8 @@ class ClientService:
         name_ar: str | None = None,
         min_acr: str | None = None,
         client_id: str | None = None,
+        first_party: bool = False,
+        sector_identifier_uri: str | None = None,
         actor: str | None = None,
     ) -> NewClient:
         """Validate and register a client; the secret (if any) is returned once and never again."""
@@ -247,6 +284,14 @@ class ClientService:
                 raise InvalidInput("the JWKS must be a JSON object with a 'keys' list")
             if jwks_uri is not None:
                 _check_https_or_loopback(jwks_uri, "the JWKS URI")
+        if sector_identifier_uri is not None:
+            # OIDC Core 8.1: the URI lists the sector's redirect URIs; its host names the sector.
+            _check_https_or_loopback(sector_identifier_uri, "the sector identifier URI")
+            listed = self._fetch_sector_uris(sector_identifier_uri)
+            unlisted = [uri for uri in redirect_uris if uri not in listed]
+            if unlisted:
+                raise InvalidInput(f"redirect URI {unlisted[0]!r} is not listed at the sector identifier URI")
+            sector_identifier = urlsplit(sector_identifier_uri).hostname
         hosts = {urlsplit(uri).hostname for uri in redirect_uris}
         if subject_type == "pairwise" and not sector_identifier and len(hosts) > 1:
             raise InvalidInput(
@@ -275,6 +320,8 @@ class ClientService:
                 subject_type=subject_type,
                 sector_identifier=sector_identifier,
                 min_acr=min_acr,
+                first_party=first_party,
+                sector_identifier_uri=sector_identifier_uri,
                 created_at=self._now(),
             )
         )
@@ -310,6 +357,18 @@ class ClientService:
         if row is None:
             raise NotFound(f"no client {client_id!r}")
         self._audit.record(AuditEvent.CLIENT_DISABLED, actor=actor, client_id=client_id)
+        return _registered(row)
+
+    def set_first_party(
+        self, client_id: str, first_party: bool, *, actor: str | None = None
+    ) -> RegisteredClient:
+        """Mark a client first-party (consent implied) or not; audited."""
+        row = self._repository.update(client_id, first_party=first_party)
+        if row is None:
+            raise NotFound(f"no client {client_id!r}")
+        self._audit.record(
+            AuditEvent.CLIENT_UPDATED, actor=actor, client_id=client_id, detail={"first_party": first_party}
+        )
         return _registered(row)
 
     def rotate_secret(self, client_id: str, *, actor: str | None = None) -> str:

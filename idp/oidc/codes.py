@@ -41,6 +41,8 @@ class AuthorizationCode(AuthorizationCodeMixin):
     expires_at: float
     #: The OIDC Core 5.5 claims request (JSON), if any.
     claims: str | None = None
+    #: The organisation the person chose to act for (the ``business`` scope).
+    organisation: str | None = None
 
     def get_redirect_uri(self) -> str | None:
         """The redirect_uri of the authorization request (must match at /token)."""

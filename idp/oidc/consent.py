@@ -76,15 +76,18 @@ class ConsentService:
         }
         return ConsentRequest(frozenset(wanted_scopes - granted_scopes), frozenset(set(claims) - covered))
 
-    def grant(self, account_id: str, client_id: str, request: ConsentRequest) -> None:
-        """Remember that the person allowed ``request``."""
+    def grant(
+        self, account_id: str, client_id: str, request: ConsentRequest, *, implied: bool = False
+    ) -> None:
+        """Remember that the person allowed ``request`` (``implied``: a first-party service, where
+        staff decided consent is implied; still recorded, shown and withdrawable)."""
         now = datetime.fromtimestamp(self._clock.now(), UTC)
         self._repository.merge(account_id, client_id, set(request.scopes), set(request.claims), now)
         self._audit.record(
             AuditEvent.CONSENT_GRANTED,
             subject=account_id,
             client_id=client_id,
-            detail={"scopes": sorted(request.scopes), "claims": sorted(request.claims)},
+            detail={"scopes": sorted(request.scopes), "claims": sorted(request.claims), "implied": implied},
         )
 
     def deny(self, account_id: str, client_id: str) -> None:

@@ -36,6 +36,8 @@ class RefreshGrant:
     amr: tuple[str, ...]
     offline: bool
     claims: str | None = None
+    #: The organisation the person acts for (the ``business`` scope).
+    organisation: str | None = None
 
 
 def token_hash(token: str) -> str:
@@ -88,6 +90,7 @@ class RefreshTokens:
                 claims=grant.claims,
                 key_ids=" " + " ".join(key_ids) + " " if key_ids else "",
                 offline=grant.offline,
+                organisation_id=grant.organisation,
                 issued_at=now,
                 expires_at=now + timedelta(seconds=ttl),
             )
@@ -131,6 +134,7 @@ class RefreshTokens:
             amr=tuple(row.amr),
             offline=row.offline,
             claims=row.claims,
+            organisation=row.organisation_id,
         )
 
     def release(self, token: str, client_id: str) -> bool:

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request, grants
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+)
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 
@@ -25,7 +30,7 @@ from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn.results import AuthResult
 from idp.errors import KeyUnavailable
-from idp.oidc.claims import SubjectService, claims_for
+from idp.oidc.claims import ActingFor, SubjectService, claims_for
 from idp.oidc.claims_request import ClaimsRequest, parse_claims_request
 from idp.oidc.clients import (
     CLIENT_AUTH_METHODS,
@@ -47,6 +52,14 @@ from idp.oidc.revocation import TokenLedger
 from idp.oidc.tokens import AuthContext, TokenIssuer
 
 
+class ActingLookup(Protocol):
+    """What the protocol needs of idp.accounts.organisations: a membership still usable."""
+
+    def acting(self, account_id: str, ref: str) -> ActingFor | None:
+        """The usable membership of ``account_id`` in the organisation ``ref``, or None."""
+        ...
+
+
 class InvalidTargetError(OAuth2Error):
     """RFC 8707 section 2: the requested resource is not one this client registered."""
 
@@ -65,6 +78,8 @@ class AuthorizedUser:
     family_id: str | None = None
     offline: bool = False
     code_hash: str | None = None
+    #: The organisation the person acts for (the ``business`` scope), still usable.
+    acting: ActingFor | None = None
 
 
 class ParkedPayload(OAuth2Payload):
@@ -159,7 +174,13 @@ class IdToken(OpenIDCode):
             context=user.context,
             nonce=code.nonce if code else None,
             access_token=token.get("access_token"),
-            extra_claims=claims_for(user.person, set(), set(user.claims.id_token)),
+            extra_claims=claims_for(
+                user.person,
+                {"business"} if user.acting is not None else set(),
+                set(user.claims.id_token),
+                client_agency=client.agency,
+                acting=user.acting,
+            ),
         )
 
 
@@ -212,6 +233,7 @@ class AuthorizationCodeGrant(_IssuesTokens, grants.AuthorizationCodeGrant):
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             claims=claims.as_json() if claims.userinfo or claims.id_token else None,
+            organisation=user.acting.organisation.id if user.acting is not None else None,
         )
         self.server.audit.record(
             AuditEvent.CODE_ISSUED, subject=user.person.id, client_id=request.client.client_id
@@ -232,6 +254,11 @@ class AuthorizationCodeGrant(_IssuesTokens, grants.AuthorizationCodeGrant):
         person = self.server.accounts.find(authorization_code.account_id)
         if person is None or not person.active:
             return None
+        acting = None
+        if authorization_code.organisation:
+            acting = self.server.organisations.acting(person.id, authorization_code.organisation)
+            if acting is None:  # the membership ended or the organisation was suspended meanwhile
+                return None
         auth = AuthResult(
             account_id=person.id,
             auth_time=authorization_code.auth_time,
@@ -245,6 +272,7 @@ class AuthorizationCodeGrant(_IssuesTokens, grants.AuthorizationCodeGrant):
             grant_scope=authorization_code.scope,
             offline="offline_access" in authorization_code.scope.split(),
             code_hash=authorization_code.code_hash,
+            acting=acting,
         )
 
 
@@ -314,7 +342,13 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
         person = self.server.accounts.find(grant.account_id)
         if person is None or not person.active:
             self.server.refresh.revoke_family(grant.family_id, reason="account_inactive")
-            return None
+            raise InvalidGrantError("the refresh token's account is no longer active")
+        acting = None
+        if grant.organisation:
+            acting = self.server.organisations.acting(person.id, grant.organisation)
+            if acting is None:  # the person no longer acts for that organisation
+                self.server.refresh.revoke_family(grant.family_id, reason="membership_ended")
+                raise InvalidGrantError("the person no longer acts for the organisation of this grant")
         auth = AuthResult(person.id, grant.auth_time, grant.amr, grant.acr or "")
         return AuthorizedUser(
             person,
@@ -323,6 +357,7 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
             grant_scope=grant.scope,
             family_id=grant.family_id,
             offline=grant.offline,
+            acting=acting,
         )
 
     def revoke_old_credential(self, credential: _RefreshCredential) -> None:
@@ -360,6 +395,7 @@ class HawiyaServer(AuthorizationServer):
         tokens: TokenIssuer,
         assertions: AssertionVerifier,
         sessions_live: Any,
+        organisations: ActingLookup,
         audit: AuditLog,
         pkce_required_for_confidential: bool,
     ) -> None:
@@ -373,6 +409,7 @@ class HawiyaServer(AuthorizationServer):
         self.tokens = tokens
         self.assertions = assertions
         self.session_is_live = sessions_live
+        self.organisations = organisations
         self.audit = audit
         self.register_client_auth_method("client_secret_basic", self._authenticate_client_secret_basic)
         self.register_client_auth_method("private_key_jwt", self._authenticate_private_key_jwt)
@@ -494,6 +531,7 @@ class HawiyaServer(AuthorizationServer):
             scope=scope,
             context=user.context,
             audience=resource,
+            organisation=user.acting.organisation.id if user.acting is not None else None,
         )
         response: dict[str, Any] = {
             "token_type": "Bearer",
@@ -518,6 +556,7 @@ class HawiyaServer(AuthorizationServer):
                     amr=tuple(user.context.auth.amr),
                     offline=user.offline,
                     claims=user.claims.as_json() if user.claims.userinfo or user.claims.id_token else None,
+                    organisation=user.acting.organisation.id if user.acting is not None else None,
                 ),
                 code_hash=user.code_hash,
                 key_ids=(access.kid,),

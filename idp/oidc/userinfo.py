@@ -2,7 +2,9 @@
 
 The access token must stand (see ``introspection.AccessTokens``), be meant for userinfo (``aud``
 is the issuer) and carry ``openid``; the person behind its (pairwise) ``sub`` must still be active.
-Claims come from the token's scopes plus any claims requested individually (OIDC Core 5.5).
+Claims come from the token's scopes plus any claims requested individually (OIDC Core 5.5). The
+organisation a person acts for (``org_id`` in the token) is looked up afresh: once the membership
+ends or the organisation is suspended, userinfo stops saying the person acts for it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from idp.oidc.claims import SubjectService, claims_for
 from idp.oidc.clients import ClientService
 from idp.oidc.introspection import AccessTokens
 from idp.oidc.revocation import TokenLedger
+from idp.oidc.server import ActingLookup
 
 
 class UserinfoService:
@@ -25,6 +28,7 @@ class UserinfoService:
         ledger: TokenLedger,
         clients: ClientService,
         subjects: SubjectService,
+        organisations: ActingLookup,
         *,
         issuer: str,
     ) -> None:
@@ -32,6 +36,7 @@ class UserinfoService:
         self._ledger = ledger
         self._clients = clients
         self._subjects = subjects
+        self._organisations = organisations
         self._issuer = issuer
 
     def claims(self, access_token: str) -> dict[str, Any]:
@@ -51,4 +56,7 @@ class UserinfoService:
         if person is None or not person.active:
             raise InvalidToken("the token's subject is no longer active")
         requested = set(self._ledger.claims_of(str(claims["jti"])))
-        return {"sub": subject, **claims_for(person, scopes, requested)}
+        org_id = claims.get("org_id")
+        acting = self._organisations.acting(person.id, str(org_id)) if org_id else None
+        released = claims_for(person, scopes, requested, client_agency=client.agency, acting=acting)
+        return {"sub": subject, **released}

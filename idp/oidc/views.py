@@ -10,13 +10,13 @@ page. Every authorization response, success or error, query or form_post, carrie
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oidc.core.errors import (
     ConsentRequiredError,
     InteractionRequiredError,
@@ -267,13 +267,36 @@ def _authorize(
             return _error(oauth_request, InteractionRequiredError(redirect_uri=grant.redirect_uri))
         return _go("authn.factor", _park(params, interaction))
 
+    scopes = set(oauth_request.scope.split())
+    if "business" in scopes and not denied:
+        # Acting on behalf: the person says which organisation they act for (the agency may hint).
+        chosen = interaction.extra.get("organisation") if interaction is not None else None
+        acting = reg.organisations.acting(user.person.id, chosen) if chosen else None
+        if acting is None and data.get("org_hint"):
+            acting = reg.organisations.acting(user.person.id, data["org_hint"][:64])
+        if acting is None:
+            if not reg.organisations.memberships_of(user.person.id):
+                return _error(
+                    oauth_request,
+                    AccessDeniedError(
+                        "the person acts for no organisation that can be chosen",
+                        redirect_uri=grant.redirect_uri,
+                    ),
+                )
+            if "none" in prompts:
+                return _error(oauth_request, InteractionRequiredError(redirect_uri=grant.redirect_uri))
+            return _go("oidc.organisation", _park(params, interaction))
+        user = replace(user, acting=acting)
+
     if denied:
         reg.consents.deny(user.person.id, client.client_id)
     else:
-        scopes = set(oauth_request.scope.split())
         missing = reg.consents.missing(user.person.id, client.client_id, scopes, claims_request.personal)
         consented = interaction is not None and interaction.consented
-        if (missing or "consent" in prompts) and not consented:
+        if missing and client.first_party and "consent" not in prompts:
+            # A government service staff marked first-party: consent is implied, and recorded.
+            reg.consents.grant(user.person.id, client.client_id, missing, implied=True)
+        elif (missing or "consent" in prompts) and not consented:
             if "none" in prompts:
                 return _error(oauth_request, ConsentRequiredError(redirect_uri=grant.redirect_uri))
             return _go("oidc.consent", _park(params, interaction))
@@ -300,6 +323,41 @@ def _consent_request(interaction: Interaction) -> tuple[RegisteredClient, Consen
     except InvalidClaimsRequest:
         claims = set()
     return client, ConsentRequest(frozenset(scopes), frozenset(claims))
+
+
+@bp.route("/authorize/organisation", methods=["GET", "POST"])
+def organisation() -> Response:
+    """Ask which organisation the person acts for (the ``business`` scope)."""
+    reg = services()
+    interaction = reg.interactions.load(request.values.get("ix"), request.cookies.get(INTERACTION_COOKIE))
+    session = reg.sessions.find(request.cookies.get(SSO_COOKIE))
+    if session is None:
+        return _go("authn.signin", interaction)
+    client = reg.clients.active(interaction.param("client_id") or "")
+    if client is None:
+        raise InteractionExpired(_("This service is no longer available."))
+    choices = reg.organisations.memberships_of(session.account_id)
+    error = None
+    if request.method == "POST":
+        if request.form.get("decision") == "cancel":
+            return _authorize(interaction.params, interaction, denied=True)
+        picked = request.form.get("organisation", "")[:64]
+        acting = reg.organisations.acting(session.account_id, picked) if picked else None
+        if acting is not None:
+            interaction = reg.interactions.update(
+                interaction, extra={**interaction.extra, "organisation": acting.organisation.id}
+            )
+            return _authorize(interaction.params, interaction)
+        error = "not_usable"
+    body = render_template(
+        "oidc/organisation.html",
+        client=client,
+        choices=choices,
+        hint=interaction.param("org_hint"),
+        ix=interaction.id,
+        error=error,
+    )
+    return Response(body, status=400 if error else 200, mimetype="text/html")
 
 
 @bp.route("/consent", methods=["GET", "POST"])

@@ -161,7 +161,8 @@ RULES: tuple[Rule, ...] = (
         forbidden=("segno",),
     ),
     _service_rule("sessions", "idp.authn.results"),
-    _service_rule("accounts"),
+    # accounts -> mail: invitations and activation codes go out by mail (the sender interface).
+    _service_rule("accounts", "idp.mail"),
     _service_rule("keys"),
     # authn -> {accounts, audit}: it receives sealing (idp.keys) through its constructor instead.
     _service_rule("authn", "idp.accounts"),

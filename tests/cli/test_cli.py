@@ -123,6 +123,7 @@ def test_init_is_idempotent(tmp_path: Path) -> None:
     [
         (("users", "list"), None),
         (("clients", "list"), None),
+        (("orgs", "list"), None),
         (("clients", "create", "--name", "Agency", "--redirect-uri", "https://agency.example/cb"), None),
         (("users", "create", "--type", "citizen", "--username", "early", "--password-stdin"), PASSWORD),
     ],
@@ -291,6 +292,11 @@ BAD_INPUT = {
     "duplicate username, other case": Bad(NEW_USER + " EXISTING", "exists", stdin=PASSWORD),
     "bad username": Bad(NEW_USER + " -x", "username", stdin=PASSWORD),
     "bad email": Bad(NEW_USER + " bademail --email nope", "email", stdin=PASSWORD),
+    "unknown organisation (show)": Bad("orgs show CR-NOPE", "no organisation 'CR-NOPE'"),
+    "unknown organisation (add-member)": Bad(
+        "orgs add-member CR-NOPE --username existing --role owner", "no organisation"
+    ),
+    "bad registration number": Bad("orgs create --number 'CR 1' --name X", "registration number"),
     "bad setting value": Bad("users list", "HAWIYA_CODE_TTL", env=(("HAWIYA_CODE_TTL", "sixty"),)),
     "http issuer off localhost": Bad(
         "users list", "HAWIYA_ISSUER", env=(("HAWIYA_ISSUER", "http://idp.example.gov"),)

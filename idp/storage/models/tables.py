@@ -155,6 +155,8 @@ class RefreshToken(Base):
     #: revoking one of those keys revokes this token.
     key_ids: Mapped[str] = mapped_column(Text, default="")
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The organisation the person acts for in this grant (the ``business`` scope), if any.
+    organisation_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from idp.errors import Conflict
 from idp.storage.db import Database
 from idp.storage.models import Account, PairwiseSubject
+
+#: Rows per statement in bulk work (well under every database's parameter limit).
+_CHUNK = 500
 
 
 class AccountRepository:
@@ -27,6 +30,45 @@ class AccountRepository:
         except IntegrityError:
             raise Conflict("an account with that username or identity number exists") from None
         return account
+
+    def add_many(
+        self, accounts: Sequence[Account], *, progress: Callable[[int], None] | None = None
+    ) -> Sequence[Account]:
+        """Insert accounts in one transaction, flushing ``_CHUNK`` at a time (``progress`` hears
+        each chunk's size); any duplicate username or national id is a Conflict and inserts none."""
+        try:
+            with self._db.transaction() as s:
+                for start in range(0, len(accounts), _CHUNK):
+                    chunk = accounts[start : start + _CHUNK]
+                    s.add_all(chunk)
+                    s.flush()
+                    if progress is not None:
+                        progress(len(chunk))
+        except IntegrityError:
+            raise Conflict("an account with one of those usernames or identity numbers exists") from None
+        return accounts
+
+    def matching(self, national_ids: Sequence[str], usernames: Sequence[str]) -> Sequence[Account]:
+        """Accounts with any of ``national_ids`` or (case-insensitively) ``usernames``."""
+        found: dict[str, Account] = {}
+        lowered = sorted({name.lower() for name in usernames})
+        ids = sorted(set(national_ids))
+        with self._db.transaction() as s:
+            for start in range(0, max(len(ids), len(lowered)), _CHUNK):
+                query = select(Account).where(
+                    or_(
+                        Account.national_id.in_(ids[start : start + _CHUNK]),
+                        func.lower(Account.username).in_(lowered[start : start + _CHUNK]),
+                    )
+                )
+                found.update((row.id, row) for row in s.scalars(query))
+        return list(found.values())
+
+    def email_in_use(self, email: str) -> bool:
+        """True when an account has this email address (case-insensitive)."""
+        with self._db.transaction() as s:
+            query = select(Account.id).where(func.lower(Account.email) == email.lower()).limit(1)
+            return s.scalars(query).first() is not None
 
     def by_id(self, account_id: str) -> Account | None:
         """The account with this id."""

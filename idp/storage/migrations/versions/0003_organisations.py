@@ -81,9 +81,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('first_party', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column('sector_identifier_uri', sa.Text(), nullable=True))
 
+    with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('organisation_id', sa.String(length=36), nullable=True))
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
+        batch_op.drop_column('organisation_id')
+
     with op.batch_alter_table('clients', schema=None) as batch_op:
         batch_op.drop_column('sector_identifier_uri')
         batch_op.drop_column('first_party')
