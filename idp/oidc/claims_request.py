@@ -35,6 +35,16 @@ class ClaimsRequest:
         """Requested personal claims Hawiya knows (they need consent)."""
         return {c for c in (*self.userinfo, *self.id_token) if c in CLAIM_SCOPE}
 
+    def within(self, registered_scope: str) -> ClaimsRequest:
+        """Only the personal claims the client's registered scopes could release: the ``claims``
+        parameter chooses among what a client may receive, it never widens it."""
+        allowed = {claim for scope in registered_scope.split() for claim in SCOPE_CLAIMS.get(scope, ())}
+
+        def keep(member: dict[str, Any]) -> dict[str, Any]:
+            return {name: spec for name, spec in member.items() if name not in CLAIM_SCOPE or name in allowed}
+
+        return ClaimsRequest(userinfo=keep(self.userinfo), id_token=keep(self.id_token))
+
     def as_json(self) -> str:
         """Serialised for storage with a code or token."""
         return json.dumps({"userinfo": self.userinfo, "id_token": self.id_token}, sort_keys=True)

@@ -11,6 +11,7 @@ import hmac
 import json
 import re
 import secrets
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -186,6 +187,9 @@ def fetch_sector_uris_over_http(url: str) -> list[str]:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - https or loopback only
             body = response.read(MAX_SECTOR_DOCUMENT + 1)
         data = json.loads(body) if len(body) <= MAX_SECTOR_DOCUMENT else None
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the open response
+        raise InvalidInput(f"the sector identifier URI could not be read (HTTP {exc.code})") from None
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"the sector identifier URI could not be read ({type(exc).__name__})") from None
     if not isinstance(data, list) or not all(isinstance(item, str) for item in data):

@@ -218,7 +218,8 @@ class AuthorizationCodeGrant(_IssuesTokens, grants.AuthorizationCodeGrant):
         """Store the code with everything the token response will need."""
         user: AuthorizedUser = request.user
         data = request.payload.data
-        claims = parse_claims_request(data.get("claims"))  # validated before consent
+        # Validated before consent; only what the client's registered scopes may release.
+        claims = parse_claims_request(data.get("claims")).within(request.client.scope)
         self.server.codes.save(
             code,
             client_id=request.client.client_id,

@@ -35,6 +35,7 @@ from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, clear_cookie, servi
 from idp.http.errors import error_page
 from idp.keys.signer import InvalidToken
 from idp.oidc.acr import UnmetAuthenticationRequirementsError, requirement
+from idp.oidc.claims import STAFF_CLAIMS
 from idp.oidc.claims_request import CLAIM_SCOPE, ClaimsRequest, InvalidClaimsRequest, parse_claims_request
 from idp.oidc.clients import RegisteredClient
 from idp.oidc.consent import ConsentRequest, needs_consent
@@ -195,7 +196,7 @@ def _hint_subject(hint: str, client: RegisteredClient, redirect_uri: str) -> str
     return str(claims.get("sub", ""))
 
 
-def _check_request(data: dict[str, str], redirect_uri: str) -> ClaimsRequest:
+def _check_request(data: dict[str, str], redirect_uri: str, client: RegisteredClient) -> ClaimsRequest:
     """Parameters Authlib does not check: request objects, response_mode, claims (raises OAuth2Error)."""
     if "request" in data:
         raise RequestNotSupportedError(redirect_uri=redirect_uri)
@@ -204,7 +205,7 @@ def _check_request(data: dict[str, str], redirect_uri: str) -> ClaimsRequest:
     if data.get("response_mode", "query") not in RESPONSE_MODES:
         raise InvalidRequestError("response_mode must be query or form_post", redirect_uri=redirect_uri)
     try:
-        return parse_claims_request(data.get("claims"))
+        return parse_claims_request(data.get("claims")).within(client.scope)
     except InvalidClaimsRequest as bad:
         raise InvalidRequestError(str(bad), redirect_uri=redirect_uri) from None
 
@@ -223,7 +224,7 @@ def _authorize(
 
     try:
         grant = reg.oauth.get_consent_grant(request=oauth_request, end_user=user)
-        claims_request = _check_request(oauth_request.payload.data, grant.redirect_uri)
+        claims_request = _check_request(oauth_request.payload.data, grant.redirect_uri, grant.request.client)
         client: RegisteredClient = grant.request.client
         data = oauth_request.payload.data
         hint = data.get("id_token_hint")
@@ -319,7 +320,7 @@ def _consent_request(interaction: Interaction) -> tuple[RegisteredClient, Consen
         raise InteractionExpired(_("This service is no longer available."))
     scopes = {s for s in client.get_allowed_scope(interaction.param("scope")).split() if needs_consent(s)}
     try:
-        claims = parse_claims_request(interaction.param("claims")).personal
+        claims = parse_claims_request(interaction.param("claims")).within(client.scope).personal
     except InvalidClaimsRequest:
         claims = set()
     return client, ConsentRequest(frozenset(scopes), frozenset(claims))
@@ -376,14 +377,19 @@ def consent() -> Response:
             return _authorize(interaction.params, interaction)
         return _authorize(interaction.params, interaction, denied=True)
     scope_claims = {c for s in asked.scopes for c, scope in CLAIM_SCOPE.items() if scope == s}
+    person = reg.accounts.find(session.account_id)
+    # Staff claims only ever reach a client of the person's own agency: promise nothing else.
+    staff_released = person is not None and person.agency is not None and person.agency == client.agency
+    shown = {s for s in asked.scopes if s != "staff" or staff_released}
+    hidden = set() if staff_released else set(STAFF_CLAIMS)
     return Response(
         render_template(
             "oidc/consent.html",
             client=client,
-            scopes=sorted(asked.scopes),
-            claims=sorted(asked.claims - scope_claims),
+            scopes=sorted(shown),
+            claims=sorted(asked.claims - scope_claims - hidden),
             ix=interaction.id,
-            person=reg.accounts.find(session.account_id),
+            person=person,
         ),
         mimetype="text/html",
     )

@@ -526,3 +526,80 @@ def test_idpyoidc_public_client(live_server: LiveServer) -> None:
         userinfo=userinfo,
     )
     assert id_claims["sub"] == sub
+
+
+# -- acting for a business ----------------------------------------------------------------------
+
+
+def test_authlib_client_reads_the_organisation_a_person_acts_for(live_server: LiveServer) -> None:
+    """Authlib's client asks for ``openid business`` with ``org_hint`` (the registration number):
+    no picker, and the verified ID token and userinfo both name the organisation and the role."""
+    world = live_server.world
+    registry = world.registry
+    org = registry.organisations.create(
+        registration_number="CR-424242", name="Gulf Trading", name_ar="الخليج للتجارة", actor="test"
+    )
+    registry.organisations.grant(org.id, world.citizen_id, "signatory", by=None, operator="test")
+    redirect_uri = "http://127.0.0.1:9041/callback"
+    client = registry.clients.create(
+        name="Chamber of Commerce",
+        redirect_uris=[redirect_uri],
+        scope="openid business",
+        id_token_alg="RS256",
+        auth_method="client_secret_basic",
+    )
+    expected = {
+        "id": org.id,
+        "registration_number": "CR-424242",
+        "name": "Gulf Trading",
+        "name#ar": "الخليج للتجارة",
+        "role": "signatory",
+    }
+    metadata = discover(live_server.url)
+    assert "business" in metadata["scopes_supported"] and "organisation" in metadata["claims_supported"]
+    verifier = IndependentVerifier(live_server.url)
+    nonce = generate_token(32)
+    code_verifier = generate_token(64)
+    person = Person(live_server.url, "citizen", PASSWORD)
+
+    with OAuth2Session(
+        client.client.client_id,
+        client.client_secret,
+        scope="openid business",
+        redirect_uri=redirect_uri,
+        token_endpoint_auth_method="client_secret_basic",
+        code_challenge_method="S256",
+    ) as rp:
+        url, state = rp.create_authorization_url(
+            metadata["authorization_endpoint"], code_verifier=code_verifier, nonce=nonce, org_hint="CR-424242"
+        )
+        assert parse_qs(urlsplit(url).query)["org_hint"] == ["CR-424242"]
+        back = person.go(url)  # sign-in and consent only: the hint named a usable organisation
+        assert any('name="decision" value="approve"' in page for page in person.pages)
+        assert not any('name="organisation"' in page for page in person.pages)
+        authorization_response(back, redirect_uri=redirect_uri, issuer=live_server.url, state=state)
+        token = rp.fetch_token(
+            metadata["token_endpoint"], authorization_response=back, state=state, code_verifier=code_verifier
+        )
+        id_token = authlib_validated_id_token(
+            metadata, verifier.jwks, token, client_id=client.client.client_id, nonce=nonce, alg="RS256"
+        )
+        info = rp.get(metadata["userinfo_endpoint"])
+        assert info.status_code == 200, info.text
+        userinfo = info.json()
+
+    assert id_token["organisation"] == expected
+    assert userinfo["organisation"] == expected
+    id_claims = verifier.id_token(
+        token["id_token"],
+        alg="RS256",
+        client_id=client.client.client_id,
+        nonce=nonce,
+        access_token=token["access_token"],
+    )
+    assert id_claims["organisation"] == expected  # PyJWT and python-jose read the same claim
+    at_claims = verifier.access_token(
+        token["access_token"], client_id=client.client.client_id, expires_in=token["expires_in"]
+    )
+    assert at_claims["org_id"] == org.id
+    assert userinfo["sub"] == id_claims["sub"] == at_claims["sub"]
