@@ -28,6 +28,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from idp.accounts.organisations import Acting
 from idp.audit.events import AuditEvent
 from idp.authn.results import level_rank
 from idp.errors import InteractionExpired, KeyUnavailable
@@ -210,6 +211,18 @@ def _check_request(data: dict[str, str], redirect_uri: str, client: RegisteredCl
         raise InvalidRequestError(str(bad), redirect_uri=redirect_uri) from None
 
 
+def _acting_for(account_id: str, data: dict[str, str], interaction: Interaction | None) -> Acting | None:
+    """Acting on behalf (the ``business`` scope): the organisation the person chose on the picker
+    page, else the one the agency hinted at (``org_hint``: id or registration number), if the person
+    may act for it now; None when they still have to choose."""
+    reg = services()
+    chosen = interaction.extra.get("organisation") if interaction is not None else None
+    acting = reg.organisations.acting(account_id, chosen) if chosen else None
+    if acting is None and data.get("org_hint"):
+        acting = reg.organisations.acting(account_id, data["org_hint"][:64])
+    return acting
+
+
 def _authorize(
     params: dict[str, list[str]], interaction: Interaction | None, *, denied: bool = False
 ) -> Response:
@@ -270,20 +283,11 @@ def _authorize(
 
     scopes = set(oauth_request.scope.split())
     if "business" in scopes and not denied:
-        # Acting on behalf: the person says which organisation they act for (the agency may hint).
-        chosen = interaction.extra.get("organisation") if interaction is not None else None
-        acting = reg.organisations.acting(user.person.id, chosen) if chosen else None
-        if acting is None and data.get("org_hint"):
-            acting = reg.organisations.acting(user.person.id, data["org_hint"][:64])
+        acting = _acting_for(user.person.id, data, interaction)
         if acting is None:
             if not reg.organisations.memberships_of(user.person.id):
-                return _error(
-                    oauth_request,
-                    AccessDeniedError(
-                        "the person acts for no organisation that can be chosen",
-                        redirect_uri=grant.redirect_uri,
-                    ),
-                )
+                nobody = "the person acts for no organisation that can be chosen"
+                return _error(oauth_request, AccessDeniedError(nobody, redirect_uri=grant.redirect_uri))
             if "none" in prompts:
                 return _error(oauth_request, InteractionRequiredError(redirect_uri=grant.redirect_uri))
             return _go("oidc.organisation", _park(params, interaction))
