@@ -89,6 +89,7 @@ def create_app(
 
     from idp.accounts.onboarding.views import bp as onboarding_bp
     from idp.accounts.views import bp as accounts_bp
+    from idp.admin.views import bp as admin_bp
     from idp.authn.views import bp as authn_bp
     from idp.http.health import bp as health_bp
     from idp.i18n.views import bp as i18n_bp
@@ -98,6 +99,7 @@ def create_app(
     for blueprint in (health_bp, oidc_bp, authn_bp, sessions_bp, accounts_bp, i18n_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(onboarding_bp)
+    app.register_blueprint(admin_bp)
     # Machine endpoints authenticate their callers with client credentials or bearer tokens, and
     # agencies POST to /authorize cross-site: CSRF tokens do not apply to them.
     for view in ("oidc.authorize", "oidc.token", "oidc.userinfo", "oidc.revoke", "oidc.introspect"):

@@ -25,7 +25,7 @@ from idp.accounts.identity import PROOFING_LEVELS, STAFF_ROLES
 from idp.accounts.importer import ImportRejected
 from idp.accounts.organisations import ROLES, expiry_of
 from idp.authn import totp
-from idp.errors import ConfigurationError, HawiyaError, InvalidInput, NotFound
+from idp.errors import ConfigurationError, HawiyaError, InvalidInput, NotAllowed, NotFound
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import create_master_key_file, previous_key_file
 from idp.registry import Registry
@@ -69,9 +69,66 @@ def _ready(registry: Registry) -> Registry:
 
 
 @click.group()
-def main() -> None:
+@click.option(
+    "--operator",
+    envvar="HAWIYA_OPERATOR",
+    metavar="USERNAME",
+    help="The staff account running state-changing commands (HAWIYA_OPERATOR): its roles must allow "
+    "each one, and the audit names it.",
+)
+@click.pass_context
+def main(ctx: click.Context, operator: str | None) -> None:
     """Hawiya: the national digital identity provider."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)["operator"] = (operator or "").strip() or None
+
+
+# -- operators ------------------------------------------------------------------------------------
+#
+# State-changing commands run as a named operator (``--operator`` or HAWIYA_OPERATOR, a staff
+# username) when one is named: the permission table (idp/admin/permissions.py) must allow the
+# command's operation for that active staff account, and the audit records the operator as the
+# actor. Nobody named: the actor is ``cli``, unless HAWIYA_CLI_OPERATOR_REQUIRED refuses the command.
+# Naming an operator attributes and limits what a shell session does; it is not a sign-in (whoever
+# runs the CLI already holds the database and the master key).
+
+
+def _named_operator() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj.get("operator") if isinstance(obj, dict) else None
+
+
+def _authorise(operation: str) -> str:
+    """The audit actor for ``operation``: the named operator once the permission table allows it,
+    else ``cli`` (or NotAllowed when an operator is required)."""
+    name = _named_operator()
+    if name is None:
+        if Settings.from_env().cli_operator_required:
+            raise NotAllowed(
+                "this command needs an operator: set HAWIYA_OPERATOR (or --operator) to your staff username"
+            )
+        return "cli"
+    registry = _ready(_registry())
+    try:
+        return registry.staff_authority.operator(name, operation)
+    finally:
+        registry.close()
+
+
+def operation(name: str | Callable[[dict[str, Any]], str]) -> Callable[[F], F]:
+    """Gate a state-changing command on the permission table (``name``, or a function of the
+    command's arguments giving it) and hand it the audit ``actor`` keyword."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def gated(*args: Any, **kwargs: Any) -> Any:
+            needed = name(kwargs) if callable(name) else name
+            return func(*args, actor=_authorise(needed), **kwargs)
+
+        return gated  # type: ignore[return-value]
+
+    return decorate
 
 
 @main.command()
@@ -183,6 +240,7 @@ def users() -> None:
 @click.option("--role", "roles", multiple=True, type=click.Choice(list(STAFF_ROLES)), help="Staff; repeat.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new account as JSON.")
 @clean_errors
+@operation(lambda args: "staff.manage" if args["account_type"] == "staff" else "people.create")
 def users_create(
     account_type: str,
     username: str,
@@ -202,6 +260,7 @@ def users_create(
     department: str | None,
     roles: tuple[str, ...],
     as_json: bool,
+    actor: str,
 ) -> None:
     """Create an account."""
     if password_stdin == no_password:
@@ -226,11 +285,11 @@ def users_create(
         agency=agency,
         department=department,
         roles=roles,
-        actor="cli",
+        actor=actor,
     )
     issued = None
     if no_password:
-        issued = registry.activation_codes.issue(person.id, actor="cli", send=send_activation)
+        issued = registry.activation_codes.issue(person.id, actor=actor, send=send_activation)
     if as_json:
         created = {"id": person.id, "username": person.username, "type": person.account_type}
         click.echo(json.dumps({**created, **(_activation_json(issued) if issued else {})}))
@@ -265,14 +324,17 @@ def _echo_activation(issued: IssuedCode, *, send: bool = True) -> None:
 @click.option("--send", is_flag=True, help="Also mail the code to the person's email address.")
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
-def users_activation_code(username: str, send: bool, as_json: bool) -> None:
+@operation("people.activate")
+def users_activation_code(username: str, send: bool, as_json: bool, actor: str) -> None:
     """Issue an activation code (the person's earlier unused codes stop working) and print it,
     for the person to set their password at /activate."""
     registry = _ready(_registry())
     person = registry.accounts.by_username(username)
     if person is None:
         raise NotFound(f"no account {username!r}")
-    issued = registry.activation_codes.issue(person.id, actor="cli", send=send)
+    if person.account_type == "staff":
+        _authorise("staff.manage")  # a staff account's code sets a staff password
+    issued = registry.activation_codes.issue(person.id, actor=actor, send=send)
     if as_json:
         click.echo(json.dumps({"username": person.username, **_activation_json(issued)}))
     else:
@@ -285,7 +347,8 @@ def users_activation_code(username: str, send: bool, as_json: bool) -> None:
     "--send-activation", is_flag=True, help="Mail each new person with an email address an activation code."
 )
 @clean_errors
-def users_import(file: Path, send_activation: bool) -> None:
+@operation("people.import")
+def users_import(file: Path, send_activation: bool, actor: str) -> None:
     """Import people from a CSV file (columns: see idp/accounts/importer.py). Every row is checked
     first and every problem listed by line; then all new rows are imported, or none."""
     registry = _ready(_registry())
@@ -299,10 +362,10 @@ def users_import(file: Path, send_activation: bool) -> None:
     if steps and sys.stdout.isatty():
         with click.progressbar(length=steps, label="importing", file=sys.stdout) as bar:
             report = registry.importer.run(
-                plan, send_activation=send_activation, actor="cli", progress=bar.update
+                plan, send_activation=send_activation, actor=actor, progress=bar.update
             )
     else:
-        report = registry.importer.run(plan, send_activation=send_activation, actor="cli")
+        report = registry.importer.run(plan, send_activation=send_activation, actor=actor)
     click.echo(f"imported {report.imported}, unchanged {report.unchanged}")
     if send_activation:
         click.echo(f"activation codes mailed: {report.codes_sent}")
@@ -390,10 +453,11 @@ def _account_of(registry: Registry, username: str) -> Any:
 @click.option("--name-ar", help="The name in Arabic.")
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
-def orgs_create(number: str, name: str, name_ar: str | None, as_json: bool) -> None:
+@operation("orgs.manage")
+def orgs_create(number: str, name: str, name_ar: str | None, as_json: bool, actor: str) -> None:
     """Register an organisation."""
     org = _ready(_registry()).organisations.create(
-        registration_number=number, name=name, name_ar=name_ar, actor="cli"
+        registration_number=number, name=name, name_ar=name_ar, actor=actor
     )
     if as_json:
         click.echo(json.dumps(_org_json(org), ensure_ascii=False))
@@ -445,7 +509,10 @@ def orgs_show(ref: str, as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
-def orgs_add_member(ref: str, username: str, role: str, expires: datetime | None, as_json: bool) -> None:
+@operation("orgs.manage")
+def orgs_add_member(
+    ref: str, username: str, role: str, expires: datetime | None, as_json: bool, actor: str
+) -> None:
     """Give a person a role in an organisation (or change it)."""
     registry = _ready(_registry())
     org = _org_of(registry, ref)
@@ -455,7 +522,7 @@ def orgs_add_member(ref: str, username: str, role: str, expires: datetime | None
         person.id,
         role,
         by=None,
-        operator="cli",
+        operator=actor,
         expires_at=expiry_of(expires.date()) if expires else None,
     )
     if as_json:
@@ -469,32 +536,35 @@ def orgs_add_member(ref: str, username: str, role: str, expires: datetime | None
 @click.argument("ref")
 @click.option("--username", required=True)
 @clean_errors
-def orgs_remove_member(ref: str, username: str) -> None:
+@operation("orgs.manage")
+def orgs_remove_member(ref: str, username: str, actor: str) -> None:
     """Take a person's role in an organisation away (never its last owner)."""
     registry = _ready(_registry())
     org = _org_of(registry, ref)
     person = _account_of(registry, username)
-    registry.organisations.remove(org.id, person.id, by=None, operator="cli")
+    registry.organisations.remove(org.id, person.id, by=None, operator=actor)
     click.echo(f"{person.username} no longer holds a role in {org.registration_number}")
 
 
 @orgs.command("suspend")
 @click.argument("ref")
 @clean_errors
-def orgs_suspend(ref: str) -> None:
+@operation("orgs.suspend")
+def orgs_suspend(ref: str, actor: str) -> None:
     """Stop everyone acting for an organisation (roles are kept)."""
     registry = _ready(_registry())
-    org = registry.organisations.suspend(_org_of(registry, ref).id, actor="cli")
+    org = registry.organisations.suspend(_org_of(registry, ref).id, actor=actor)
     click.echo(f"suspended {org.registration_number}")
 
 
 @orgs.command("reactivate")
 @click.argument("ref")
 @clean_errors
-def orgs_reactivate(ref: str) -> None:
+@operation("orgs.suspend")
+def orgs_reactivate(ref: str, actor: str) -> None:
     """Let people act for a suspended organisation again."""
     registry = _ready(_registry())
-    org = registry.organisations.reactivate(_org_of(registry, ref).id, actor="cli")
+    org = registry.organisations.reactivate(_org_of(registry, ref).id, actor=actor)
     click.echo(f"reactivated {org.registration_number}")
 
 
@@ -570,6 +640,7 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
 )
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
+@operation("clients.manage")
 def clients_create(
     name: str,
     redirect_uris: tuple[str, ...],
@@ -590,6 +661,7 @@ def clients_create(
     client_id: str | None,
     min_acr: str | None,
     as_json: bool,
+    actor: str,
 ) -> None:
     """Register a client; its secret is printed once."""
     if public and auth_method not in (None, "none"):
@@ -622,7 +694,7 @@ def clients_create(
         name_ar=name_ar,
         client_id=client_id,
         min_acr=min_acr,
-        actor="cli",
+        actor=actor,
     )
     if as_json:
         click.echo(json.dumps(_client_json(new.client, new.client_secret), ensure_ascii=False))
@@ -663,9 +735,10 @@ def clients_show(client_id: str, as_json: bool) -> None:
 @clients.command("disable")
 @click.argument("client_id")
 @clean_errors
-def clients_disable(client_id: str) -> None:
+@operation("clients.manage")
+def clients_disable(client_id: str, actor: str) -> None:
     """Stop serving a client."""
-    _ready(_registry()).clients.disable(client_id, actor="cli")
+    _ready(_registry()).clients.disable(client_id, actor=actor)
     click.echo(f"disabled {client_id}")
 
 
@@ -673,9 +746,10 @@ def clients_disable(client_id: str) -> None:
 @click.argument("client_id")
 @click.argument("state", type=click.Choice(["on", "off"]))
 @clean_errors
-def clients_first_party(client_id: str, state: str) -> None:
+@operation("clients.manage")
+def clients_first_party(client_id: str, state: str, actor: str) -> None:
     """Mark a client first-party (consent implied, still recorded) or not."""
-    _ready(_registry()).clients.set_first_party(client_id, state == "on", actor="cli")
+    _ready(_registry()).clients.set_first_party(client_id, state == "on", actor=actor)
     click.echo(f"{client_id}: first-party {state}")
 
 
@@ -683,9 +757,10 @@ def clients_first_party(client_id: str, state: str) -> None:
 @click.argument("client_id")
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
-def clients_rotate_secret(client_id: str, as_json: bool) -> None:
+@operation("clients.manage")
+def clients_rotate_secret(client_id: str, as_json: bool, actor: str) -> None:
     """Give a confidential client a new secret (printed once); the old one stops working."""
-    secret = _ready(_registry()).clients.rotate_secret(client_id, actor="cli")
+    secret = _ready(_registry()).clients.rotate_secret(client_id, actor=actor)
     if as_json:
         click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
     else:
@@ -733,11 +808,12 @@ def keys_list(as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
-def keys_rotate(alg: str | None, force: bool, as_json: bool) -> None:
+@operation("keys.manage")
+def keys_rotate(alg: str | None, force: bool, as_json: bool, actor: str) -> None:
     """Promote next keys to current, retire the old current keys, publish new next keys."""
     keystore = _ready(_registry()).keystore
     algs = [alg] if alg else sorted({info.alg for info in keystore.describe() if info.state == "current"})
-    done = [keystore.rotate(a, force=force) for a in algs]
+    done = [keystore.rotate(a, force=force, actor=actor) for a in algs]
     if as_json:
         click.echo(json.dumps([asdict(r) for r in done]))
         return
@@ -749,29 +825,32 @@ def keys_rotate(alg: str | None, force: bool, as_json: bool) -> None:
 @click.argument("kid")
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @clean_errors
-def keys_revoke(kid: str, reason: str) -> None:
+@operation("keys.manage")
+def keys_revoke(kid: str, reason: str, actor: str) -> None:
     """Withdraw a key at once: its tokens stop working and refresh tokens issued with them die."""
     registry = _ready(_registry())
-    info = registry.key_admin.revoke(kid, reason=reason, actor="cli")
+    info = registry.key_admin.revoke(kid, reason=reason, actor=actor)
     click.echo(f"revoked {info.kid} ({info.alg}); tokens it signed are refused from now on")
 
 
 @keys.command("prune")
 @clean_errors
-def keys_prune() -> None:
+@operation("keys.manage")
+def keys_prune(actor: str) -> None:
     """Remove retired keys whose every token has expired."""
-    pruned = _ready(_registry()).keystore.prune()
+    pruned = _ready(_registry()).keystore.prune(actor=actor)
     click.echo(f"pruned {len(pruned)} key(s)" + (f": {', '.join(pruned)}" if pruned else ""))
 
 
-def _reseal_everything(registry: Registry) -> int:
+def _reseal_everything(registry: Registry, *, actor: str) -> int:
     """Re-seal signing keys, instance secrets and TOTP secrets under the current master key."""
-    return registry.keystore.reseal(also=[registry.authenticators])
+    return registry.keystore.reseal(also=[registry.authenticators], actor=actor)
 
 
 @keys.command("rotate-master")
 @clean_errors
-def keys_rotate_master() -> None:
+@operation("keys.manage")
+def keys_rotate_master(actor: str) -> None:
     """Embedded default: make a new master key file and re-seal every key under it, online.
 
     With HAWIYA_MASTER_KEY (production), deploy the new key as HAWIYA_MASTER_KEY and the old one as
@@ -789,17 +868,18 @@ def keys_rotate_master() -> None:
         raise InvalidInput(f"{previous} exists: a rotation is unfinished; run `hawiya keys reseal` first")
     settings.master_key_file.rename(previous)
     create_master_key_file(settings.master_key_file)
-    count = _reseal_everything(Registry(settings))
+    count = _reseal_everything(Registry(settings), actor=actor)
     previous.unlink()
     click.echo(f"new master key in {settings.master_key_file}; re-sealed {count} value(s); back it up now")
 
 
 @keys.command("reseal")
 @clean_errors
-def keys_reseal() -> None:
+@operation("keys.manage")
+def keys_reseal(actor: str) -> None:
     """Re-seal every key under the current master key (after deploying a new one)."""
     settings = Settings.from_env()
-    count = _reseal_everything(_ready(Registry(settings)))
+    count = _reseal_everything(_ready(Registry(settings)), actor=actor)
     previous = previous_key_file(settings.master_key_file)
     if previous.exists():
         previous.unlink()
@@ -972,6 +1052,7 @@ def demo() -> None:
     for spec in DEMO_ORGANISATIONS:
         click.echo(f"  {spec['registration_number']:<18} {spec['name']}  owner {spec['owner']}")
     click.echo(f"Discovery: {settings.issuer}/.well-known/openid-configuration")
+    click.echo(f"Staff console (sign in as staff): {settings.issuer}/admin")
     click.echo("")
 
 

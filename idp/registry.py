@@ -14,6 +14,7 @@ from idp.accounts.passwords import PasswordHasher
 from idp.accounts.policy import PasswordPolicy
 from idp.accounts.registration import Registrations
 from idp.accounts.service import AccountService
+from idp.admin.console import StaffAuthority, StaffConsole
 from idp.admin.keys import KeyAdministration
 from idp.audit.recorder import AuditLog
 from idp.authn.factors import Authenticators
@@ -393,6 +394,24 @@ class Registry:
     def key_admin(self) -> KeyAdministration:
         """Key revocation with its consequences."""
         return KeyAdministration(self.keystore, self.refresh, self.audit)
+
+    @cached_property
+    def staff_authority(self) -> StaffAuthority:
+        """The permission table applied to staff accounts (console and CLI operators)."""
+        return StaffAuthority(self.accounts, self.audit)
+
+    @cached_property
+    def console(self) -> StaffConsole:
+        """The staff console's operations, each behind its permission."""
+        return StaffConsole(
+            self.staff_authority,
+            self.accounts,
+            self.clients,
+            self.keystore,
+            self.activation_codes,
+            self.authenticators,
+            self.audit,
+        )
 
     def keystore_rows_exist(self) -> bool:
         """True when the database already holds signing keys (sealed under some master key)."""

@@ -135,6 +135,10 @@ class Settings:
     log_level: str = "INFO"
     #: Number of gunicorn workers for ``hawiya serve``.
     workers: int = 2
+    #: State-changing ``hawiya`` commands refuse to run unless an operator is named
+    #: (``HAWIYA_OPERATOR`` or ``--operator``: a staff username whose roles allow the command; the
+    #: audit then names them instead of ``cli``). Off by default so a fresh install can bootstrap.
+    cli_operator_required: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "instance_path", Path(self.instance_path).resolve())

@@ -44,13 +44,15 @@ def _html(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/html")
 
 
-def _session() -> tuple[str, SsoSession] | None:
+def signed_in_session() -> tuple[str, SsoSession] | None:
+    """This browser's SSO session and its cookie handle, or None when nobody is signed in."""
     handle = request.cookies.get(SSO_COOKIE)
     session = services().sessions.find(handle)
     return (handle, session) if handle and session else None
 
 
-def _recent(session: SsoSession) -> bool:
+def is_recent(session: SsoSession) -> bool:
+    """True when the session's sign-in (or password re-entry) is at most ``reauth_max_age`` old."""
     reg = services()
     return reg.clock.now() - session.auth_time <= reg.settings.reauth_max_age
 
@@ -61,10 +63,10 @@ def recent_sign_in(view: Callable[..., Response]) -> Callable[..., Response]:
 
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Response:
-        signed_in = _session()
+        signed_in = signed_in_session()
         if signed_in is None:
             return redirect(url_for("authn.signin"), code=303)
-        if not _recent(signed_in[1]):
+        if not is_recent(signed_in[1]):
             return redirect(url_for("accounts.reauth"), code=303)
         return view(signed_in[1], *args, **kwargs)
 
@@ -85,7 +87,7 @@ def _account_page(session: SsoSession, *, error: str | None = None, status: int 
             for consent in reg.consents.granted_by(session.account_id)
         ],
         session=session,
-        recent=_recent(session),
+        recent=is_recent(session),
         notice=notice if notice in NOTICES else None,
         error=error,
     )
@@ -95,7 +97,7 @@ def _account_page(session: SsoSession, *, error: str | None = None, status: int 
 @bp.get("/account")
 def home() -> Response:
     """The account area; sign in first when nobody is."""
-    signed_in = _session()
+    signed_in = signed_in_session()
     if signed_in is None:
         return redirect(url_for("authn.signin"))
     if RETURN_COOKIE in request.cookies:
@@ -107,7 +109,7 @@ def home() -> Response:
 def reauth() -> Response:
     """Re-enter the password before a change to the account."""
     reg = services()
-    signed_in = _session()
+    signed_in = signed_in_session()
     if signed_in is None:
         return redirect(url_for("authn.signin"))
     handle, session = signed_in
@@ -245,16 +247,19 @@ def regenerate_codes(session: SsoSession) -> Response:
 
 # -- organisations the person acts for ----------------------------------------------------------
 
-#: A page of the account area to come back to after signing in (sign-in always ends on /account).
+#: A page of the account area (or the staff console) to come back to after signing in (sign-in
+#: always ends on /account).
 RETURN_COOKIE = "hawiya_return"
-_RETURNABLE = re.compile(r"^/account/(organisations|invitation\?code=[A-Za-z0-9_-]{1,64})$")
+_RETURNABLE = re.compile(
+    r"^(/account/(organisations|invitation\?code=[A-Za-z0-9_-]{1,64})|/admin(/[a-z]{1,20})?)$"
+)
 #: What a username can be made of (anything else names nobody, and never reaches the database).
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")
 #: Notices on the organisations page after a change.
 ORG_NOTICES = ("granted", "removed", "invited", "accepted")
 
 
-def _come_back_after(endpoint: str, path: str) -> Response:
+def come_back_after(endpoint: str, path: str) -> Response:
     """Send the person to sign in (or re-enter their password) and then back to ``path``."""
     response = redirect(url_for(endpoint), code=303)
     set_cookie(response, RETURN_COOKIE, path, max_age=services().settings.interaction_ttl)
@@ -283,7 +288,7 @@ def _organisations_page(session: SsoSession, *, error: str | None = None, status
         grantable={a.organisation.id: grantable(a.role) for a in acting},
         me=session.account_id,
         now=datetime.fromtimestamp(reg.clock.now(), UTC),
-        recent=_recent(session),
+        recent=is_recent(session),
         notice=notice if notice in ORG_NOTICES else None,
         error=error,
     )
@@ -308,9 +313,9 @@ def _expiry() -> datetime | None:
 @bp.get("/account/organisations")
 def organisations() -> Response:
     """The organisations the person acts for; owners and signatories also manage their people."""
-    signed_in = _session()
+    signed_in = signed_in_session()
     if signed_in is None:
-        return _come_back_after("authn.signin", url_for("accounts.organisations"))
+        return come_back_after("authn.signin", url_for("accounts.organisations"))
     return _organisations_page(signed_in[1])
 
 
@@ -380,12 +385,12 @@ def invitation() -> Response:
     """What an invitation offers, with a button to accept it (after signing in). The code rides in
     the query, which the access log never records (a path would be logged)."""
     code = request.args.get("code", "")[:64]
-    signed_in = _session()
+    signed_in = signed_in_session()
     here = url_for("accounts.invitation", code=code)
     if signed_in is None:
-        return _come_back_after("authn.signin", here)
-    if not _recent(signed_in[1]):
-        return _come_back_after("accounts.reauth", here)
+        return come_back_after("authn.signin", here)
+    if not is_recent(signed_in[1]):
+        return come_back_after("accounts.reauth", here)
     return _invitation_page(code)
 
 

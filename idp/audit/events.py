@@ -78,3 +78,6 @@ class AuditEvent(StrEnum):
     SIGNING_KEY_PRUNED = "signing_key.pruned"
     MASTER_KEY_ROTATED = "master_key.rotated"
     INSTANCE_SECRET_CREATED = "instance_secret.created"
+    # Staff (the admin console and named CLI operators)
+    OPERATION_REFUSED = "operation.refused"
+    ACCOUNT_LOOKED_UP = "account.looked_up"

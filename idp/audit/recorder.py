@@ -1,9 +1,11 @@
-"""Records audit events append-only; the only way anything writes to the audit table."""
+"""Records audit events append-only; the only way anything writes to the audit table, and the
+one way the rest of the IdP reads it back (``AuditLog.recent``, for the staff console)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,8 +33,26 @@ _FORBIDDEN = frozenset(
 )
 
 
+#: The most events one read returns.
+MAX_READ = 500
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded event as readers see it (the detail never held a secret)."""
+
+    id: int
+    at: datetime
+    event: str
+    actor: str | None
+    subject: str | None
+    client_id: str | None
+    ip: str | None
+    detail: Mapping[str, Any]
+
+
 class AuditLog:
-    """Write events from the closed catalogue."""
+    """Write events from the closed catalogue, and read the newest back."""
 
     def __init__(self, repository: AuditRepository, clock: Clock) -> None:
         self._repository = repository
@@ -64,3 +84,23 @@ class AuditLog:
             )
         )
         log.info("audit %s subject=%s client=%s", event.value, subject, client_id)
+
+    def recent(
+        self, *, event: str | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """The newest events, newest first: of one event name and one subject when given, at
+        most ``limit`` (capped at ``MAX_READ``)."""
+        rows = self._repository.recent(event=event, subject=subject, limit=max(1, min(limit, MAX_READ)))
+        return [
+            AuditEntry(
+                id=row.id,
+                at=row.at,
+                event=row.event,
+                actor=row.actor,
+                subject=row.subject,
+                client_id=row.client_id,
+                ip=row.ip,
+                detail=dict(row.detail or {}),
+            )
+            for row in rows
+        ]

@@ -158,7 +158,7 @@ class KeyStore:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def rotate(self, alg: str, *, force: bool = False) -> Rotation:
+    def rotate(self, alg: str, *, force: bool = False, actor: str | None = None) -> Rotation:
         """Promote ``alg``'s next key to current, retire the old current, create a new next.
 
         Refused (RotationRefused) while the next key has been published for less than one JWKS
@@ -197,6 +197,7 @@ class KeyStore:
         self._record_created(successor)
         self._audit.record(
             AuditEvent.SIGNING_KEY_ROTATED,
+            actor=actor,
             detail={"alg": alg, "retired": current.kid if current else None, "current": upcoming.kid},
         )
         return Rotation(alg, current.kid if current else None, upcoming.kid, new_next)
@@ -241,13 +242,13 @@ class KeyStore:
             self.ensure_keys((before.alg,))
         return next(info for info in self.describe() if info.kid == kid)
 
-    def prune(self) -> list[str]:
+    def prune(self, *, actor: str | None = None) -> list[str]:
         """Remove retired keys whose every token has expired; their kids."""
         cutoff = self._now() - timedelta(seconds=self._max_token_ttl + 60)
         pruned = self._repository.delete_retired_before(cutoff)
         for kid in pruned:
             self._unsealed.pop(kid, None)
-            self._audit.record(AuditEvent.SIGNING_KEY_PRUNED, detail={"kid": kid})
+            self._audit.record(AuditEvent.SIGNING_KEY_PRUNED, actor=actor, detail={"kid": kid})
         return pruned
 
     # -- publication and use --------------------------------------------------------------------
@@ -309,7 +310,7 @@ class KeyStore:
 
     # -- master key -----------------------------------------------------------------------------
 
-    def reseal(self, *, also: Iterable[Resealable] = ()) -> int:
+    def reseal(self, *, also: Iterable[Resealable] = (), actor: str | None = None) -> int:
         """Re-seal every sealed value under the primary master key (online; idempotent): the keys
         and instance secrets here, and those of the other owners of sealed values in ``also``."""
         count = 0
@@ -320,7 +321,9 @@ class KeyStore:
                 count += 1
         count += sum(owner.reseal() for owner in also)
         self._audit.record(
-            AuditEvent.MASTER_KEY_ROTATED, detail={"resealed": count, "master_key_id": self._sealer.key_id}
+            AuditEvent.MASTER_KEY_ROTATED,
+            actor=actor,
+            detail={"resealed": count, "master_key_id": self._sealer.key_id},
         )
         return count
 

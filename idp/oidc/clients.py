@@ -176,6 +176,13 @@ def _check_https_or_loopback(uri: str, what: str) -> None:
     raise InvalidInput(f"{what} {uri!r} must be https (or http on localhost)")
 
 
+def _new_client_id() -> str:
+    """A random client id that never starts with ``-`` (it would read as an option on a CLI)."""
+    while (candidate := secrets.token_urlsafe(18)).startswith("-"):
+        pass
+    return candidate
+
+
 #: The most a sector identifier document may weigh.
 MAX_SECTOR_DOCUMENT = 64 * 1024
 
@@ -305,7 +312,7 @@ class ClientService:
         secret = None if auth_method in ("none", "private_key_jwt") else secrets.token_urlsafe(32)
         row = self._repository.add(
             Client(
-                client_id=client_id or secrets.token_urlsafe(18),
+                client_id=client_id or _new_client_id(),
                 name=name,
                 name_ar=name_ar,
                 agency=agency,

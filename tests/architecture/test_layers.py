@@ -166,6 +166,8 @@ RULES: tuple[Rule, ...] = (
     _service_rule("keys"),
     # authn -> {accounts, audit}: it receives sealing (idp.keys) through its constructor instead.
     _service_rule("authn", "idp.accounts"),
+    # admin -> {accounts, oidc, keys, audit} (DESIGN.md): factor counts come through a protocol.
+    _service_rule("admin", "idp.accounts", "idp.oidc", "idp.keys"),
     Rule(
         "oidc-authn",
         "the protocol consumes an authentication result, nothing else of authn",
@@ -336,6 +338,8 @@ def _fake(path: str, source: str) -> Module:
         ("g-sessions", "idp/sessions/service.py", "from idp.authn.password import X", "idp.authn.password"),
         ("g-accounts", "idp/accounts/service.py", "from idp.keys.signer import Signer", "idp.keys.signer"),
         ("g-keys", "idp/keys/rotation.py", "from idp.oidc.clients import X", "idp.oidc.clients"),
+        ("g-admin", "idp/admin/console.py", "from idp.authn.factors import X", "idp.authn.factors"),
+        ("g-admin", "idp/admin/permissions.py", "from idp.sessions import service", "idp.sessions.service"),
         ("oidc-authn", "idp/oidc/server.py", "from idp.authn.password import X", "idp.authn.password"),
     ],
 )

@@ -21,10 +21,14 @@ class AuditRepository:
         with self._db.transaction() as s:
             s.add(record)
 
-    def recent(self, *, event: str | None = None, limit: int = 100) -> Sequence[AuditRecord]:
-        """The newest records, optionally of one event."""
+    def recent(
+        self, *, event: str | None = None, subject: str | None = None, limit: int = 100
+    ) -> Sequence[AuditRecord]:
+        """The newest records, optionally of one event and of one subject."""
         with self._db.transaction() as s:
             query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
             if event is not None:
                 query = query.where(AuditRecord.event == event)
+            if subject is not None:
+                query = query.where(AuditRecord.subject == subject)
             return s.scalars(query).all()
