@@ -4,15 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-remote-signer setup lint typecheck clean translations i18n
+.PHONY: run test test-remote-signer setup lint typecheck clean translations i18n interop-op
 
-run: setup ## Set up and serve the IdP with demo data on the embedded default (SQLite)
+run: setup ## Set up and serve the IdP (localhost:8000) with demo data, and two demo agencies (127.0.0.1:8101, :8102)
 	$(BIN)/hawiya init
 	$(BIN)/hawiya demo
-	$(BIN)/hawiya serve
+	$(BIN)/python clients/python/examples/serve_demos.py -- $(BIN)/hawiya serve
 
-test: setup ## Set up and run the whole suite (lint, types, tests)
-	$(BIN)/ruff check idp tests bench
+test: setup interop-op ## Set up and run the whole suite (lint, types, tests)
+	$(BIN)/ruff check idp tests bench clients/python
 	$(BIN)/mypy
 	$(BIN)/pytest
 	$(MAKE) test-remote-signer
@@ -22,10 +22,23 @@ test-remote-signer: setup ## The protocol suites again, every signature made out
 
 setup: $(STAMP) translations
 
-$(STAMP): pyproject.toml
+INTEROP_OP := tests/rp/oidc_provider
+
+# The second, independent OP of the interop tests (panva's oidc-provider): installed once from the
+# committed package-lock.json, only when node is on the machine (the tests skip locally without it)
+# and node_modules is missing or older than the lock file.
+interop-op:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		if [ ! -d $(INTEROP_OP)/node_modules ] || [ $(INTEROP_OP)/package-lock.json -nt $(INTEROP_OP)/node_modules/.package-lock.json ]; then \
+			cd $(INTEROP_OP) && npm ci --no-audit --no-fund; \
+		fi; \
+	fi
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e 'clients/python[flask,redis]'
 	touch $(STAMP)
 
 translations: $(STAMP)
@@ -36,10 +49,10 @@ i18n: $(STAMP) ## Re-extract strings and merge them into the Arabic catalog (the
 	$(BIN)/pybabel update -i idp/i18n/messages.pot -d idp/i18n/translations --no-fuzzy-matching
 
 lint: setup
-	$(BIN)/ruff check idp tests bench
+	$(BIN)/ruff check idp tests bench clients/python
 
 typecheck: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(INTEROP_OP)/node_modules

@@ -6,7 +6,9 @@ Secrets (new client secrets, demo passwords) go to the terminal with ``click.ech
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from idp.accounts.activation import IssuedCode
 from idp.accounts.identity import PROOFING_LEVELS, STAFF_ROLES
@@ -961,6 +964,84 @@ DEMO_CLIENTS: list[dict[str, Any]] = [
     },
 ]
 
+#: The demo agency services `make run` serves beside the IdP (clients/python/examples/, started by
+#: serve_demos.py, which reads the permits secret from demo.json and the business key file).
+DEMO_AGENCIES: list[dict[str, Any]] = [
+    {
+        "client_id": "demo-permits",
+        "name": "Building permits",
+        "name_ar": "رخص البناء",
+        "agency": "Municipality",
+        "redirect_uris": ["http://127.0.0.1:8101/auth/callback"],
+        "auth_method": "client_secret_basic",
+        "scope": "openid profile",
+    },
+    {
+        "client_id": "demo-business",
+        "name": "Business registration",
+        "name_ar": "تسجيل الشركات",
+        "agency": "Ministry of Commerce",
+        "redirect_uris": ["http://127.0.0.1:8102/auth/callback"],
+        "auth_method": "private_key_jwt",
+        "scope": "openid profile business",
+    },
+]
+#: The business demo's private JWK, in the instance folder (mode 0600).
+DEMO_AGENCY_KEY = "demo-business-key.json"
+
+
+def _b64(number: int, size: int) -> str:
+    return base64.urlsafe_b64encode(number.to_bytes(size, "big")).rstrip(b"=").decode()
+
+
+def _demo_agency_key(path: Path) -> dict[str, Any]:
+    """The business demo's ES256 key pair as a private JWK, made once into ``path`` (mode 0600).
+    Made with ``cryptography``: JOSE libraries stay behind idp.keys, and this is the agency's key."""
+    if path.exists():
+        saved: dict[str, Any] = json.loads(path.read_text())
+        return saved
+    numbers = ec.generate_private_key(ec.SECP256R1()).private_numbers()
+    public = {
+        "crv": "P-256",
+        "kty": "EC",
+        "x": _b64(numbers.public_numbers.x, 32),
+        "y": _b64(numbers.public_numbers.y, 32),
+    }
+    # RFC 7638: the thumbprint of the required members, in lexicographic order, without spaces.
+    canonical = json.dumps(public, separators=(",", ":"), sort_keys=True).encode()
+    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    private = {**public, "d": _b64(numbers.private_value, 32), "kid": kid, "alg": "ES256", "use": "sig"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        json.dump(private, handle)
+    return private
+
+
+def _register_demo_agencies(registry: Registry, instance: Path, secrets_by_client: dict[str, str]) -> None:
+    """Register the demo agencies (idempotent): a secret the launcher can read, a key it can use."""
+    for spec in DEMO_AGENCIES:
+        cid = spec["client_id"]
+        extra: dict[str, Any] = {}
+        if spec["auth_method"] == "private_key_jwt":
+            private = _demo_agency_key(instance / DEMO_AGENCY_KEY)
+            extra["jwks"] = {"keys": [{k: v for k, v in private.items() if k != "d"}]}
+        try:
+            registered = registry.clients.show(cid)
+        except NotFound:
+            new = registry.clients.create(actor="demo", **spec, **extra)
+            if new.client_secret:
+                secrets_by_client[cid] = new.client_secret
+            continue
+        if spec["auth_method"] == "client_secret_basic" and cid not in secrets_by_client:
+            secrets_by_client[cid] = registry.clients.rotate_secret(cid, actor="demo")  # secret lost
+        if extra.get("jwks") and registered.jwks != extra["jwks"]:
+            click.echo(
+                f"warning: {cid} is registered with another key than {instance / DEMO_AGENCY_KEY}; "
+                "start from a fresh instance folder to re-register it",
+                err=True,
+            )
+
+
 #: A demo business, with the demo person named by ``owner`` as its owner.
 DEMO_ORGANISATIONS: list[dict[str, Any]] = [
     {
@@ -1006,6 +1087,7 @@ def demo() -> None:
             new = registry.clients.create(actor="demo", **spec)
             if new.client_secret:
                 secrets_by_client[cid] = new.client_secret
+    _register_demo_agencies(registry, settings.instance_path, secrets_by_client)
     for spec in DEMO_ORGANISATIONS:
         org = registry.organisations.find(spec["registration_number"]) or registry.organisations.create(
             registration_number=spec["registration_number"],
@@ -1048,6 +1130,10 @@ def demo() -> None:
         if cid in secrets_by_client:
             line += f"  secret {secrets_by_client[cid]}"
         click.echo(line)
+    click.echo("Demo agencies (`make run` serves them; sign in on one, then open the other):")
+    for spec in DEMO_AGENCIES:
+        home = spec["redirect_uris"][0].removesuffix("auth/callback")
+        click.echo(f"  {spec['name']:<22} {home}  ({spec['client_id']}, {spec['auth_method']})")
     click.echo("Demo organisations:")
     for spec in DEMO_ORGANISATIONS:
         click.echo(f"  {spec['registration_number']:<18} {spec['name']}  owner {spec['owner']}")

@@ -1,5 +1,6 @@
 """A person at a browser, played over plain HTTP: follows Hawiya's real pages, fills the real
-forms (with their CSRF tokens) and stops at the redirect back to the agency."""
+forms (with their CSRF tokens; on the organisation picker, the first organisation) and stops at the
+redirect back to the agency."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 _HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+_ORGANISATION = re.compile(r'<input type="radio" name="organisation" id="[^"]*" value="([^"]+)"')
 
 
 def hidden_fields(html: str) -> dict[str, str]:
@@ -57,6 +59,15 @@ class Person:
                 fields.update(username=self.username, password=self.password)
                 response = self.http.post(
                     urljoin(self.idp, "/signin"), data=fields, allow_redirects=False, timeout=10
+                )
+            elif path == "/authorize/organisation" and _ORGANISATION.search(html):
+                # Acting on behalf (the business scope): the first organisation offered.
+                fields.update(organisation=unescape(_ORGANISATION.findall(html)[0]), decision="choose")
+                response = self.http.post(
+                    urljoin(self.idp, "/authorize/organisation"),
+                    data=fields,
+                    allow_redirects=False,
+                    timeout=10,
                 )
             elif path == "/consent":
                 fields["decision"] = consent

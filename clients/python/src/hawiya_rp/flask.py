@@ -1,0 +1,616 @@
+"""Flask integration: sign people in with Hawiya, keep their tokens server-side, protect views and
+APIs.
+
+::
+
+    from hawiya_rp.flask import Hawiya, current_user, login_required
+
+    app.config.update(HAWIYA_ISSUER="https://hawiya.gov.example", HAWIYA_CLIENT_ID="permits",
+                      HAWIYA_CLIENT_SECRET="...", HAWIYA_REDIRECT_URI="https://permits.example/auth/callback")
+    Hawiya(app)
+
+    @app.get("/permits")
+    @login_required
+    def permits(): return f"Hello {current_user()['name']}"
+
+Routes (a blueprint under ``/auth``): ``login`` (``?next=`` a path of this site, ``?acr=`` a level),
+``callback``, ``logout`` and ``backchannel-logout`` (OIDC Back-Channel Logout 1.0: register
+``https://<your host>/auth/backchannel-logout`` as the client's ``backchannel_logout_uri``).
+
+Why the session is built this way:
+
+- The tokens stay in the ``TokenStore``; the browser holds only an opaque random session id. A
+  Flask session cookie is signed, not encrypted: anyone holding it can read what is inside.
+- The pending authorization request (state, nonce, PKCE verifier) is also kept server-side, under a
+  random handle in a short-lived cookie, and is taken from the store exactly once at the callback.
+- Every sign-in starts a new session id (no session fixation), and a back-channel logout ends every
+  local session of the IdP session (``sid``), or of the person (``sub``) when no ``sid`` is given.
+- Cookies are HttpOnly and SameSite=Lax (the callback is a top-level GET from the IdP's site), and
+  Secure with the ``__Host-`` prefix unless the redirect URI is plain http on localhost.
+- Nothing here logs a token, a code or a secret: failures are logged by their ``reason`` only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from markupsafe import escape
+from werkzeug.wrappers import Response as BaseResponse
+
+from hawiya_rp.assurance import LEVELS, meets, to_acr
+from hawiya_rp.backchannel import ReplayCache
+from hawiya_rp.client import AuthorizationRequest, ClientConfig, OpenIDClient, TokenSet
+from hawiya_rp.errors import (
+    AccessTokenError,
+    AssuranceTooLow,
+    AuthorizationError,
+    HawiyaRPError,
+    LogoutTokenError,
+)
+from hawiya_rp.http import HttpClient
+from hawiya_rp.resource import AccessTokenValidator
+from hawiya_rp.store import TokenStore, open_store
+
+__all__ = [
+    "Hawiya",
+    "acr_required",
+    "config_from_app",
+    "current_token",
+    "current_tokens",
+    "current_user",
+    "login_required",
+    "require_token",
+    "settings_from_env",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("hawiya_rp.flask")
+
+EXTENSION = "hawiya_rp"
+#: Every setting the extension reads from ``app.config``: what it means, and its default.
+SETTINGS: dict[str, str] = {
+    "HAWIYA_ISSUER": "Hawiya's issuer URL (required), e.g. https://hawiya.gov.example",
+    "HAWIYA_CLIENT_ID": "this service's client id at Hawiya (required)",
+    "HAWIYA_REDIRECT_URI": "this service's registered https://<host>/auth/callback (required)",
+    "HAWIYA_CLIENT_SECRET": "the client secret (client_secret_basic); or:",
+    "HAWIYA_PRIVATE_JWK_FILE": "a file holding this service's private JWK (private_key_jwt; "
+    "make one with `python -m hawiya_rp keygen`)",
+    "HAWIYA_SCOPE": "the scopes to ask for (default: openid profile)",
+    "HAWIYA_STORE": "where sessions live: redis://… or a folder (default: <instance>/hawiya-sessions)",
+    "HAWIYA_SESSION_TTL": "how long a local session lasts, in seconds (default: 28800, a working day)",
+    "HAWIYA_FETCH_USERINFO": "fetch userinfo at sign-in for current_user() (default: true)",
+    "HAWIYA_POST_LOGOUT_REDIRECT_URI": "where Hawiya sends the browser after RP-initiated logout",
+    "HAWIYA_COOKIE_NAME": "the session cookie's name (default: hawiya-rp-<client id>)",
+    "HAWIYA_API_AUDIENCE": "require_token: this API's resource identifier (the aud of its tokens)",
+    "HAWIYA_API_REALM": "require_token: the realm in WWW-Authenticate challenges",
+    "HAWIYA_ERROR_TEMPLATE": "a template for error pages (given status, title, message, code)",
+}
+#: How long a person may take at the IdP between ``/auth/login`` and ``/auth/callback`` (seconds).
+PENDING_TTL = 600
+#: How long a local session lasts unless ``HAWIYA_SESSION_TTL`` says otherwise (seconds): a working day.
+DEFAULT_SESSION_TTL = 8 * 3600
+DEFAULT_SCOPE = "openid profile"
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+bp = Blueprint("hawiya", __name__, url_prefix="/auth")
+
+
+@dataclass
+class _State:
+    """What the extension keeps for one app (in ``app.extensions``: the extension never holds the app)."""
+
+    client: OpenIDClient
+    store: TokenStore
+    http: HttpClient | None
+    session_ttl: int
+    fetch_userinfo: bool
+    secure_cookies: bool
+    session_cookie: str
+    pending_cookie: str
+    api_audience: str | None
+    api_realm: str | None
+    error_template: str | None
+    validators: dict[str, AccessTokenValidator] = field(default_factory=dict)
+
+    def validator(self, audience: str) -> AccessTokenValidator:
+        """One cached validator per audience (its JWKS cache is what makes it fast)."""
+        if audience not in self.validators:
+            self.validators[audience] = AccessTokenValidator(
+                self.client.config.issuer, audience, http=self.http
+            )
+        return self.validators[audience]
+
+
+class Hawiya:
+    """The Flask extension: ``Hawiya(app)`` or ``hawiya = Hawiya(); hawiya.init_app(app)``.
+
+    ``config`` and ``store`` default to the app's ``HAWIYA_*`` settings (``SETTINGS`` lists them).
+    ``http`` replaces the library's HTTP client (tests, proxies).
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        config: ClientConfig | None = None,
+        store: TokenStore | None = None,
+        http: HttpClient | None = None,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._http = http
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Configure ``app``: its client, its store and the ``/auth`` routes."""
+        config = self._config or config_from_app(app.config)
+        store = self._store or open_store(
+            app.config.get("HAWIYA_STORE") or os.path.join(app.instance_path, "hawiya-sessions")
+        )
+        secure = not _is_local_http(config.redirect_uri)
+        # Cookies are per host, not per port: two services on one host need their own names.
+        base = app.config.get("HAWIYA_COOKIE_NAME") or "hawiya-rp-" + _UNSAFE_NAME.sub("-", config.client_id)
+        prefix = "__Host-" if secure else ""
+        # A logout token is accepted once across every process sharing the store (when it can
+        # remember: both built-in stores can), else once per process.
+        replay = store if callable(getattr(store, "add", None)) else None
+        app.extensions[EXTENSION] = _State(
+            client=OpenIDClient(config, http=self._http, replay_cache=cast(ReplayCache | None, replay)),
+            store=store,
+            http=self._http,
+            session_ttl=int(app.config.get("HAWIYA_SESSION_TTL") or DEFAULT_SESSION_TTL),
+            fetch_userinfo=_flag(app.config.get("HAWIYA_FETCH_USERINFO", True)),
+            secure_cookies=secure,
+            session_cookie=f"{prefix}{base}",
+            pending_cookie=f"{prefix}{base}-pending",
+            api_audience=app.config.get("HAWIYA_API_AUDIENCE"),
+            api_realm=app.config.get("HAWIYA_API_REALM"),
+            error_template=app.config.get("HAWIYA_ERROR_TEMPLATE"),
+        )
+        app.register_blueprint(bp)
+        csrf = app.extensions.get("csrf")  # Flask-WTF: the IdP's logout POST carries no CSRF token
+        if csrf is not None and hasattr(csrf, "exempt"):
+            csrf.exempt(backchannel_logout)
+
+    @staticmethod
+    def client() -> OpenIDClient:
+        """The current app's OpenID client (for refresh, userinfo, custom requests)."""
+        return _state().client
+
+    @staticmethod
+    def store() -> TokenStore:
+        """The current app's token store."""
+        return _state().store
+
+
+def config_from_app(settings: Mapping[str, Any]) -> ClientConfig:
+    """A ``ClientConfig`` from ``HAWIYA_ISSUER``, ``HAWIYA_CLIENT_ID``, ``HAWIYA_REDIRECT_URI`` and,
+    optionally, ``HAWIYA_CLIENT_SECRET`` or ``HAWIYA_PRIVATE_JWK_FILE`` (a private JWK as JSON),
+    ``HAWIYA_SCOPE`` (default ``openid profile``) and ``HAWIYA_POST_LOGOUT_REDIRECT_URI``."""
+    missing = [name for name in _REQUIRED if not settings.get(name)]
+    if missing:
+        raise HawiyaRPError(f"set {', '.join(missing)} in the app's config", reason="configuration")
+    private_jwk = None
+    if settings.get("HAWIYA_PRIVATE_JWK_FILE"):
+        path = Path(settings["HAWIYA_PRIVATE_JWK_FILE"])
+        try:
+            private_jwk = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise HawiyaRPError(
+                f"HAWIYA_PRIVATE_JWK_FILE {path} is not a readable JSON file ({type(exc).__name__})",
+                reason="configuration",
+            ) from None
+    return ClientConfig(
+        issuer=settings["HAWIYA_ISSUER"],
+        client_id=settings["HAWIYA_CLIENT_ID"],
+        redirect_uri=settings["HAWIYA_REDIRECT_URI"],
+        client_secret=settings.get("HAWIYA_CLIENT_SECRET") or None,
+        private_jwk=private_jwk,
+        scope=settings.get("HAWIYA_SCOPE") or DEFAULT_SCOPE,
+        post_logout_redirect_uri=settings.get("HAWIYA_POST_LOGOUT_REDIRECT_URI") or None,
+    )
+
+
+_REQUIRED = ("HAWIYA_ISSUER", "HAWIYA_CLIENT_ID", "HAWIYA_REDIRECT_URI")
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``SETTINGS`` found in the environment (``app.config.update(settings_from_env())``)."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[name] for name in SETTINGS if name in environ}
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off", "")
+    return bool(value)
+
+
+def _state() -> _State:
+    state = current_app.extensions.get(EXTENSION)
+    if state is None:
+        raise RuntimeError("Hawiya is not set up on this app: call Hawiya(app) or init_app(app)")
+    return cast(_State, state)
+
+
+def _is_local_http(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK
+
+
+# -- the local session --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Session:
+    """A signed-in session: its id (the cookie's value), the stored record, the parsed tokens."""
+
+    id: str
+    record: dict[str, Any]
+    tokens: TokenSet
+
+
+def _session() -> _Session | None:
+    """This request's signed-in session, read once per request."""
+    if "_hawiya_rp_session" not in g:
+        g._hawiya_rp_session = _load_session()
+    return cast("_Session | None", g._hawiya_rp_session)
+
+
+def _load_session() -> _Session | None:
+    state = _state()
+    session_id = request.cookies.get(state.session_cookie)
+    record = state.store.get(session_id) if session_id else None
+    # Pending sign-ins live in the same store: only a finished sign-in is a session.
+    if session_id is None or record is None or record.get("kind") != "session":
+        return None
+    try:
+        tokens = TokenSet.from_dict(record["tokens"])
+    except (KeyError, TypeError, ValueError):
+        log.warning("a stored session is malformed; treated as signed out")
+        return None
+    return _Session(session_id, record, tokens)
+
+
+def current_user() -> dict[str, Any] | None:
+    """The signed-in person: the ID token's claims, with what userinfo said when it was fetched (the
+    ID token wins where both speak); None when nobody is signed in."""
+    found = _session()
+    if found is None:
+        return None
+    return {**(found.record.get("userinfo") or {}), **found.tokens.claims}
+
+
+def current_tokens() -> TokenSet | None:
+    """The signed-in person's tokens (to call an API with), or None."""
+    found = _session()
+    return found.tokens if found else None
+
+
+def _here() -> str:
+    """Where to come back to after signing in: this page (a GET), else the site's home."""
+    if request.method != "GET":
+        return "/"
+    return request.full_path.rstrip("?") if request.query_string else request.path
+
+
+def login_required(view: F) -> F:
+    """Send a visitor who is not signed in to Hawiya, and back here afterwards."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("hawiya.login", next=_here()))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def acr_required(level: str) -> Callable[[F], F]:
+    """Demand a level of assurance (``"substantial"``, ``"high"`` or an acr value).
+
+    A visitor signed in below it is sent to Hawiya again asking for the level (a step-up); if Hawiya
+    still answers with less, the callback shows a 403 page instead of looping.
+    """
+    required = _known_level(level)
+    if required is None:
+        raise ValueError(f"unknown level of assurance {level!r}; use one of {', '.join(LEVELS)}")
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if user is None or not meets(user.get("acr"), required):
+                return redirect(url_for("hawiya.login", next=_here(), acr=level))
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+# -- pages --------------------------------------------------------------------------------------
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem">
+<h1>{title}</h1><p>{message}</p><p><a href="{home}">Home</a> · <a href="{retry}">Sign in again</a></p>
+</body></html>"""
+
+
+def _page(status: int, title: str, message: str, *, code: str | None = None) -> BaseResponse:
+    """An error page: the app's ``HAWIYA_ERROR_TEMPLATE`` (given status, title, message, code), or a
+    plain built-in one. Never a token or a description the IdP wrote: only our own words."""
+    state = _state()
+    if state.error_template:
+        body = render_template(state.error_template, status=status, title=title, message=message, code=code)
+    else:
+        body = _PAGE.format(
+            title=escape(title), message=escape(message), home="/", retry=escape(url_for("hawiya.login"))
+        )
+    response = Response(body, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _set_cookie(response: BaseResponse, name: str, value: str, *, max_age: int) -> None:
+    state = _state()
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", secure=state.secure_cookies, httponly=True, samesite="Lax"
+    )
+
+
+def _clear_cookie(response: BaseResponse, name: str) -> None:
+    state = _state()
+    response.delete_cookie(name, path="/", secure=state.secure_cookies, httponly=True, samesite="Lax")
+
+
+def _safe_next(value: str | None) -> str:
+    """``next`` only when it is a path on this site (no scheme, no host, no ``//`` or ``\\``)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        return "/"
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else "/"
+
+
+def _known_level(value: str) -> str | None:
+    """The acr for a Hawiya level name or acr value; None for anything else."""
+    acr = to_acr(value)
+    return acr if acr in LEVELS.values() else None
+
+
+@bp.get("/login")
+def login() -> BaseResponse:
+    """Start a sign-in at Hawiya (``?next=`` a path of this site, ``?acr=`` a level)."""
+    state = _state()
+    acr = None
+    if request.args.get("acr"):
+        acr = _known_level(request.args["acr"])
+        if acr is None:
+            return _page(
+                400, "Unknown level of assurance", "This page asked for a level that does not exist."
+            )
+    try:
+        auth = state.client.authorization_request(acr=acr)
+    except HawiyaRPError as error:
+        log.warning("cannot start a sign-in: %s", error.reason)
+        return _page(502, "Hawiya cannot be reached", "Signing in is not possible right now. Try again soon.")
+    pending = {"kind": "pending", "request": auth.to_dict(), "next": _safe_next(request.args.get("next"))}
+    handle = state.store.create(pending, ttl=PENDING_TTL)
+    response = redirect(auth.url)
+    _set_cookie(response, state.pending_cookie, handle, max_age=PENDING_TTL)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/callback")
+def callback() -> BaseResponse:
+    """Finish the sign-in: check the answer, redeem the code, start a new local session."""
+    state = _state()
+    handle = request.cookies.get(state.pending_cookie)
+    # Taken exactly once: a replayed or second callback finds nothing.
+    pending = state.store.pop(handle) if handle else None
+    if pending is None or pending.get("kind") != "pending":
+        return _page(
+            400, "This sign-in has expired", "It took too long or was already used. Please start again."
+        )
+    auth = AuthorizationRequest.from_dict(pending["request"])
+    try:
+        tokens = state.client.complete(request.args.to_dict(), auth)
+    except AssuranceTooLow as error:
+        log.info("sign-in below the level required: %s", error.reason)
+        response = _page(
+            403,
+            "A stronger sign-in is needed",
+            "This page needs a higher level of assurance than your sign-in reached. Add a second factor "
+            "(for example an authenticator app or a passkey) to your Hawiya account, then try again.",
+            code="assurance_too_low",
+        )
+        _clear_cookie(response, state.pending_cookie)
+        return response
+    except AuthorizationError as error:
+        log.info("sign-in refused by the provider: %s", error.reason)
+        if error.error == "access_denied":
+            response = _page(403, "Sign-in cancelled", "You did not allow this service to sign you in.")
+        elif error.error == "unmet_authentication_requirements":
+            response = _page(
+                403,
+                "A stronger sign-in is needed",
+                "This page needs a level of assurance your Hawiya account cannot reach yet. Add a second "
+                "factor (for example an authenticator app or a passkey) to your account, then try again.",
+                code=error.error,
+            )
+        else:
+            response = _page(400, "Sign-in failed", "Hawiya could not sign you in. Please try again.")
+        _clear_cookie(response, state.pending_cookie)
+        return response
+    except HawiyaRPError as error:
+        log.warning("sign-in failed: %s", error.reason)
+        response = _page(
+            400, "Sign-in failed", "The answer from Hawiya could not be verified. Please try again."
+        )
+        _clear_cookie(response, state.pending_cookie)
+        return response
+
+    userinfo = _userinfo(state, tokens)
+    old = _session()
+    if old is not None:  # a new id for every sign-in (no session fixation)
+        state.store.delete(old.id)
+    record = {
+        "kind": "session",
+        "sid": tokens.sid,
+        "sub": tokens.sub,
+        "tokens": tokens.to_dict(),
+        "userinfo": userinfo,
+        "created_at": int(time.time()),
+    }
+    session_id = state.store.create(record, ttl=state.session_ttl)
+    response = redirect(_safe_next(pending.get("next")))
+    _set_cookie(response, state.session_cookie, session_id, max_age=state.session_ttl)
+    _clear_cookie(response, state.pending_cookie)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _userinfo(state: _State, tokens: TokenSet) -> dict[str, Any] | None:
+    """Userinfo (the scope's claims), when the app wants it; a failure leaves the ID token's claims."""
+    if not state.fetch_userinfo or not tokens.access_token:
+        return None
+    try:
+        if not state.client.metadata().get("userinfo_endpoint"):
+            return None
+        return dict(state.client.userinfo(tokens.access_token, expected_sub=tokens.sub))
+    except HawiyaRPError as error:
+        log.warning("userinfo not fetched: %s", error.reason)
+        return None
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> BaseResponse:
+    """End the local session, then the IdP's when it offers RP-initiated logout, else go home."""
+    state = _state()
+    found = _session()
+    target = "/"
+    if found is not None:
+        state.store.delete(found.id)
+        g._hawiya_rp_session = None
+        try:
+            if state.client.metadata().get("end_session_endpoint"):
+                target = state.client.logout_url(id_token_hint=found.tokens.id_token)
+        except HawiyaRPError as error:  # the IdP is down: the local session is over all the same
+            log.warning("no RP-initiated logout: %s", error.reason)
+    response = redirect(target)
+    _clear_cookie(response, state.session_cookie)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/backchannel-logout")
+def backchannel_logout() -> BaseResponse:
+    """OIDC Back-Channel Logout 1.0 (2.5-2.8): validate the logout token, end the sessions it names."""
+    state = _state()
+    token = request.form.get("logout_token", "")
+    try:
+        if not token:
+            raise LogoutTokenError("no logout_token in the request", reason="missing")
+        logout_token = state.client.validate_logout_token(token)
+    except HawiyaRPError as error:
+        log.info("back-channel logout refused: %s", error.reason)
+        # 2.8: "If the logout failed, the RP MUST respond with HTTP 400 Bad Request".
+        refused = jsonify(error="invalid_request")
+        refused.status_code = 400
+        refused.headers["Cache-Control"] = "no-store"
+        return refused
+    ended = state.store.ids_for(sid=logout_token.sid, sub=logout_token.sub)
+    for session_id in ended:
+        state.store.delete(session_id)
+    log.info("back-channel logout ended %d local session(s)", len(ended))
+    response = Response(status=200)
+    response.headers["Cache-Control"] = "no-store"  # 2.8
+    return response
+
+
+# -- APIs ---------------------------------------------------------------------------------------
+
+
+def current_token() -> dict[str, Any] | None:
+    """The validated access token's claims in a ``require_token`` view, else None."""
+    return cast("dict[str, Any] | None", g.get("_hawiya_rp_token"))
+
+
+def _bearer_refusal(status: int, error: str | None, description: str, header: str) -> BaseResponse:
+    body = {"error": error, "error_description": description} if error else {"error_description": description}
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["WWW-Authenticate"] = header
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def require_token(scope: str | None = None, *, audience: str | None = None) -> Callable[[F], F]:
+    """Protect an API view with a Hawiya access token (RFC 6750 header, RFC 9068 JWT) carrying
+    ``scope`` (space-separated: all of them) and addressed to ``audience`` (default:
+    ``HAWIYA_API_AUDIENCE``, this API's resource identifier). The claims: ``current_token()``."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            state = _state()
+            wanted = audience or state.api_audience
+            if not wanted:
+                raise RuntimeError("require_token needs an audience: set HAWIYA_API_AUDIENCE")
+            realm = f'Bearer realm="{state.api_realm}"' if state.api_realm else "Bearer"
+            header = request.headers.get("Authorization", "")
+            if not header:
+                # RFC 6750 3.1: no credentials at all, so no error code in the challenge.
+                return _bearer_refusal(401, None, "an access token is required", realm)
+            method, _, token = header.partition(" ")
+            token = token.strip()
+            if method.lower() != "bearer" or not token or " " in token:
+                challenge = f'{realm}{"," if state.api_realm else ""} error="invalid_request"'
+                return _bearer_refusal(400, "invalid_request", "use Authorization: Bearer <token>", challenge)
+            try:
+                claims = state.validator(wanted).validate(token, scope=scope)
+            except AccessTokenError as error:
+                log.info("access token refused: %s", error.reason)
+                return _bearer_refusal(
+                    error.status, error.error, error.message, error.www_authenticate(state.api_realm)
+                )
+            except HawiyaRPError as error:  # the IdP's keys cannot be fetched right now
+                log.warning("access token not checked: %s", error.reason)
+                unavailable = jsonify(error="temporarily_unavailable")
+                unavailable.status_code = 503
+                return unavailable
+            g._hawiya_rp_token = claims
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
