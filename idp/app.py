@@ -101,8 +101,16 @@ def create_app(
     app.register_blueprint(onboarding_bp)
     app.register_blueprint(admin_bp)
     # Machine endpoints authenticate their callers with client credentials or bearer tokens, and
-    # agencies POST to /authorize cross-site: CSRF tokens do not apply to them.
-    for view in ("oidc.authorize", "oidc.token", "oidc.userinfo", "oidc.revoke", "oidc.introspect"):
+    # agencies POST to /authorize and /logout cross-site: CSRF tokens do not apply to them (a POSTed
+    # logout only parks the request; the person confirms on Hawiya's own, protected form).
+    for view in (
+        "oidc.authorize",
+        "oidc.logout",
+        "oidc.token",
+        "oidc.userinfo",
+        "oidc.revoke",
+        "oidc.introspect",
+    ):
         csrf.exempt(app.view_functions[view])
 
     errors.init_app(app)
@@ -111,4 +119,7 @@ def create_app(
         app.extensions["hawiya.key_schedule"] = KeySchedule(
             registry.keystore, rotation_days=settings.key_rotation_days
         ).start()
+    if settings.backchannel_logout_worker and start_schedule:
+        # One per process (each gunicorn worker): jobs are claimed atomically, so they never clash.
+        app.extensions["hawiya.logout_worker"] = registry.logout_worker.start()
     return app

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -31,6 +32,7 @@ from idp.authn import totp
 from idp.errors import ConfigurationError, HawiyaError, InvalidInput, NotAllowed, NotFound
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import create_master_key_file, previous_key_file
+from idp.oidc.backchannel import LogoutWorker
 from idp.registry import Registry
 from idp.settings import ACR_VALUES, MFA_REQUIRED_ACCOUNT_TYPES, Settings
 
@@ -197,6 +199,42 @@ def serve(host: str, port: int, workers: int | None) -> None:
             return create_app(settings)
 
     _Gunicorn().run()
+
+
+@main.command("logout-worker")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds between passes.",
+)
+@clean_errors
+def logout_worker(once: bool, interval: float) -> None:
+    """Deliver back-channel logout tokens to agencies, with retries (every `serve` process also does,
+    unless HAWIYA_BACKCHANNEL_LOGOUT_WORKER=false)."""
+    registry = _ready(_registry())
+    try:
+        if once:
+            done = registry.backchannel.run_once()
+            outcomes = [delivery.outcome for delivery in done]
+            click.echo(
+                f"{outcomes.count('delivered')} delivered, {outcomes.count('retrying')} to retry, "
+                f"{outcomes.count('abandoned')} given up"
+            )
+            return
+        click.echo(f"delivering back-channel logout tokens every {interval:g} s; Ctrl-C stops")
+        worker = LogoutWorker(registry.backchannel, interval=interval).start()
+        try:
+            while worker.running:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            click.echo("stopping")
+        finally:
+            worker.stop()
+    finally:
+        registry.close()
 
 
 # -- users --------------------------------------------------------------------------------------
@@ -628,6 +666,16 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
 )
 @click.option("--first-party", is_flag=True, help="A government service: consent is implied (recorded).")
 @click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_redirect_uris",
+    multiple=True,
+    help="Where the browser may return after signing out (RP-initiated logout); repeat for several.",
+)
+@click.option(
+    "--backchannel-logout-uri",
+    help="Where Hawiya POSTs logout tokens when a session this client holds ends.",
+)
+@click.option(
     "--subject-type",
     type=click.Choice(["pairwise", "public"]),
     default="pairwise",
@@ -658,6 +706,8 @@ def clients_create(
     sector: str | None,
     sector_identifier_uri: str | None,
     first_party: bool,
+    post_logout_redirect_uris: tuple[str, ...],
+    backchannel_logout_uri: str | None,
     subject_type: str,
     agency: str | None,
     name_ar: str | None,
@@ -693,6 +743,8 @@ def clients_create(
         sector_identifier=sector,
         sector_identifier_uri=sector_identifier_uri,
         first_party=first_party,
+        post_logout_redirect_uris=list(post_logout_redirect_uris),
+        backchannel_logout_uri=backchannel_logout_uri,
         agency=agency,
         name_ar=name_ar,
         client_id=client_id,
@@ -973,6 +1025,8 @@ DEMO_AGENCIES: list[dict[str, Any]] = [
         "name_ar": "رخص البناء",
         "agency": "Municipality",
         "redirect_uris": ["http://127.0.0.1:8101/auth/callback"],
+        "post_logout_redirect_uris": ["http://127.0.0.1:8101/"],
+        "backchannel_logout_uri": "http://127.0.0.1:8101/auth/backchannel-logout",
         "auth_method": "client_secret_basic",
         "scope": "openid profile",
     },
@@ -982,6 +1036,8 @@ DEMO_AGENCIES: list[dict[str, Any]] = [
         "name_ar": "تسجيل الشركات",
         "agency": "Ministry of Commerce",
         "redirect_uris": ["http://127.0.0.1:8102/auth/callback"],
+        "post_logout_redirect_uris": ["http://127.0.0.1:8102/"],
+        "backchannel_logout_uri": "http://127.0.0.1:8102/auth/backchannel-logout",
         "auth_method": "private_key_jwt",
         "scope": "openid profile business",
     },
@@ -1034,6 +1090,12 @@ def _register_demo_agencies(registry: Registry, instance: Path, secrets_by_clien
             continue
         if spec["auth_method"] == "client_secret_basic" and cid not in secrets_by_client:
             secrets_by_client[cid] = registry.clients.rotate_secret(cid, actor="demo")  # secret lost
+        if registered.backchannel_logout_uri != spec["backchannel_logout_uri"]:
+            click.echo(
+                f"warning: {cid} was registered without single logout (back-channel and post-logout "
+                "URIs); start from a fresh instance folder to re-register it",
+                err=True,
+            )
         if extra.get("jwks") and registered.jwks != extra["jwks"]:
             click.echo(
                 f"warning: {cid} is registered with another key than {instance / DEMO_AGENCY_KEY}; "

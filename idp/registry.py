@@ -31,20 +31,23 @@ from idp.keys.remote import RemoteSigner
 from idp.keys.sealing import Sealer, load_master_key, load_previous_master_keys
 from idp.keys.signer import Signer, SoftwareSigner, TokenVerifier
 from idp.mail import MailSender, open_sender
+from idp.oidc.backchannel import BackchannelLogout, LogoutWorker
 from idp.oidc.claims import SubjectService
 from idp.oidc.clients import ClientService
 from idp.oidc.codes import CodeStore
 from idp.oidc.consent import ConsentService
 from idp.oidc.introspection import AccessTokens, Introspection
 from idp.oidc.jose import AssertionVerifier, ClientKeyCache
+from idp.oidc.logout import RpInitiatedLogout
 from idp.oidc.refresh import RefreshTokens
 from idp.oidc.revocation import TokenLedger
 from idp.oidc.server import HawiyaServer
+from idp.oidc.session_tokens import SessionTokens
 from idp.oidc.tokens import TokenIssuer
 from idp.oidc.userinfo import UserinfoService
 from idp.sessions.interactions import InteractionStore
-from idp.sessions.service import SessionService
-from idp.settings import Settings
+from idp.sessions.service import SessionService, Timeouts
+from idp.settings import LOA_HIGH, LOA_LOW, LOA_SUBSTANTIAL, Settings
 from idp.storage.db import Database
 from idp.storage.ephemeral import EphemeralStore, open_store
 from idp.storage.repositories.accounts import AccountRepository
@@ -274,12 +277,21 @@ class Registry:
     @cached_property
     def sessions(self) -> SessionService:
         """SSO sessions."""
+        s = self.settings
+        lower = Timeouts(idle=s.session_idle_ttl, absolute=s.session_absolute_ttl)
+        # A higher level never lives longer than a lower one (a stricter base setting wins).
+        high = Timeouts(
+            idle=min(s.session_idle_ttl_high, lower.idle),
+            absolute=min(s.session_absolute_ttl_high, lower.absolute),
+        )
         return SessionService(
             self.store,
             self.clock,
             self.audit,
-            idle=self.settings.session_idle_ttl,
-            absolute=self.settings.session_absolute_ttl,
+            timeouts={LOA_LOW: lower, LOA_SUBSTANTIAL: lower, LOA_HIGH: high},
+            # However a session ends: its session-bound tokens die, then its agencies are told
+            # (queued for the back-channel worker; the person never waits on an agency).
+            on_end=(self.session_tokens.session_ended, self.backchannel.session_ended),
         )
 
     @cached_property
@@ -306,6 +318,27 @@ class Registry:
     def subjects(self) -> SubjectService:
         """Pairwise subject identifiers."""
         return SubjectService(self.accounts, self.keystore.instance_secret("pairwise_salt"))
+
+    @cached_property
+    def backchannel(self) -> BackchannelLogout:
+        """Back-channel logout: tokens queued when a session ends, delivered by the worker."""
+        s = self.settings
+        return BackchannelLogout(
+            self.store,
+            self.clients,
+            lambda client, account_id: self.subjects.subject(client, account_id),
+            self.signer,
+            self.clock,
+            self.audit,
+            issuer=s.issuer,
+            max_attempts=s.backchannel_logout_attempts,
+            timeout=s.backchannel_logout_timeout,
+        )
+
+    @cached_property
+    def logout_worker(self) -> LogoutWorker:
+        """The back-channel logout delivery worker (started by create_app or `hawiya logout-worker`)."""
+        return LogoutWorker(self.backchannel)
 
     @cached_property
     def tokens(self) -> TokenIssuer:
@@ -339,6 +372,18 @@ class Registry:
             self.audit,
             session_ttl=self.settings.session_absolute_ttl,
             offline_ttl=self.settings.offline_refresh_ttl,
+        )
+
+    @cached_property
+    def session_tokens(self) -> SessionTokens:
+        """Revokes the session-bound tokens of an SSO session that ends (a SessionService listener)."""
+        return SessionTokens(self.refresh, self.ledger, self.audit)
+
+    @cached_property
+    def rp_logout(self) -> RpInitiatedLogout:
+        """RP-initiated logout requests, checked."""
+        return RpInitiatedLogout(
+            clients=self.clients, verifier=self.verifier, subjects=self.subjects, issuer=self.settings.issuer
         )
 
     @cached_property
@@ -419,6 +464,8 @@ class Registry:
 
     def close(self) -> None:
         """Release connections."""
+        if "logout_worker" in self.__dict__:
+            self.logout_worker.stop()  # before the store and database it uses go
         if "store" in self.__dict__:
             self.store.close()
         if "db" in self.__dict__:

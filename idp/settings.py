@@ -60,10 +60,19 @@ class Settings:
     access_token_ttl: int = 300
     #: Lifetime of an ID token, seconds.
     id_token_ttl: int = 600
-    #: SSO session idle timeout, seconds (NIST SP 800-63B-4 AAL1 allows more; we stay strict).
+    #: SSO session idle timeout at the low and substantial levels, seconds. NIST SP 800-63B-4
+    #: asks at most 1 h at AAL2 and nothing at AAL1; low sessions get AAL2's limit too, because
+    #: they also release a person's identity to agencies, often from shared computers.
     session_idle_ttl: int = 3600
-    #: SSO session absolute lifetime, seconds.
+    #: SSO session absolute lifetime at the low and substantial levels, seconds, counted from
+    #: sign-in. NIST allows 24 h at AAL2 (30 days at AAL1); 12 h covers a working day.
     session_absolute_ttl: int = 12 * 3600
+    #: Idle timeout once a session reaches the high level, seconds (NIST AAL3: at most 15 min).
+    #: A step-up to high shortens the session's remaining time to the high limits; they never
+    #: exceed the two above (a stricter setting there applies to high sessions too).
+    session_idle_ttl_high: int = 15 * 60
+    #: Absolute lifetime of a session at the high level, seconds, counted from sign-in (AAL3: 12 h).
+    session_absolute_ttl_high: int = 12 * 3600
     #: Lifetime of a refresh token issued with ``offline_access`` consent, seconds (30 days).
     #: Without it, refresh tokens live only as long as the SSO session they were issued in.
     offline_refresh_ttl: int = 30 * 24 * 3600
@@ -74,6 +83,14 @@ class Settings:
     jwks_max_age: int = 300
     #: Rotate signing keys automatically after this many days (0: only by `hawiya keys rotate`).
     key_rotation_days: int = 0
+    #: Back-channel logout (OIDC Back-Channel Logout 1.0): every server process runs a worker that
+    #: delivers logout tokens to agencies. Turn off where ``hawiya logout-worker`` runs on its own.
+    backchannel_logout_worker: bool = True
+    #: Delivery attempts of one logout token before it is given up (and audited as abandoned); the
+    #: retries wait 5 s, 30 s, 2 min, 10 min, then 1 h each (6: the last try about 73 min after logout).
+    backchannel_logout_attempts: int = 6
+    #: How long one delivery may take, seconds, before it counts as failed (redirects never followed).
+    backchannel_logout_timeout: int = 5
     #: Sign through a signing service instead of in process (see idp/keys/remote.py).
     signer_url: str | None = None
     #: The shared secret the signing service expects.
@@ -232,6 +249,8 @@ class Settings:
             "id_token_ttl",
             "session_idle_ttl",
             "session_absolute_ttl",
+            "session_idle_ttl_high",
+            "session_absolute_ttl_high",
             "interaction_ttl",
             "workers",
             "offline_refresh_ttl",
@@ -244,6 +263,8 @@ class Settings:
             "webauthn_timeout",
             "activation_ttl",
             "registration_ttl",
+            "backchannel_logout_attempts",
+            "backchannel_logout_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")

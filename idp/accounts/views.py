@@ -251,7 +251,7 @@ def regenerate_codes(session: SsoSession) -> Response:
 #: always ends on /account).
 RETURN_COOKIE = "hawiya_return"
 _RETURNABLE = re.compile(
-    r"^(/account/(organisations|invitation\?code=[A-Za-z0-9_-]{1,64})|/admin(/[a-z]{1,20})?)$"
+    r"^(/account/(organisations|sessions|invitation\?code=[A-Za-z0-9_-]{1,64})|/admin(/[a-z]{1,20})?)$"
 )
 #: What a username can be made of (anything else names nobody, and never reaches the database).
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")

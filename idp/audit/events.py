@@ -22,6 +22,12 @@ class AuditEvent(StrEnum):
     SESSION_ENDED = "session.ended"
     SESSION_STEPPED_UP = "session.stepped_up"
     SESSION_REAUTHENTICATED = "session.reauthenticated"
+    #: RP-initiated logout (detail: outcome, hint, redirect).
+    LOGOUT_REQUESTED = "logout.requested"
+    # Back-channel logout: a logout token reached an agency, will be sent again, or was given up
+    LOGOUT_DELIVERED = "logout.delivered"
+    LOGOUT_RETRYING = "logout.retrying"
+    LOGOUT_ABANDONED = "logout.abandoned"
     # Second factors
     FACTOR_SUCCEEDED = "factor.succeeded"
     FACTOR_FAILED = "factor.failed"

@@ -137,8 +137,8 @@ def _signed_in(result: AuthResult, interaction: Interaction | None, response: Re
     reg = services()
     old = request.cookies.get(SSO_COOKIE)
     if old:
-        reg.sessions.end(old, reason="replaced")
-    handle, _session = reg.sessions.start(result, ip=client_ip())
+        reg.sessions.end(old, reason="replaced", ip=client_ip())
+    handle, _session = reg.sessions.start(result, ip=client_ip(), user_agent=request.user_agent.string)
     if interaction is not None:
         reg.interactions.update(interaction, authenticated=True)
     set_cookie(response, SSO_COOKIE, handle)

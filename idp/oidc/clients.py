@@ -76,6 +76,18 @@ class RegisteredClient(ClientMixin):
     resources: tuple[str, ...] = ()
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
+    #: Where the browser may be sent after RP-initiated logout (RP-Initiated Logout 1.0 3.1),
+    #: matched exactly, like redirect URIs.
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    #: Where logout tokens are POSTed when a session the client holds ends (Back-Channel Logout
+    #: 1.0 2.2); None: the client is not told.
+    backchannel_logout_uri: str | None = None
+
+    @property
+    def backchannel_logout_session_required(self) -> bool:
+        """Back-Channel Logout 1.0 2.2: whether logout tokens must carry ``sid``. Hawiya's always
+        do (every session has one), so a client with a back-channel URI is served as requiring it."""
+        return self.backchannel_logout_uri is not None
 
     @property
     def is_public(self) -> bool:
@@ -101,6 +113,11 @@ class RegisteredClient(ClientMixin):
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         """Exact string match against a registered URI (no prefix, case or suffix tolerance)."""
         return redirect_uri in self.redirect_uris
+
+    def check_post_logout_redirect_uri(self, uri: str) -> bool:
+        """Exact string match against a registered post-logout redirect URI (RP-Initiated Logout
+        1.0 3: no redirection to anything else)."""
+        return uri in self.post_logout_redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
         """Constant-time comparison of the secret's SHA-256 with the stored one."""
@@ -154,6 +171,8 @@ def _registered(row: Client) -> RegisteredClient:
         resources=tuple(row.resources or ()),
         jwks=row.jwks,
         jwks_uri=row.jwks_uri,
+        post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
+        backchannel_logout_uri=row.backchannel_logout_uri,
     )
 
 
@@ -211,6 +230,22 @@ def check_redirect_uri(uri: str) -> None:
     _check_https_or_loopback(uri, "redirect URI")
 
 
+def check_post_logout_redirect_uri(uri: str) -> None:
+    """Registration rules for a post-logout redirect URI (RP-Initiated Logout 1.0 3.1): those of
+    redirect URIs."""
+    if "#" in uri:
+        raise InvalidInput("a post-logout redirect URI must not contain a fragment")
+    _check_https_or_loopback(uri, "post-logout redirect URI")
+
+
+def check_backchannel_logout_uri(uri: str) -> None:
+    """Registration rules for a back-channel logout URI (Back-Channel Logout 1.0 2.2): absolute,
+    https (or http on a loopback host), no fragment."""
+    if "#" in uri:
+        raise InvalidInput("a back-channel logout URI must not contain a fragment")
+    _check_https_or_loopback(uri, "back-channel logout URI")
+
+
 class ClientService:
     """Register and manage clients."""
 
@@ -253,6 +288,8 @@ class ClientService:
         client_id: str | None = None,
         first_party: bool = False,
         sector_identifier_uri: str | None = None,
+        post_logout_redirect_uris: Sequence[str] = (),
+        backchannel_logout_uri: str | None = None,
         actor: str | None = None,
     ) -> NewClient:
         """Validate and register a client; the secret (if any) is returned once and never again."""
@@ -272,6 +309,12 @@ class ClientService:
             raise InvalidInput("client_credentials needs a confidential client (it acts as itself)")
         for uri in redirect_uris:
             check_redirect_uri(uri)
+        if (post_logout_redirect_uris or backchannel_logout_uri) and "authorization_code" not in grant_types:
+            raise InvalidInput("logout URIs are for clients that sign people in (authorization_code)")
+        for uri in post_logout_redirect_uris:
+            check_post_logout_redirect_uri(uri)
+        if backchannel_logout_uri is not None:
+            check_backchannel_logout_uri(backchannel_logout_uri)
         for resource in resources:
             _check_https_or_loopback(resource, "resource")
             if "#" in resource:
@@ -320,7 +363,8 @@ class ClientService:
                 secret_hash=_hash_secret(secret) if secret else None,
                 token_endpoint_auth_method=auth_method,
                 redirect_uris=list(redirect_uris),
-                post_logout_redirect_uris=[],
+                post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris)),
+                backchannel_logout_uri=backchannel_logout_uri,
                 grant_types=list(grant_types),
                 response_types=["code"] if "authorization_code" in grant_types else [],
                 scope=" ".join(dict.fromkeys(scopes)),

@@ -26,6 +26,8 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "scopes_supported": list(SCOPES),
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
+        # RP-Initiated Logout 1.0 2.1.
+        "end_session_endpoint": f"{issuer}/logout",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": list(GRANT_TYPES),
@@ -47,5 +49,8 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "claims_locales_supported": list(LOCALES),
         "display_values_supported": ["page", "popup", "touch"],
         "authorization_response_iss_parameter_supported": True,
+        # Back-Channel Logout 1.0 2.1: logout tokens go to clients' back-channel URIs, with sid.
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "service_documentation": f"{issuer}/",
     }

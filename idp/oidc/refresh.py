@@ -190,6 +190,14 @@ class RefreshTokens:
         for family in self._repository.revoke_for_code(code_hash, self._now()):
             self._ledger.revoke_grant("family:" + family)
 
+    def revoke_for_session(self, sid: str) -> list[str]:
+        """The end of an SSO session revokes its session-bound families (not the ``offline_access``
+        ones), with the access tokens they issued; their ids."""
+        families = list(self._repository.revoke_for_session(sid, self._now()))
+        for family in families:
+            self._ledger.revoke_grant("family:" + family)
+        return families
+
     def introspect(self, token: str) -> RefreshToken | None:
         """The live row of ``token`` (for introspection), or None."""
         row = self._repository.by_hash(token_hash(token))

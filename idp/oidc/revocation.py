@@ -2,8 +2,9 @@
 
 Access tokens are self-contained JWTs, so revoking one puts its ``jti`` on a deny-list in the
 ephemeral store until the token would have expired anyway; userinfo and introspection consult it.
-The ledger also remembers which access tokens each grant produced (a code, a refresh family), so
-a code replay or a refresh-token reuse can revoke everything that grant issued.
+The ledger also remembers which access tokens each grant produced (a code, a refresh family, an
+SSO session), so a code replay, a refresh-token reuse or a logout can revoke everything that grant
+issued.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ class TokenLedger:
         entries = [[j, e] for j, e in entries if e + LEEWAY > now] + [[jti, exp]]
         self._store.put(key, json.dumps(entries).encode(), self._access_ttl + LEEWAY)
 
+    def issued_shared(self, jti: str, exp: int, grant: str) -> None:
+        """Remember that ``grant`` issued ``jti``, where several responses of the grant may be made
+        at once (``session:<sid>``: every client of an SSO session, each refreshing on its own).
+
+        A set member, added atomically: no read-modify-write that a concurrent response could
+        overwrite. Expired entries stay until the set itself expires, ``access_ttl`` after the
+        grant's last token; ``revoke_grant`` skips them.
+        """
+        self._store.add_member("grant-token-set:" + grant, f"{jti} {exp}", self._access_ttl + LEEWAY)
+
     def revoke(self, jti: str, exp: int) -> None:
         """Deny ``jti`` until its token has expired."""
         remaining = int(exp - self._clock.now()) + LEEWAY
@@ -53,8 +64,12 @@ class TokenLedger:
         """
         self._store.put("revoked-grant:" + grant, b"1", self._access_ttl + LEEWAY)
         raw = self._store.take("grant-tokens:" + grant)
+        entries = [(str(jti), int(exp)) for jti, exp in (json.loads(raw) if raw else [])]
+        for member in self._store.members("grant-token-set:" + grant):
+            member_jti, _, member_exp = member.partition(" ")
+            entries.append((member_jti, int(member_exp)))
         count = 0
-        for jti, exp in json.loads(raw) if raw else []:
+        for jti, exp in entries:
             if exp + LEEWAY > self._clock.now():
                 self.revoke(jti, exp)
                 count += 1

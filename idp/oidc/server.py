@@ -49,6 +49,7 @@ from idp.oidc.jose import (
 )
 from idp.oidc.refresh import RefreshGrant, RefreshTokens
 from idp.oidc.revocation import TokenLedger
+from idp.oidc.session_tokens import session_grant
 from idp.oidc.tokens import AuthContext, TokenIssuer
 
 
@@ -566,10 +567,14 @@ class HawiyaServer(AuthorizationServer):
         grants += [f"family:{family}"] if family else []
         for grant in grants:
             self.ledger.issued(access.jti, access.exp, grant)
-        # A replay of the code or a reuse in the family may have revoked the grant while this
-        # response was being made, sweeping only what was recorded then (RFC 6749 4.1.2, RFC 9700
-        # 4.14.2); so may the revocation of the key that signed it. Everything is recorded now, so
-        # the revocations' marks are checked last.
+        if user.context.sid and not user.offline:
+            # Bound to the SSO session: revoked when it ends (idp/oidc/session_tokens.py).
+            grants.append(session_grant(user.context.sid))
+            self.ledger.issued_shared(access.jti, access.exp, grants[-1])
+        # A replay of the code, a reuse in the family or the end of the session may have revoked
+        # the grant while this response was being made, sweeping only what was recorded then (RFC
+        # 6749 4.1.2, RFC 9700 4.14.2); so may the revocation of the key that signed it. Everything
+        # is recorded now, so the revocations' marks are checked last.
         if any(self.ledger.grant_revoked(grant) for grant in grants) or (
             family and self.refresh.key_revoked(access.kid)
         ):

@@ -1,5 +1,5 @@
 """Protocol endpoints: discovery, JWKS, /authorize (+ resume and consent), /token, /userinfo,
-/revoke (RFC 7009) and /introspect (RFC 7662).
+/revoke (RFC 7009), /introspect (RFC 7662) and /logout (RP-Initiated Logout 1.0).
 
 The redirect rule (RFC 6749 4.1.2.1, node-oidc-provider's golden rule): an error goes back to the
 client only once its client_id and redirect_uri are verified; otherwise the person sees an error
@@ -32,7 +32,7 @@ from idp.accounts.organisations import Acting
 from idp.audit.events import AuditEvent
 from idp.authn.results import level_rank
 from idp.errors import InteractionExpired, KeyUnavailable
-from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, clear_cookie, services, set_cookie
+from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, clear_cookie, client_ip, services, set_cookie
 from idp.http.errors import error_page
 from idp.keys.signer import InvalidToken
 from idp.oidc.acr import UnmetAuthenticationRequirementsError, requirement
@@ -41,9 +41,12 @@ from idp.oidc.claims_request import CLAIM_SCOPE, ClaimsRequest, InvalidClaimsReq
 from idp.oidc.clients import RegisteredClient
 from idp.oidc.consent import ConsentRequest, needs_consent
 from idp.oidc.discovery import provider_metadata
+from idp.oidc.logout import PARAMETERS as LOGOUT_PARAMETERS
+from idp.oidc.logout import CheckedLogout, InvalidLogoutRequest, LogoutRequest
 from idp.oidc.server import AuthorizationRequest, AuthorizedUser
 from idp.oidc.tokens import AuthContext
 from idp.sessions.interactions import Interaction
+from idp.sessions.service import LOGOUT, SsoSession
 from idp.settings import LOA_SUBSTANTIAL, MFA_REQUIRED_ACCOUNT_TYPES
 
 log = logging.getLogger("idp.oidc")
@@ -536,3 +539,147 @@ def introspect() -> Response:
     response = jsonify(services().introspection.introspect(call.token, call.hint, call.client))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# -- RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0; the rules: idp/oidc/logout.py) ----
+
+#: A logout request POSTed cross-site waits under this cookie for the GET that sees the session.
+LOGOUT_COOKIE = "hawiya_logout"
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Response:
+    """The end_session_endpoint (section 2: GET and POST)."""
+    if request.method == "GET":
+        return _logout(_request_params())
+    # A cross-site POST carries no SameSite=Lax cookie, so the SSO session is invisible here (and
+    # the person would be told they are signed out while they are not). Park the request and
+    # continue with a top-level GET, which does carry it.
+    reg = services()
+    interaction = reg.interactions.park(_request_params())
+    ui_locales = interaction.param("ui_locales")
+    extra: dict[str, Any] = {"ui_locales": ui_locales} if ui_locales else {}
+    response = redirect(url_for("oidc.logout_resume", ix=interaction.id, **extra), code=303)
+    set_cookie(response, LOGOUT_COOKIE, interaction.id, max_age=reg.settings.interaction_ttl)
+    return response
+
+
+@bp.get("/logout/resume")
+def logout_resume() -> Response:
+    """Continue a logout request that was POSTed."""
+    reg = services()
+    interaction = reg.interactions.load(request.args.get("ix"), request.cookies.get(LOGOUT_COOKIE))
+    reg.interactions.finish(interaction)
+    response = _logout(interaction.params)
+    clear_cookie(response, LOGOUT_COOKIE)
+    return response
+
+
+def _logout(params: dict[str, list[str]]) -> Response:
+    """Sign out at once for a hint of this very session; otherwise ask the person first."""
+    reg = services()
+    handle = request.cookies.get(SSO_COOKIE)
+    session = reg.sessions.find(handle)
+    try:
+        checked = reg.rp_logout.check(LogoutRequest.from_params(params))
+    except InvalidLogoutRequest as bad:
+        log.info("logout request refused: %s", bad)
+        claimed = (params.get("client_id") or [""])[0]
+        recordable = 0 < len(claimed) <= 64 and claimed.isprintable()  # no NUL for PostgreSQL
+        _audit_logout("invalid_request", session, client_id=claimed if recordable else None)
+        if session is None:
+            return error_page(
+                _("This service sent an invalid sign-out request"),
+                _("You are not signed in to Hawiya on this browser, so there is nothing to sign out of."),
+                400,
+                code=InvalidLogoutRequest.error,
+            )
+        return _logout_confirmation(None, session, status=400)
+    if session is None:
+        _audit_logout("not_signed_in", None, checked)
+        return _signed_out(checked)
+    if handle and reg.rp_logout.names_session(checked, session):
+        reg.sessions.end(handle, reason=LOGOUT, ip=client_ip())
+        _audit_logout("signed_out", session, checked)
+        return _signed_out(checked)
+    _audit_logout("confirmation_shown", session, checked)
+    return _logout_confirmation(checked, session)
+
+
+@bp.post("/logout/confirm")
+def logout_confirm() -> Response:
+    """The person's answer on the confirmation page (Hawiya's own form, CSRF-protected)."""
+    reg = services()
+    handle = request.cookies.get(SSO_COOKIE)
+    params = {name: request.form.getlist(name) for name in LOGOUT_PARAMETERS if name in request.form}
+    try:
+        checked: CheckedLogout | None = reg.rp_logout.check(LogoutRequest.from_params(params))
+    except InvalidLogoutRequest:
+        checked = None  # the page offered a plain sign-out: no redirect
+    session = reg.sessions.find(handle)
+    if request.form.get("decision") != "signout":
+        _audit_logout("declined", session, checked)
+        # Back to the service when it may be (it ended its own session already), else home.
+        target = checked.redirect_to if checked is not None and checked.redirect_to else None
+        return redirect(target or url_for("sessions.home"), code=303)
+    if handle and session is not None:
+        reg.sessions.end(handle, reason=LOGOUT, ip=client_ip())
+    _audit_logout("confirmed" if session is not None else "not_signed_in", session, checked)
+    return _signed_out(checked)
+
+
+def _logout_confirmation(
+    checked: CheckedLogout | None, session: SsoSession, *, status: int = 200
+) -> Response:
+    """The "Sign out of Hawiya?" page; for an invalid request it signs out without redirecting."""
+    body = render_template(
+        "oidc/logout.html",
+        client=checked.client if checked is not None else None,
+        fields=checked.request.as_params() if checked is not None else {},
+        person=services().accounts.find(session.account_id),
+        problem=checked is None,
+    )
+    return Response(body, status=status, mimetype="text/html")
+
+
+def _signed_out(checked: CheckedLogout | None) -> Response:
+    """To the registered post-logout redirect URI (with ``state``), or the signed-out page."""
+    if checked is not None and checked.redirect_to:
+        response = redirect(checked.redirect_to, code=303)
+    else:
+        refused = checked is not None and checked.redirect_refused
+        response = Response(render_template("oidc/logout_done.html", refused=refused), mimetype="text/html")
+    clear_cookie(response, SSO_COOKIE)
+    return response
+
+
+def _audit_logout(
+    outcome: str,
+    session: SsoSession | None,
+    checked: CheckedLogout | None = None,
+    *,
+    client_id: str | None = None,
+) -> None:
+    """Record ``logout.requested``: the client, the outcome, how the hint fared, the redirect."""
+    if checked is not None and checked.client is not None:
+        client_id = checked.client.client_id
+    elif checked is not None and checked.hint is not None:
+        client_id = checked.hint.client_id  # a client no longer active, named by Hawiya's own token
+    if checked is None:
+        redirect_to = "none"
+    elif checked.redirect_to:
+        redirect_to = "registered"
+    else:
+        redirect_to = "refused" if checked.redirect_refused else "none"
+    services().audit.record(
+        AuditEvent.LOGOUT_REQUESTED,
+        subject=session.account_id if session is not None else None,
+        client_id=client_id,
+        ip=client_ip(),
+        detail={
+            "outcome": outcome,
+            "hint": checked.hint_status if checked is not None else None,
+            "redirect": redirect_to,
+            "sid": session.sid if session is not None else None,
+        },
+    )

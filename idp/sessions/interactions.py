@@ -52,7 +52,12 @@ class InteractionStore:
 
     def load(self, interaction_id: str | None, cookie_value: str | None) -> Interaction:
         """The live interaction named by both the URL and this browser's cookie."""
-        if not interaction_id or not cookie_value or not secrets.compare_digest(interaction_id, cookie_value):
+        if (
+            not interaction_id
+            or not cookie_value
+            # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+            or not secrets.compare_digest(interaction_id.encode(), cookie_value.encode())
+        ):
             raise InteractionExpired("this sign-in page has expired; start again from the service")
         raw = self._store.get("ix:" + interaction_id)
         if raw is None:

@@ -1,16 +1,29 @@
-"""SSO sessions.
+"""SSO sessions: one per browser, server-side, the ``sid`` of OpenID Connect Back-Channel Logout
+1.0 (section 2.1) shared by every ID token issued in it.
 
 The browser holds only a random handle in a cookie; the session lives in the ephemeral store under
 the handle's SHA-256 (a leaked store does not yield usable cookies). The ``sid`` that ID tokens
 carry is a separate random value, so an RP that sees ``sid`` learns nothing it could replay.
-Sessions end after ``session_idle_ttl`` without use or ``session_absolute_ttl`` after sign-in.
+
+A session ends after its level's idle timeout without use, or its absolute lifetime after sign-in
+(NIST SP 800-63B-4 2.2.3 and 2.3.3: 1 h and 24 h at AAL2, 15 min and 12 h at AAL3); the limits
+come from the settings (``session_idle_ttl`` ...). A step-up to a higher level applies that level's
+limits from then on, so it only ever shortens what is left.
+
+Each person's live sessions are indexed in a set (``sso-account:<account id>``, holding the handle
+hashes) so the account area can list them and end any or all; an entry whose session is gone is
+dropped when read. Whatever ends a session (sign-out, a new sign-in on the browser, a timeout, the
+account area, RP-initiated logout) goes through one path that removes it, audits it and then tells
+every end listener (revoking the session's tokens, back-channel logout), each on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from idp.audit.events import AuditEvent
@@ -18,6 +31,37 @@ from idp.audit.recorder import AuditLog
 from idp.authn.results import AuthResult
 from idp.clock import Clock
 from idp.storage.ephemeral import EphemeralStore
+
+log = logging.getLogger("idp.sessions")
+
+# Why a session ended: audited, and handed to every end listener.
+#: The person signed out on this browser.
+SIGNOUT = "signout"
+#: A relying party asked for the logout (OpenID Connect RP-Initiated Logout 1.0).
+LOGOUT = "logout"
+#: The browser signed in again (as anyone): its previous session ends.
+REPLACED = "replaced"
+#: The idle or absolute limit of the session's level passed.
+TIMEOUT = "timeout"
+#: The person ended it from another browser's account area.
+ENDED_BY_PERSON = "ended_by_person"
+
+#: The longest user agent kept (enough for any real browser's header).
+USER_AGENT_MAX = 300
+#: How long a timed-out session's record outlives its absolute end, seconds. Timeouts are found
+#: when the browser comes back or the person lists their sessions; the record lets that ending be
+#: audited and told to the listeners. Its ``sid`` stops being live at the timeout itself.
+DETECTION_GRACE = 3600
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a session at one level of assurance lives, seconds."""
+
+    #: Without use.
+    idle: int
+    #: After sign-in, however used.
+    absolute: int
 
 
 @dataclass(frozen=True)
@@ -31,31 +75,88 @@ class SsoSession:
     acr: str
     created_at: float
     last_seen: float
+    #: The clients that received tokens in this session (whom logout must reach).
     clients: tuple[str, ...] = field(default=())
+    #: The browser's ``User-Agent`` at sign-in, cut to ``USER_AGENT_MAX`` characters.
+    user_agent: str = ""
+    #: The address the sign-in came from.
+    ip: str | None = None
+
+    @property
+    def first_seen(self) -> float:
+        """When the session started (sign-in)."""
+        return self.created_at
 
     @property
     def auth_result(self) -> AuthResult:
         """The authentication this session carries."""
         return AuthResult(self.account_id, self.auth_time, self.amr, self.acr)
 
+    def timed_out(self, now: float, limits: Timeouts) -> bool:
+        """True once ``limits`` let the session go, at ``now``."""
+        return now - self.last_seen > limits.idle or now - self.created_at > limits.absolute
+
+
+#: Told of every ended session and why (``SIGNOUT``, ``TIMEOUT`` ...), after it is gone.
+EndListener = Callable[[SsoSession, str], None]
+
+
+def _digest(handle: str) -> str:
+    return hashlib.sha256(handle.encode()).hexdigest()
+
+
+def _session_key(digest: str) -> str:
+    return "sso:" + digest
+
+
+def _sid_key(sid: str) -> str:
+    return "sso-sid:" + sid
+
+
+def _account_key(account_id: str) -> str:
+    return "sso-account:" + account_id
+
+
+def _decode(raw: bytes) -> SsoSession | None:
+    try:
+        data = json.loads(raw)
+        return SsoSession(**{**data, "amr": tuple(data["amr"]), "clients": tuple(data["clients"])})
+    except (ValueError, TypeError, KeyError):
+        return None
+
 
 class SessionService:
-    """Start, find, touch and end SSO sessions."""
+    """Start, find, touch, list and end SSO sessions."""
 
     def __init__(
-        self, store: EphemeralStore, clock: Clock, audit: AuditLog, *, idle: int, absolute: int
+        self,
+        store: EphemeralStore,
+        clock: Clock,
+        audit: AuditLog,
+        *,
+        timeouts: Mapping[str, Timeouts],
+        on_end: Sequence[EndListener] = (),
     ) -> None:
+        if not timeouts:
+            raise ValueError("sessions need timeouts for at least one level")
         self._store = store
         self._clock = clock
         self._audit = audit
-        self._idle = idle
-        self._absolute = absolute
+        self._timeouts = dict(timeouts)
+        # An acr without limits of its own (none is asserted today) gets the strictest.
+        self._strictest = Timeouts(
+            idle=min(t.idle for t in timeouts.values()), absolute=min(t.absolute for t in timeouts.values())
+        )
+        self._longest = max(t.absolute for t in timeouts.values())
+        self._on_end = tuple(on_end)
 
-    @staticmethod
-    def _key(handle: str) -> str:
-        return "sso:" + hashlib.sha256(handle.encode()).hexdigest()
+    def timeouts(self, acr: str) -> Timeouts:
+        """The limits of a session at ``acr``."""
+        return self._timeouts.get(acr, self._strictest)
 
-    def start(self, result: AuthResult, *, ip: str | None = None) -> tuple[str, SsoSession]:
+    def start(
+        self, result: AuthResult, *, ip: str | None = None, user_agent: str | None = None
+    ) -> tuple[str, SsoSession]:
         """A new session for ``result``; returns the cookie handle and the session."""
         now = self._clock.now()
         handle = secrets.token_urlsafe(32)
@@ -67,8 +168,13 @@ class SessionService:
             acr=result.acr,
             created_at=now,
             last_seen=now,
+            user_agent=(user_agent or "")[:USER_AGENT_MAX],
+            ip=ip,
         )
-        self._save(handle, session)
+        digest = _digest(handle)
+        self._save(digest, session)
+        # Saved before indexed: a listed entry without its session can only be a stale one.
+        self._store.add_member(_account_key(session.account_id), digest, self._longest + DETECTION_GRACE)
         self._audit.record(
             AuditEvent.SESSION_STARTED,
             subject=result.account_id,
@@ -78,35 +184,50 @@ class SessionService:
         return handle, session
 
     def find(self, handle: str | None) -> SsoSession | None:
-        """The live session for a cookie handle, touched; None when absent or timed out."""
+        """The live session for a cookie handle, touched; None when absent or timed out (a timed
+        out session is ended, with its listeners told)."""
         if not handle:
             return None
-        raw = self._store.get(self._key(handle))
-        if raw is None:
-            return None
-        try:
-            data = json.loads(raw)
-            session = SsoSession(**{**data, "amr": tuple(data["amr"]), "clients": tuple(data["clients"])})
-        except (ValueError, TypeError, KeyError):
+        digest = _digest(handle)
+        raw = self._store.get(_session_key(digest))
+        session = None if raw is None else _decode(raw)
+        if session is None:
             return None
         now = self._clock.now()
-        if now - session.last_seen > self._idle or now - session.created_at > self._absolute:
-            self.end(handle, reason="timeout")
+        if session.timed_out(now, self.timeouts(session.acr)):
+            self._end(digest, TIMEOUT)
             return None
         touched = replace(session, last_seen=now)
-        self._save(handle, touched)
+        self._save(digest, touched)
         return touched
+
+    def sessions_of(self, account_id: str) -> list[SsoSession]:
+        """The person's live sessions, most recently used first. Entries whose session is gone are
+        dropped from the index; sessions found timed out are ended."""
+        now = self._clock.now()
+        live: list[SsoSession] = []
+        for digest in self._store.members(_account_key(account_id)):
+            raw = self._store.get(_session_key(digest))
+            session = None if raw is None else _decode(raw)
+            if session is None:
+                self._store.remove_member(_account_key(account_id), digest)
+            elif session.timed_out(now, self.timeouts(session.acr)):
+                self._end(digest, TIMEOUT)
+            else:
+                live.append(session)
+        return sorted(live, key=lambda s: (s.last_seen, s.created_at), reverse=True)
 
     def step_up(
         self, handle: str, session: SsoSession, result: AuthResult, *, ip: str | None = None
     ) -> SsoSession:
         """Raise the session in place to ``result``'s acr and amr after a step-up (the person gave
         a further factor), keeping its ``sid``, its clients and its ``auth_time``: the password
-        that started the session is still the one it rests on."""
+        that started the session is still the one it rests on. The new level's limits apply from
+        now on (counted, like all of them, from the sign-in and the last use)."""
         if result.account_id != session.account_id:
             raise ValueError("a step-up belongs to the session's own account")
         updated = replace(session, acr=result.acr, amr=tuple(dict.fromkeys((*session.amr, *result.amr))))
-        self._save(handle, updated)
+        self._save(_digest(handle), updated)
         self._audit.record(
             AuditEvent.SESSION_STEPPED_UP,
             subject=session.account_id,
@@ -123,7 +244,7 @@ class SessionService:
         if result.account_id != session.account_id:
             raise ValueError("a re-authentication belongs to the session's own account")
         updated = replace(session, auth_time=result.auth_time)
-        self._save(handle, updated)
+        self._save(_digest(handle), updated)
         self._audit.record(
             AuditEvent.SESSION_REAUTHENTICATED, subject=session.account_id, ip=ip, detail={"sid": session.sid}
         )
@@ -134,27 +255,83 @@ class SessionService:
         if client_id in session.clients:
             return session
         updated = replace(session, clients=(*session.clients, client_id))
-        self._save(handle, updated)
+        self._save(_digest(handle), updated)
         return updated
 
     def is_live(self, sid: str) -> bool:
         """True while the session with this ``sid`` lives (refresh tokens bound to it still work)."""
-        return self._store.get("sso-sid:" + sid) is not None
+        return self._store.get(_sid_key(sid)) is not None
 
-    def end(self, handle: str, *, reason: str = "logout") -> None:
-        """End the session behind ``handle``."""
-        raw = self._store.take(self._key(handle))
-        if raw is not None:
-            data = json.loads(raw)
-            self._store.delete("sso-sid:" + str(data.get("sid")))
-            self._audit.record(
-                AuditEvent.SESSION_ENDED,
-                subject=data.get("account_id"),
-                detail={"sid": data.get("sid"), "reason": reason},
-            )
+    def end(self, handle: str, *, reason: str = LOGOUT, ip: str | None = None) -> SsoSession | None:
+        """End the session behind a cookie ``handle``; the ended session, or None when there was
+        none."""
+        return self._end(_digest(handle), reason, ip=ip)
 
-    def _save(self, handle: str, session: SsoSession) -> None:
+    def end_by_sid(
+        self, sid: str, reason: str, *, account_id: str | None = None, ip: str | None = None
+    ) -> SsoSession | None:
+        """End the session whose ID tokens carry ``sid``; with ``account_id``, only when it is that
+        person's. The ended session, or None when there was none (or it was someone else's)."""
+        found = self._store.get(_sid_key(sid))
+        if found is None:
+            return None
+        digest = found.decode()
+        if account_id is not None:
+            raw = self._store.get(_session_key(digest))
+            session = None if raw is None else _decode(raw)
+            if session is None or session.account_id != account_id or session.sid != sid:
+                return None
+        return self._end(digest, reason, ip=ip)
+
+    def end_all(
+        self, account_id: str, reason: str, *, except_handle: str | None = None, ip: str | None = None
+    ) -> int:
+        """End every session of the person except the one behind ``except_handle`` (this browser,
+        when it stays signed in); how many ended."""
+        keep = _digest(except_handle) if except_handle else None
+        ended = 0
+        for digest in self._store.members(_account_key(account_id)):
+            if digest != keep and self._end(digest, reason, ip=ip) is not None:
+                ended += 1
+        return ended
+
+    def _end(self, digest: str, reason: str, *, ip: str | None = None) -> SsoSession | None:
+        raw = self._store.take(_session_key(digest))
+        session = None if raw is None else _decode(raw)
+        if session is None:
+            return None
+        self._store.delete(_sid_key(session.sid))
+        self._store.remove_member(_account_key(session.account_id), digest)
+        self._audit.record(
+            AuditEvent.SESSION_ENDED,
+            subject=session.account_id,
+            ip=ip,
+            detail={"sid": session.sid, "reason": reason},
+        )
+        for listener in self._on_end:
+            try:
+                listener(session, reason)
+            except Exception:  # one agency's failure never stops the others or the logout
+                log.exception(
+                    "session end listener %s failed (sid %s, reason %s)",
+                    getattr(listener, "__qualname__", repr(listener)),
+                    session.sid,
+                    reason,
+                )
+        return session
+
+    def _save(self, digest: str, session: SsoSession) -> None:
         now = self._clock.now()
-        ttl = int(min(self._idle, self._absolute - (now - session.created_at))) + 1
-        self._store.put(self._key(handle), json.dumps(asdict(session)).encode(), max(1, ttl))
-        self._store.put("sso-sid:" + session.sid, b"1", max(1, ttl))
+        limits = self.timeouts(session.acr)
+        absolute_left = limits.absolute - (now - session.created_at)
+        idle_left = limits.idle - (now - session.last_seen)
+        self._store.put(
+            _session_key(digest),
+            json.dumps(asdict(session)).encode(),
+            int(max(0.0, absolute_left)) + DETECTION_GRACE,
+        )
+        # The sid finds the session (end_by_sid) and says it lives (is_live) until the timeout
+        # itself; it holds the handle's hash, never the handle.
+        self._store.put(
+            _sid_key(session.sid), digest.encode(), max(1, int(min(idle_left, absolute_left)) + 1)
+        )

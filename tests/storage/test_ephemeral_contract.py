@@ -247,6 +247,61 @@ def test_keys_with_unusual_characters(harness: Harness) -> None:
     assert [harness.store.get(key) for key in keys] == [str(i).encode() for i in range(len(keys))]
 
 
+def test_a_missing_set_has_no_members(harness: Harness) -> None:
+    assert harness.store.members("sso-account:nobody") == frozenset()
+    harness.store.remove_member("sso-account:nobody", "a")  # removing from nothing is not an error
+
+
+def test_set_members_are_added_once_and_removed(harness: Harness) -> None:
+    harness.store.add_member("sso-account:1", "a", LONG)
+    harness.store.add_member("sso-account:1", "b", LONG)
+    harness.store.add_member("sso-account:1", "a", LONG)
+    harness.store.add_member("sso-account:2", "c", LONG)
+    assert harness.store.members("sso-account:1") == {"a", "b"}
+    harness.store.remove_member("sso-account:1", "a")
+    harness.store.remove_member("sso-account:1", "a")
+    assert harness.store.members("sso-account:1") == {"b"}
+    assert harness.store.members("sso-account:2") == {"c"}
+
+
+def test_a_set_expires_as_a_whole_and_adding_only_lengthens_it(harness: Harness) -> None:
+    harness.store.add_member("short", "a", 1)
+    harness.store.add_member("lengthened", "a", 1)
+    harness.store.add_member("lengthened", "b", LONG)
+    harness.store.add_member("kept", "a", LONG)
+    harness.store.add_member("kept", "b", 1)  # a shorter ttl never shortens the set
+    harness.elapse(1.2)
+    assert harness.store.members("short") == frozenset()
+    assert harness.store.members("lengthened") == {"a", "b"}
+    assert harness.store.members("kept") == {"a", "b"}
+    # An expired set starts again empty.
+    harness.store.add_member("short", "c", LONG)
+    assert harness.store.members("short") == {"c"}
+
+
+def test_adding_members_is_atomic_across_threads(harness: Harness) -> None:
+    """No lost members: 8 threads x 25 distinct members end as one set of 200."""
+    errors: list[BaseException] = []
+
+    def add(thread: int) -> None:
+        try:
+            for index in range(25):
+                harness.store.add_member("sso-account:shared", f"{thread}-{index}", LONG)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            if isinstance(harness.store, EmbeddedStore):
+                harness.store.close()
+
+    threads = [threading.Thread(target=add, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    assert harness.store.members("sso-account:shared") == {f"{t}-{i}" for t in range(8) for i in range(25)}
+
+
 # -- embedded only: time is the injected clock, and atomicity holds across processes --------------
 
 
@@ -333,6 +388,9 @@ def test_unreachable_redis_raises_a_domain_error_and_pings_false() -> None:
             lambda: store.get("k"),
             lambda: store.delete("k"),
             lambda: store.incr("k", 1),
+            lambda: store.add_member("k", "m", 1),
+            lambda: store.remove_member("k", "m"),
+            lambda: store.members("k"),
         ):
             with pytest.raises(EphemeralUnavailable):
                 call()

@@ -75,6 +75,7 @@ def configs(instance: Path, issuer: str) -> dict[str, dict[str, Any]]:
             "HAWIYA_ISSUER": issuer,
             "HAWIYA_CLIENT_ID": client_id,
             "HAWIYA_REDIRECT_URI": f"http://{HOST}:{port}/auth/callback",
+            "HAWIYA_POST_LOGOUT_REDIRECT_URI": f"http://{HOST}:{port}/",
             "HAWIYA_STORE": str(instance / "demo-sessions" / folder),
             "DEMO_OTHER_URL": f"http://{HOST}:{other[1]}/",
             "DEMO_OTHER_NAME": other[3],

@@ -1,7 +1,9 @@
 """Embedded backend of the ephemeral store: one SQLite file, shared by every worker on a machine.
 
 Atomicity comes from SQLite's single-writer transactions: ``take`` is ``DELETE ... RETURNING``,
-``add`` an insert that only overwrites an expired row, ``incr`` an upsert.
+``add`` an insert that only overwrites an expired row, ``incr`` an upsert, ``add_member`` one
+``BEGIN IMMEDIATE`` transaction, ``claim`` one ``UPDATE ... RETURNING`` (a write statement holds
+the write lock from its first read, so two claimers never pick the same job).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 from pathlib import Path
 
 from idp.clock import Clock
+from idp.storage.ephemeral.base import Claimed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ephemeral (
@@ -19,6 +22,31 @@ CREATE TABLE IF NOT EXISTS ephemeral (
     expires_at REAL NOT NULL
 ) WITHOUT ROWID
 """
+
+#: Sets (``add_member``): one row per member; every row of a set carries the set's expiry.
+_SET_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ephemeral_set (
+    key TEXT NOT NULL,
+    member TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (key, member)
+) WITHOUT ROWID
+"""
+
+#: Delayed queues (``enqueue``, ``claim``): one row per job, found by its queue and due time.
+_QUEUE_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS ephemeral_queue (
+    queue TEXT NOT NULL,
+    item TEXT NOT NULL,
+    value BLOB NOT NULL,
+    due REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (queue, item)
+) WITHOUT ROWID
+""",
+    "CREATE INDEX IF NOT EXISTS ephemeral_queue_due ON ephemeral_queue (queue, due)",
+)
 
 #: Expired rows are swept every this many writes (reads already ignore them).
 _SWEEP_EVERY = 500
@@ -36,6 +64,9 @@ class EmbeddedStore:
         self._writes = 0
         with self._conn() as conn:
             conn.execute(_SCHEMA)
+            conn.execute(_SET_SCHEMA)
+            for statement in _QUEUE_SCHEMA:
+                conn.execute(statement)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -51,6 +82,8 @@ class EmbeddedStore:
         self._writes += 1
         if self._writes % _SWEEP_EVERY == 0:
             conn.execute("DELETE FROM ephemeral WHERE expires_at <= ?", (self._clock.now(),))
+            conn.execute("DELETE FROM ephemeral_set WHERE expires_at <= ?", (self._clock.now(),))
+            conn.execute("DELETE FROM ephemeral_queue WHERE expires_at <= ?", (self._clock.now(),))
 
     def put(self, key: str, value: bytes, ttl: int) -> None:
         """Insert or replace."""
@@ -119,6 +152,75 @@ class EmbeddedStore:
             .fetchone()
         )
         return int(row[0])
+
+    def add_member(self, key: str, member: str, ttl: int) -> None:
+        """In one write transaction: drop the set if it expired, add the member, and give every
+        row the later of the set's expiry and ``now + ttl``."""
+        now = self._clock.now()
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM ephemeral_set WHERE key = ? AND expires_at <= ?", (key, now))
+            (longest,) = conn.execute(
+                "SELECT MAX(expires_at) FROM ephemeral_set WHERE key = ?", (key,)
+            ).fetchone()
+            expires_at = max(now + ttl, longest or 0.0)
+            conn.execute(
+                "INSERT INTO ephemeral_set (key, member, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key, member) DO NOTHING",
+                (key, member, expires_at),
+            )
+            conn.execute("UPDATE ephemeral_set SET expires_at = ? WHERE key = ?", (expires_at, key))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        self._wrote(conn)
+
+    def remove_member(self, key: str, member: str) -> None:
+        """Delete the member's row."""
+        self._conn().execute("DELETE FROM ephemeral_set WHERE key = ? AND member = ?", (key, member))
+
+    def members(self, key: str) -> frozenset[str]:
+        """The live rows of the set."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT member FROM ephemeral_set WHERE key = ? AND expires_at > ?", (key, self._clock.now())
+            )
+            .fetchall()
+        )
+        return frozenset(str(row[0]) for row in rows)
+
+    def enqueue(self, queue: str, item: str, value: bytes, *, due: float, ttl: int) -> None:
+        """Insert or replace the job's row."""
+        conn = self._conn()
+        conn.execute(
+            "INSERT INTO ephemeral_queue (queue, item, value, due, expires_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(queue, item) DO UPDATE SET value = excluded.value, due = excluded.due,"
+            " expires_at = excluded.expires_at",
+            (queue, item, value, due, self._clock.now() + ttl),
+        )
+        self._wrote(conn)
+
+    def claim(self, queue: str, *, now: float, lease: float) -> Claimed | None:
+        """One UPDATE ... RETURNING: pick the earliest live job due by ``now``, push it to the lease."""
+        row = (
+            self._conn()
+            .execute(
+                "UPDATE ephemeral_queue SET due = ? WHERE queue = ? AND item = ("
+                " SELECT item FROM ephemeral_queue WHERE queue = ? AND due <= ? AND expires_at > ?"
+                " ORDER BY due, item LIMIT 1"
+                ") RETURNING item, value",
+                (now + lease, queue, queue, now, self._clock.now()),
+            )
+            .fetchone()
+        )
+        return None if row is None else Claimed(str(row[0]), bytes(row[1]))
+
+    def dequeue(self, queue: str, item: str) -> None:
+        """Delete the job's row."""
+        self._conn().execute("DELETE FROM ephemeral_queue WHERE queue = ? AND item = ?", (queue, item))
 
     def ping(self) -> bool:
         """A trivial query."""
