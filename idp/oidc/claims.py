@@ -86,6 +86,17 @@ class SubjectService:
         return self._accounts.by_subject(client.sector_identifier, subject)
 
 
+def releases_staff_claims(person: Person | None, client_agency: str | None) -> bool:
+    """Staff claims go only to a client of the staff member's own agency (one rule: claims and the
+    consent page both ask it)."""
+    return (
+        person is not None
+        and person.account_type == "staff"
+        and person.agency is not None
+        and person.agency == client_agency
+    )
+
+
 def claims_for(
     person: Person,
     scopes: Set[str],
@@ -116,7 +127,7 @@ def claims_for(
         "proofing_level": person.proofing_level,
         "organisation": organisation_claim(acting) if acting is not None else None,
     }
-    if person.account_type == "staff" and person.agency and person.agency == client_agency:
+    if releases_staff_claims(person, client_agency):
         values.update(agency=person.agency, department=person.department, roles=list(person.roles) or None)
     names = {claim for scope in scopes for claim in SCOPE_CLAIMS.get(scope, ())} | set(extra)
     return {name: values[name] for name in sorted(names) if values.get(name) is not None}

@@ -36,7 +36,7 @@ from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, clear_cookie, clien
 from idp.http.errors import error_page
 from idp.keys.signer import InvalidToken
 from idp.oidc.acr import UnmetAuthenticationRequirementsError, requirement
-from idp.oidc.claims import STAFF_CLAIMS
+from idp.oidc.claims import STAFF_CLAIMS, releases_staff_claims
 from idp.oidc.claims_request import CLAIM_SCOPE, ClaimsRequest, InvalidClaimsRequest, parse_claims_request
 from idp.oidc.clients import RegisteredClient
 from idp.oidc.consent import ConsentRequest, needs_consent
@@ -320,11 +320,17 @@ def _authorize(
     return _finish(response, data, grant.redirect_uri)
 
 
-def _consent_request(interaction: Interaction) -> tuple[RegisteredClient, ConsentRequest]:
-    """The client, and everything it asks the person to allow."""
+def _client_of(interaction: Interaction) -> RegisteredClient:
+    """The (still active) client a parked request came from; InteractionExpired otherwise."""
     client = services().clients.active(interaction.param("client_id") or "")
     if client is None:
         raise InteractionExpired(_("This service is no longer available."))
+    return client
+
+
+def _consent_request(interaction: Interaction) -> tuple[RegisteredClient, ConsentRequest]:
+    """The client, and everything it asks the person to allow."""
+    client = _client_of(interaction)
     scopes = {s for s in client.get_allowed_scope(interaction.param("scope")).split() if needs_consent(s)}
     try:
         claims = parse_claims_request(interaction.param("claims")).within(client.scope).personal
@@ -341,9 +347,7 @@ def organisation() -> Response:
     session = reg.sessions.find(request.cookies.get(SSO_COOKIE))
     if session is None:
         return _go("authn.signin", interaction)
-    client = reg.clients.active(interaction.param("client_id") or "")
-    if client is None:
-        raise InteractionExpired(_("This service is no longer available."))
+    client = _client_of(interaction)
     choices = reg.organisations.memberships_of(session.account_id)
     error = None
     if request.method == "POST":
@@ -386,7 +390,7 @@ def consent() -> Response:
     scope_claims = {c for s in asked.scopes for c, scope in CLAIM_SCOPE.items() if scope == s}
     person = reg.accounts.find(session.account_id)
     # Staff claims only ever reach a client of the person's own agency: promise nothing else.
-    staff_released = person is not None and person.agency is not None and person.agency == client.agency
+    staff_released = releases_staff_claims(person, client.agency)
     shown = {s for s in asked.scopes if s != "staff" or staff_released}
     hidden = set() if staff_released else set(STAFF_CLAIMS)
     return Response(
