@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from idp.authn import qr
-from idp.authn.factors import TOTP, TotpEnrolment
+from idp.authn.factors import TOTP, WEBAUTHN, TotpEnrolment
 from idp.authn.flow import PendingSignin
 from idp.authn.mfa import ENROL, FACTOR, FactorOutcome
 from idp.authn.results import AuthResult, level_rank
@@ -181,16 +181,16 @@ def _factor_page(
     """The second-factor page: a security-key button when the account has one, and the code
     form unless a code cannot help (a step-up from a session a code already raised)."""
     reg = services()
-    has_keys = bool(reg.passkeys.credentials(base.account_id))
+    kinds = reg.authenticators.confirmed_kinds(base.account_id)  # one read for both questions
     body = render_template(
         "authn/factor.html",
         ix=_ix(interaction),
         client=_service_of(interaction),
         step_up=step_up,
         error=error,
-        passkey=reg.passkeys.begin_assertion(base.account_id) if has_keys else None,
+        passkey=reg.passkeys.begin_assertion(base.account_id) if WEBAUTHN in kinds else None,
         codes=not step_up or level_rank(base.acr) < level_rank(LOA_SUBSTANTIAL),
-        has_app=TOTP in reg.authenticators.confirmed_kinds(base.account_id),
+        has_app=TOTP in kinds,
     )
     return _html(body, status)
 
