@@ -1,0 +1,120 @@
+"""client_credentials with ES256 JWT access tokens: Hawiya beside panva's oidc-provider.
+
+Both servers on the same CPU, wrk on the other, alternately A B A B; prints requests/s, p50/p99,
+errors and the ratio to the peer. Figures only: never fails on timing.
+
+Run: .venv/bin/python bench/bench_client_credentials.py [--seconds 10] [--rounds 2]
+     [--connections 8] [--scaling 1,2,4,8,16] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    API_RESOURCE,
+    API_SCOPE,
+    BENCH,
+    PEER_CLIENT,
+    Load,
+    basic,
+    hawiya,
+    peer,
+    peer_available,
+    wrk,
+)
+
+SCRIPT = BENCH / "wrk" / "client_credentials.lua"
+
+
+def _row(name: str, loads: list[Load], peer_rate: float | None = None) -> str:
+    rate = statistics.median(load.rate for load in loads)
+    p50 = statistics.median(load.p50_ms for load in loads)
+    p99 = max(load.p99_ms for load in loads)
+    errors = sum(load.errors for load in loads)
+    ratio = f"{rate / peer_rate:6.2f}" if peer_rate else "     -"
+    return f"{name:<28} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f} {errors:>7} {ratio}"
+
+
+def header() -> str:
+    """The table's first line."""
+    return f"{'server':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'ratio':>6}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=2, help="A B pairs")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--scaling", help="Also Hawiya alone at these connection counts, e.g. 1,2,4,8,16")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: Hawiya's own)")
+    args = parser.parse_args()
+
+    with hawiya(workers=args.workers) as idp:
+        secret = idp.api_client()
+        idp.start()
+        ours_env = {"BASIC": basic("bench-api", secret), "SCOPE": API_SCOPE, "RESOURCE": API_RESOURCE}
+        peer_env = {"BASIC": basic(*PEER_CLIENT), "SCOPE": API_SCOPE, "RESOURCE": API_RESOURCE}
+        with_peer = peer_available()
+        if not with_peer:
+            print("(node or bench/peer/node_modules missing: Hawiya alone; `make bench` installs the peer)")
+        # Warm both (imports, connection pools, JIT) before anything is counted.
+        wrk(f"{idp.url}/token", SCRIPT, connections=args.connections, seconds=2, env=ours_env)
+        ours: list[Load] = []
+        theirs: list[Load] = []
+        with peer() if with_peer else _nothing() as peer_url:
+            if peer_url:
+                wrk(f"{peer_url}/token", SCRIPT, connections=args.connections, seconds=2, env=peer_env)
+            for _ in range(args.rounds):
+                ours.append(
+                    wrk(
+                        f"{idp.url}/token",
+                        SCRIPT,
+                        connections=args.connections,
+                        seconds=args.seconds,
+                        env=ours_env,
+                    )
+                )
+                if peer_url:
+                    theirs.append(
+                        wrk(
+                            f"{peer_url}/token",
+                            SCRIPT,
+                            connections=args.connections,
+                            seconds=args.seconds,
+                            env=peer_env,
+                        )
+                    )
+        print(
+            f"\nclient_credentials, ES256 JWT access token, {args.connections} connections, "
+            f"{args.rounds} x {args.seconds:g} s each, A B alternated (median rate, worst p99)"
+        )
+        print(header())
+        peer_rate = statistics.median(load.rate for load in theirs) if theirs else None
+        print(_row("hawiya (gunicorn, PG+Redis)", ours, peer_rate))
+        if theirs:
+            print(_row("oidc-provider 9.13.3", theirs))
+        print("target: ratio >= 1.0 (aim 1.5), zero errors")
+        if args.scaling:
+            print(f"\nhawiya alone by connections ({args.seconds:g} s each)")
+            print(header())
+            for count in (int(c) for c in args.scaling.split(",")):
+                load = wrk(f"{idp.url}/token", SCRIPT, connections=count, seconds=args.seconds, env=ours_env)
+                print(_row(f"{count} connections", [load]))
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    main()
