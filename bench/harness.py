@@ -31,9 +31,10 @@ BIN = Path(sys.executable).parent
 SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "0")
 LOAD_CPU = os.environ.get("BENCH_LOAD_CPU", "1")
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "hawiya_bench")
+#: One database and one Redis prefix per benchmark process, so that runs never meet.
+PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", f"hawiya_bench_{os.getpid()}")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-REDIS_PREFIX = "hawiya-bench:"
+REDIS_PREFIX = f"hawiya-bench-{os.getpid()}:"
 #: The API scope and resource both servers grant to the benchmark client.
 API_SCOPE = "records:read"
 API_RESOURCE = "https://records.bench.example"
@@ -41,6 +42,15 @@ API_RESOURCE = "https://records.bench.example"
 
 class BenchError(RuntimeError):
     """A benchmark could not run (a server did not start, a tool is missing)."""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def pinned(cpu: str, argv: list[str]) -> list[str]:
@@ -102,7 +112,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 class Hawiya:
     """One Hawiya instance on PostgreSQL + Redis, set up by its own CLI."""
 
-    port: int = 8200
+    port: int = field(default_factory=free_port)
     workers: int | None = None
     #: Extra HAWIYA_* settings for this run.
     settings: dict[str, str] = field(default_factory=dict)
@@ -188,9 +198,12 @@ class Hawiya:
         return [int(pid) for pid in out.split()]
 
     def cleanup(self) -> None:
-        """Stop, and remove the instance folder."""
+        """Stop, and remove the instance folder, the database and the Redis keys."""
         self.stop()
         shutil.rmtree(self.instance, ignore_errors=True)
+        flush_redis()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
 
 
 @contextmanager
@@ -213,7 +226,7 @@ def peer_available() -> bool:
 
 
 @contextmanager
-def peer(port: int = 8300) -> Iterator[str]:
+def peer(port: int = 0) -> Iterator[str]:
     """panva's oidc-provider on the server CPU, with the same client; yields its URL."""
     env = {
         **os.environ,

@@ -13,6 +13,7 @@ from idp.errors import ConfigurationError
 from idp.http import errors, headers
 from idp.http.context import LANG_COOKIE
 from idp.http.csrf import HardenedCSRFProtect
+from idp.http.lean_token import LeanClientCredentials
 from idp.i18n import direction, negotiate
 from idp.keys.schedule import KeySchedule
 from idp.registry import Registry
@@ -115,6 +116,10 @@ def create_app(
 
     errors.init_app(app)
     headers.init_app(app, hsts=not settings.issuer_is_local_http)
+    if settings.lean_token_path:
+        app.wsgi_app = LeanClientCredentials(  # type: ignore[method-assign]
+            app.wsgi_app, registry, hsts=not settings.issuer_is_local_http
+        )
     if settings.key_rotation_days and start_schedule:
         app.extensions["hawiya.key_schedule"] = KeySchedule(
             registry.keystore, rotation_days=settings.key_rotation_days

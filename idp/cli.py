@@ -187,18 +187,37 @@ def serve(host: str, port: int, workers: int | None) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers or settings.workers)
+            # Threads, and keep-alive: a new TCP connection per request (the sync worker's way)
+            # cost more CPU than the whole client_credentials request (docs/performance.md).
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", settings.threads)
+            self.cfg.set("keepalive", settings.keepalive)
             self.cfg.set("accesslog", "-")
             # Never log query strings: authorization responses and requests carry codes and state.
-            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss')
+            # The line is written by idp.http.access_log (gunicorn's format string is not used).
+            self.cfg.set("logger_class", "idp.http.access_log.AccessLog")
             self.cfg.set("forwarded_allow_ips", "*" if settings.trusted_proxies else "127.0.0.1")
+            self.cfg.set("worker_exit", _close_worker_registry)
             if "control_socket_disable" in self.cfg.settings:
                 # gunicorn 25.1+ opens a control socket under $HOME; Hawiya does not use it.
                 self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
-            return create_app(settings)
+            app = create_app(settings)
+            # Token issuance is recorded in batches here (idp.audit.events.HIGH_VOLUME); a worker
+            # that exits writes its last batch (atexit, and the worker_exit hook below).
+            app.extensions["hawiya"].audit.start_batching()
+            return app
 
     _Gunicorn().run()
+
+
+def _close_worker_registry(_arbiter: Any, worker: Any) -> None:
+    """gunicorn's worker_exit hook: write the pending audit batch, stop the worker's threads."""
+    app = getattr(worker, "wsgi", None)
+    registry = getattr(app, "extensions", {}).get("hawiya") if app is not None else None
+    if registry is not None:
+        registry.close()
 
 
 @main.command("logout-worker")

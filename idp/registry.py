@@ -50,6 +50,7 @@ from idp.sessions.service import SessionService, Timeouts
 from idp.settings import LOA_HIGH, LOA_LOW, LOA_SUBSTANTIAL, Settings
 from idp.storage.db import Database
 from idp.storage.ephemeral import EphemeralStore, open_store
+from idp.storage.generation import Generation
 from idp.storage.repositories.accounts import AccountRepository
 from idp.storage.repositories.activation import ActivationCodeRepository
 from idp.storage.repositories.audit import AuditRepository
@@ -99,6 +100,7 @@ class Registry:
             self.audit,
             jwks_max_age=s.jwks_max_age,
             max_token_ttl=max(s.access_token_ttl, s.id_token_ttl),
+            generation=Generation(self.store, "keys"),
         )
 
     @cached_property
@@ -307,6 +309,7 @@ class Registry:
             self.clock,
             self.audit,
             provision_alg=lambda alg: self.keystore.ensure_keys((alg,)),
+            generation=Generation(self.store, "clients"),
         )
 
     @cached_property
@@ -466,6 +469,8 @@ class Registry:
         """Release connections."""
         if "logout_worker" in self.__dict__:
             self.logout_worker.stop()  # before the store and database it uses go
+        if "audit" in self.__dict__:
+            self.audit.close()  # the pending batch, before the database goes
         if "store" in self.__dict__:
             self.store.close()
         if "db" in self.__dict__:

@@ -150,8 +150,17 @@ class Settings:
     default_locale: str = "ar"
     #: Log level of the ``idp`` logger.
     log_level: str = "INFO"
-    #: Number of gunicorn workers for ``hawiya serve``.
+    #: Number of gunicorn workers (processes) for ``hawiya serve``.
     workers: int = 2
+    #: Threads per worker (gunicorn's gthread worker): a request waiting on the database or Redis
+    #: lets another run, and idle keep-alive connections cost no thread.
+    threads: int = 4
+    #: Seconds an idle keep-alive connection stays open (above a load balancer's usual 60 s idle
+    #: timeout, so the balancer, not Hawiya, closes it and never reuses a closing connection).
+    keepalive: int = 65
+    #: Answer valid client_credentials requests before Flask (idp/http/lean_token.py); false sends
+    #: every token request through Flask and Authlib.
+    lean_token_path: bool = True
     #: State-changing ``hawiya`` commands refuse to run unless an operator is named
     #: (``HAWIYA_OPERATOR`` or ``--operator``: a staff username whose roles allow the command; the
     #: audit then names them instead of ``cli``). Off by default so a fresh install can bootstrap.
@@ -253,6 +262,8 @@ class Settings:
             "session_absolute_ttl_high",
             "interaction_ttl",
             "workers",
+            "threads",
+            "keepalive",
             "offline_refresh_ttl",
             "client_jwks_refetch_interval",
             "jwks_max_age",

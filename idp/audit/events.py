@@ -87,3 +87,11 @@ class AuditEvent(StrEnum):
     # Staff (the admin console and named CLI operators)
     OPERATION_REFUSED = "operation.refused"
     ACCOUNT_LOOKED_UP = "account.looked_up"
+
+
+#: Events recorded on every token request and authorization response: when the IdP serves (``AuditLog.
+#: start_batching``) they are written in batches a quarter of a second after the response, one
+#: INSERT for many, instead of one transaction each (which cost most of a client_credentials
+#: request). A worker that is killed outright can lose the last batch; every other event (failures,
+#: refusals, changes) is written before the response.
+HIGH_VOLUME = frozenset({AuditEvent.TOKENS_ISSUED, AuditEvent.CODE_ISSUED})

@@ -3,13 +3,15 @@ one way the rest of the IdP reads it back (``AuditLog.recent``, for the staff co
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from idp.audit.events import AuditEvent
+from idp.audit.events import HIGH_VOLUME, AuditEvent
 from idp.clock import Clock
 from idp.storage.models import AuditRecord
 from idp.storage.repositories.audit import AuditRepository
@@ -57,6 +59,48 @@ class AuditLog:
     def __init__(self, repository: AuditRepository, clock: Clock) -> None:
         self._repository = repository
         self._clock = clock
+        #: High-volume records waiting for the batch writer (only while it runs).
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._batching: threading.Event | None = None
+
+    #: A batch is written when it holds this many records, or after ``interval`` seconds.
+    BATCH_SIZE = 500
+
+    def start_batching(self, interval: float = 0.25) -> None:
+        """Write HIGH_VOLUME events in batches from a background thread (``hawiya serve``); the rest
+        stay synchronous. ``close`` (and the process's exit) writes what is pending."""
+        if self._batching is not None:
+            return
+        stopping = self._batching = threading.Event()
+
+        def run() -> None:
+            while not stopping.wait(interval):
+                self.flush()
+
+        threading.Thread(target=run, name="hawiya-audit-batch", daemon=True).start()
+        atexit.register(self.close)
+
+    def flush(self) -> None:
+        """Write the pending batch now. A failed write is logged and retried with the next batch
+        (the records stay pending, at most ten batches of them)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            self._repository.append_many(batch)
+        except Exception:
+            log.exception("audit batch of %d records not written; will retry", len(batch))
+            with self._lock:
+                self._pending[:0] = batch[-10 * self.BATCH_SIZE :]
+
+    def close(self) -> None:
+        """Stop batching and write what is pending."""
+        if self._batching is not None:
+            self._batching.set()
+            self._batching = None
+        self.flush()
 
     def record(
         self,
@@ -72,17 +116,23 @@ class AuditLog:
         if not isinstance(event, AuditEvent):
             raise TypeError("audit events come from idp.audit.events.AuditEvent only")
         safe = {k: v for k, v in (detail or {}).items() if k.lower() not in _FORBIDDEN}
-        self._repository.append(
-            AuditRecord(
-                at=datetime.fromtimestamp(self._clock.now(), UTC),
-                event=event.value,
-                actor=actor,
-                subject=subject,
-                client_id=client_id,
-                ip=ip,
-                detail=safe,
-            )
-        )
+        row = {
+            "at": datetime.fromtimestamp(self._clock.now(), UTC),
+            "event": event.value,
+            "actor": actor,
+            "subject": subject,
+            "client_id": client_id,
+            "ip": ip,
+            "detail": safe,
+        }
+        if self._batching is not None and event in HIGH_VOLUME:
+            with self._lock:
+                self._pending.append(row)
+                full = len(self._pending) >= self.BATCH_SIZE
+            if full:
+                self.flush()
+        else:
+            self._repository.append(AuditRecord(**row))
         log.info("audit %s subject=%s client=%s", event.value, subject, client_id)
 
     def recent(
@@ -90,6 +140,7 @@ class AuditLog:
     ) -> list[AuditEntry]:
         """The newest events, newest first: of one event name and one subject when given, at
         most ``limit`` (capped at ``MAX_READ``)."""
+        self.flush()
         rows = self._repository.recent(event=event, subject=subject, limit=max(1, min(limit, MAX_READ)))
         return [
             AuditEntry(

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from joserfc import jwk
 from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
@@ -25,6 +25,7 @@ from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 from idp.errors import HawiyaError, InvalidInput, KeyUnavailable, NotFound
 from idp.keys.sealing import Sealer
+from idp.storage.generation import Cached, Generation
 from idp.storage.models import InstanceSecret, SigningKey
 from idp.storage.repositories.keys import KeyRepository
 
@@ -34,6 +35,7 @@ SUPPORTED_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
 #: start (ES256 signs access tokens; RS256 is the OIDC default for ID tokens).
 INITIAL_ALGS = SUPPORTED_ALGS
 PUBLISHED_STATES = ("next", "current", "retired")
+T = TypeVar("T")
 ALL_STATES = ("next", "current", "retired", "revoked")
 
 
@@ -96,6 +98,7 @@ class KeyStore:
         *,
         jwks_max_age: int = 300,
         max_token_ttl: int = 600,
+        generation: Generation | None = None,
     ) -> None:
         self._repository = repository
         self._sealer = sealer
@@ -104,6 +107,24 @@ class KeyStore:
         self.jwks_max_age = jwks_max_age
         self._max_token_ttl = max_token_ttl
         self._unsealed: dict[str, Key] = {}
+        #: Every change below bumps it; what is read on each request (the rows of the live keys, the
+        #: published key set) is cached until it moves. None: read the database every time.
+        self._generation = generation
+        self._cache: Cached[Any] | None = Cached(generation) if generation else None
+
+    def _changed(self) -> None:
+        """Keys were created, promoted, revoked, pruned or resealed: every process forgets them."""
+        if self._generation is not None:
+            self._generation.bump()
+        if self._cache is not None:
+            self._cache.forget()
+
+    def _cached(self, key: str, load: Callable[[], T]) -> T:
+        return self._cache.get(key, load) if self._cache is not None else load()
+
+    def _live_rows(self) -> Sequence[SigningKey]:
+        """The published keys (current, next, retired), newest first, from the cache."""
+        return self._cached("published", lambda: tuple(self._repository.in_states(*PUBLISHED_STATES)))
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -128,6 +149,7 @@ class KeyStore:
     def _create(self, alg: str, *, state: str) -> str:
         row = self._new_row(alg, state=state)
         self._repository.add(row)
+        self._changed()
         self._record_created(row)
         return row.kid
 
@@ -193,6 +215,7 @@ class KeyStore:
             successor=successor,
         ):
             raise RotationRefused(f"another process is rotating the {alg} key; try again")
+        self._changed()
         new_next = successor.kid
         self._record_created(successor)
         self._audit.record(
@@ -223,6 +246,7 @@ class KeyStore:
         before = self._repository.revoke(kid, reason=reason, now=self._now())
         if before is None:
             raise NotFound(f"no key {kid!r} that can be revoked")
+        self._changed()
         self._unsealed.pop(kid, None)
         self._audit.record(
             AuditEvent.SIGNING_KEY_REVOKED,
@@ -246,6 +270,8 @@ class KeyStore:
         """Remove retired keys whose every token has expired; their kids."""
         cutoff = self._now() - timedelta(seconds=self._max_token_ttl + 60)
         pruned = self._repository.delete_retired_before(cutoff)
+        if pruned:
+            self._changed()
         for kid in pruned:
             self._unsealed.pop(kid, None)
             self._audit.record(AuditEvent.SIGNING_KEY_PRUNED, actor=actor, detail={"kid": kid})
@@ -255,11 +281,11 @@ class KeyStore:
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK Set: every key that may have signed a live token, or soon will."""
-        return {"keys": [dict(k.public_jwk) for k in self._repository.in_states(*PUBLISHED_STATES)]}
+        return {"keys": [dict(k.public_jwk) for k in self._live_rows()]}
 
     def public_key_set(self) -> KeySet:
         """The published keys as a joserfc KeySet (for verifying our own tokens)."""
-        return KeySet.import_key_set(self.jwks())  # type: ignore[arg-type]
+        return self._cached("key_set", lambda: KeySet.import_key_set(self.jwks()))  # type: ignore[arg-type]
 
     def describe(self) -> list[PublicKeyInfo]:
         """Every key, without key material."""
@@ -279,8 +305,8 @@ class KeyStore:
 
     def signing_key(self, alg: str) -> tuple[str, Key]:
         """The current key for ``alg``: its kid and the unsealed private key."""
-        for row in self._repository.in_states("current"):
-            if row.alg == alg:
+        for row in self._live_rows():
+            if row.alg == alg and row.state == "current":
                 key = self._unsealed.get(row.kid)
                 if key is None:
                     key = _import(self._sealer.unseal(row.private_sealed, purpose=f"signing_key:{row.kid}"))
@@ -290,7 +316,7 @@ class KeyStore:
 
     def current_kid(self, alg: str) -> str | None:
         """The kid that signs ``alg`` now."""
-        return next((row.kid for row in self._repository.in_states("current") if row.alg == alg), None)
+        return next((row.kid for row in self._live_rows() if row.alg == alg and row.state == "current"), None)
 
     def check_unsealable(self) -> None:
         """Fail fast (KeyUnavailable naming the value) when the master key cannot open a live key
@@ -319,6 +345,8 @@ class KeyStore:
             fresh = self._sealer.reseal(sealed, purpose=purpose)
             if fresh is not None and self._repository.replace_sealed(table, ident, sealed, fresh):
                 count += 1
+        if count:
+            self._changed()
         count += sum(owner.reseal() for owner in also)
         self._audit.record(
             AuditEvent.MASTER_KEY_ROTATED,

@@ -26,6 +26,7 @@ from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 from idp.errors import InvalidInput, NotFound
 from idp.settings import ACR_VALUES, LOCAL_HOSTS
+from idp.storage.generation import Cached, Generation
 from idp.storage.models import Client
 from idp.storage.repositories.clients import ClientRepository
 
@@ -257,8 +258,13 @@ class ClientService:
         *,
         provision_alg: Callable[[str], object] = lambda alg: None,
         fetch_sector_uris: Callable[[str], list[str]] | None = None,
+        generation: Generation | None = None,
     ) -> None:
         self._repository = repository
+        #: Bumped by every change below; ``active`` (asked on every token request) is cached until it
+        #: moves (at most a second in other processes). None: read the database every time.
+        self._generation = generation
+        self._active: Cached[RegisteredClient | None] | None = Cached(generation) if generation else None
         self._fetch_sector_uris = fetch_sector_uris or fetch_sector_uris_over_http
         self._clock = clock
         self._audit = audit
@@ -380,6 +386,7 @@ class ClientService:
                 created_at=self._now(),
             )
         )
+        self._changed()
         self._audit.record(
             AuditEvent.CLIENT_CREATED,
             actor=actor,
@@ -390,10 +397,22 @@ class ClientService:
 
     def active(self, client_id: str) -> RegisteredClient | None:
         """The client if it exists and is active (what the protocol may serve)."""
+        if self._active is None:
+            return self._load_active(client_id)
+        return self._active.get(client_id, lambda: self._load_active(client_id))
+
+    def _load_active(self, client_id: str) -> RegisteredClient | None:
         row = self._repository.get(client_id)
         if row is None or row.status != "active":
             return None
         return _registered(row)
+
+    def _changed(self) -> None:
+        """A client was added or changed: every process forgets the clients it knew."""
+        if self._generation is not None:
+            self._generation.bump()
+        if self._active is not None:
+            self._active.forget()
 
     def show(self, client_id: str) -> RegisteredClient:
         """The client whatever its status; NotFound otherwise."""
@@ -409,6 +428,7 @@ class ClientService:
     def disable(self, client_id: str, *, actor: str | None = None) -> RegisteredClient:
         """Stop serving a client (its tokens stop working at userinfo at once)."""
         row = self._repository.update(client_id, status="disabled")
+        self._changed()
         if row is None:
             raise NotFound(f"no client {client_id!r}")
         self._audit.record(AuditEvent.CLIENT_DISABLED, actor=actor, client_id=client_id)
@@ -419,6 +439,7 @@ class ClientService:
     ) -> RegisteredClient:
         """Mark a client first-party (consent implied) or not; audited."""
         row = self._repository.update(client_id, first_party=first_party)
+        self._changed()
         if row is None:
             raise NotFound(f"no client {client_id!r}")
         self._audit.record(
@@ -433,5 +454,6 @@ class ClientService:
             raise InvalidInput(f"client {client_id!r} does not authenticate with a secret")
         secret = secrets.token_urlsafe(32)
         self._repository.update(client_id, secret_hash=_hash_secret(secret), secret_rotated_at=self._now())
+        self._changed()
         self._audit.record(AuditEvent.CLIENT_SECRET_ROTATED, actor=actor, client_id=client_id)
         return secret

@@ -366,6 +366,32 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
         """Nothing to do: the old token was consumed atomically."""
 
 
+def client_credentials_scope(client: RegisteredClient, requested: str | None) -> str:
+    """The scope of a client_credentials grant: the API scopes asked for, all of them registered by
+    the client, else all its API scopes (never a personal scope: the client acts as itself).
+    InvalidScopeError otherwise."""
+    api_scopes = [s for s in client.scope.split() if s not in SCOPES]
+    asked = (requested or "").split()
+    if any(s not in api_scopes for s in asked):
+        raise InvalidScopeError("client_credentials grants only the API scopes the client registered")
+    return " ".join(asked or api_scopes)
+
+
+def client_credentials_response(
+    tokens: TokenIssuer, client: RegisteredClient, *, scope: str, resource: str | None
+) -> dict[str, Any]:
+    """The token response of a client_credentials grant (the resource already checked)."""
+    access = tokens.access_token(
+        client=client, subject=client.client_id, scope=scope, context=None, audience=resource
+    )
+    return {
+        "token_type": "Bearer",
+        "access_token": access.value,
+        "expires_in": tokens.access_ttl,
+        "scope": scope,
+    }
+
+
 class ClientCredentialsGrant(_IssuesTokens, grants.ClientCredentialsGrant):
     """RFC 6749 4.4 for agency-to-agency APIs: the client acts as itself (``sub`` = client_id)."""
 
@@ -374,12 +400,7 @@ class ClientCredentialsGrant(_IssuesTokens, grants.ClientCredentialsGrant):
     def validate_token_request(self) -> None:
         """Authlib's checks, then: only API scopes the client registered (no personal scopes)."""
         super().validate_token_request()
-        client: RegisteredClient = self.request.client
-        api_scopes = [s for s in client.scope.split() if s not in SCOPES]
-        requested = (self.request.payload.scope or "").split()
-        if any(s not in api_scopes for s in requested):
-            raise InvalidScopeError("client_credentials grants only the API scopes the client registered")
-        self.request.scope = " ".join(requested or api_scopes)
+        self.request.scope = client_credentials_scope(self.request.client, self.request.payload.scope)
 
 
 class HawiyaServer(AuthorizationServer):
@@ -518,15 +539,7 @@ class HawiyaServer(AuthorizationServer):
         if resource and resource not in client.resources:
             raise InvalidTargetError("the resource is not registered for this client")
         if user is None:  # client_credentials: the client acts as itself
-            access = self.tokens.access_token(
-                client=client, subject=client.client_id, scope=scope, context=None, audience=resource
-            )
-            return {
-                "token_type": "Bearer",
-                "access_token": access.value,
-                "expires_in": self.tokens.access_ttl,
-                "scope": scope,
-            }
+            return client_credentials_response(self.tokens, client, scope=scope, resource=resource)
         access = self.tokens.access_token(
             client=client,
             subject=self.subjects.subject(client, user.person.id),

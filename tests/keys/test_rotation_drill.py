@@ -334,6 +334,14 @@ def wait(seconds: float, drill: Drill) -> None:
         time.sleep(0.05)
 
 
+def wait_for_user_token(drill: Drill, kid: str | None, timeout: float = 30.0) -> None:
+    """Until a person's token signed by ``kid`` was issued (or a thread failed)."""
+    until = time.monotonic() + timeout
+    while not any(i.kind == "user" and i.kid == kid for i in drill.all_issued) and not drill.errors:
+        assert time.monotonic() < until, f"no person's token was signed by {kid} in {timeout:g} s"
+        time.sleep(0.05)
+
+
 # -- the test ----------------------------------------------------------------------------------------
 
 
@@ -348,9 +356,11 @@ def test_rotation_drill_rotate_twice_and_revoke_once(tmp_path: Path, backend: Ba
         issuer.start()
         verifier.start()
         try:
-            wait(0.5, drill)
+            # Each phase lasts until the issuer has had a person's token signed in it (a loaded
+            # machine can take longer than a fixed pause over the first sign-in).
+            wait_for_user_token(drill, first)
             retired_1, current_1 = rotate_when_published(drill.registry, "ES256")
-            wait(0.3, drill)
+            wait_for_user_token(drill, current_1)
             retired_2, revoked = rotate_when_published(drill.registry, "ES256")
             # The key that takes over at the revocation was published when ``revoked`` began to
             # sign; let relying parties have it for a JWKS lifetime (a planned drill, not a panic).
