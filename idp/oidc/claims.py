@@ -63,9 +63,13 @@ def organisation_claim(acting: ActingFor) -> dict[str, Any]:
 class SubjectService:
     """Derive and resolve the ``sub`` each client knows a person by."""
 
+    #: Pairwise subjects this process knows are recorded (they never change once recorded).
+    KNOWN_MAX = 100_000
+
     def __init__(self, accounts: AccountService, salt: bytes) -> None:
         self._accounts = accounts
         self._salt = salt
+        self._known: dict[tuple[str, str], str] = {}
 
     def subject(self, client: RegisteredClient, account_id: str) -> str:
         """The ``sub`` for this person at this client."""
@@ -77,7 +81,15 @@ class SubjectService:
             hashlib.sha256,
         ).digest()
         subject = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-        return self._accounts.record_subject(client.sector_identifier, account_id, subject)
+        key = (client.sector_identifier, account_id)
+        known = self._known.get(key)
+        if known is not None:
+            return known  # recorded before: no database round-trip (two per code exchange)
+        recorded = self._accounts.record_subject(client.sector_identifier, account_id, subject)
+        if len(self._known) >= self.KNOWN_MAX:
+            self._known.clear()
+        self._known[key] = recorded
+        return recorded
 
     def person(self, client: RegisteredClient, subject: str) -> Person | None:
         """The person behind ``subject`` at this client, or None."""

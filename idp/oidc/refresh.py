@@ -45,6 +45,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def key_grant(kid: str) -> str:
+    """The ledger's name for everything the signing key ``kid`` signed (revoked with the key)."""
+    return "key:" + kid
+
+
 class RefreshTokens:
     """Issue, rotate and revoke refresh tokens."""
 
@@ -165,17 +170,13 @@ class RefreshTokens:
 
         The key is marked revoked before the families are looked for: a response signed by the
         key just before its revocation either stored its refresh token before the look-up (found
-        here) or sees the mark once it has (``HawiyaServer.issue`` checks ``key_revoked``).
+        here) or sees the mark once it has (``HawiyaServer.issue`` checks ``key_grant(kid)``).
         """
-        self._ledger.revoke_grant("key:" + kid)
+        self._ledger.revoke_grant(key_grant(kid))
         families = self._repository.revoke_for_key(kid, self._now())
         for family in families:
             self._ledger.revoke_grant("family:" + family)
         return families
-
-    def key_revoked(self, kid: str) -> bool:
-        """True when ``kid`` was revoked recently (long enough to cover any response in flight)."""
-        return self._ledger.grant_revoked("key:" + kid)
 
     def revoke_for_grant(self, account_id: str, client_id: str) -> int:
         """A withdrawn consent takes down every family the person's grant gave the client, and the

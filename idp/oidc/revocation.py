@@ -26,18 +26,23 @@ class TokenLedger:
         self._clock = clock
         self._access_ttl = access_ttl
 
-    def issued(self, jti: str, exp: int, grant: str) -> None:
-        """Remember that ``grant`` (for example ``code:<hash>`` or ``family:<id>``) issued ``jti``.
+    def issued_many(self, jti: str, exp: int, grants: list[str]) -> None:
+        """Remember that each of ``grants`` (for example ``code:<hash>`` or ``family:<id>``) issued
+        ``jti``: one read and one write to the store, whatever their number.
 
         Each grant issues one token response at a time (codes are single use, refresh rotation is
         an atomic consume), so this read-modify-write never races with itself.
         """
-        key = "grant-tokens:" + grant
-        raw = self._store.get(key)
-        entries = json.loads(raw) if raw else []
+        if not grants:
+            return
+        keys = ["grant-tokens:" + grant for grant in grants]
         now = self._clock.now()
-        entries = [[j, e] for j, e in entries if e + LEEWAY > now] + [[jti, exp]]
-        self._store.put(key, json.dumps(entries).encode(), self._access_ttl + LEEWAY)
+        updated = []
+        for key, raw in zip(keys, self._store.get_many(keys), strict=True):
+            entries = json.loads(raw) if raw else []
+            entries = [[j, e] for j, e in entries if e + LEEWAY > now] + [[jti, exp]]
+            updated.append((key, json.dumps(entries).encode()))
+        self._store.put_many(updated, self._access_ttl + LEEWAY)
 
     def issued_shared(self, jti: str, exp: int, grant: str) -> None:
         """Remember that ``grant`` issued ``jti``, where several responses of the grant may be made
@@ -78,6 +83,10 @@ class TokenLedger:
     def grant_revoked(self, grant: str) -> bool:
         """True when ``grant`` was revoked recently (long enough to cover any response in flight)."""
         return self._store.get("revoked-grant:" + grant) is not None
+
+    def any_revoked(self, grants: list[str]) -> bool:
+        """``grant_revoked`` for several grants in one read."""
+        return any(v is not None for v in self._store.get_many(["revoked-grant:" + g for g in grants]))
 
     def is_revoked(self, jti: str) -> bool:
         """True when ``jti`` is on the deny-list."""

@@ -47,7 +47,7 @@ from idp.oidc.jose import (
     InvalidAssertion,
     unverified_client_id,
 )
-from idp.oidc.refresh import RefreshGrant, RefreshTokens
+from idp.oidc.refresh import RefreshGrant, RefreshTokens, key_grant
 from idp.oidc.revocation import TokenLedger
 from idp.oidc.session_tokens import session_grant
 from idp.oidc.tokens import AuthContext, TokenIssuer
@@ -332,9 +332,11 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
         if resource and resource not in client.resources:
             raise InvalidTargetError("the resource is not registered for this client")
         requested = set((self.request.payload.scope or "").split())
+        if not requested:
+            return  # the usual refresh: the granted scope again, nothing to read first
         live = self.server.refresh.introspect(refresh_token)
         granted = set(live.scope.split()) if live is not None and live.client_id == client.client_id else None
-        if requested and granted is not None and not requested <= granted:
+        if granted is not None and not requested <= granted:
             # RFC 6749 6: the scope must not include any scope not originally granted.
             raise InvalidScopeError("the scope asked for was not originally granted")
 
@@ -578,8 +580,7 @@ class HawiyaServer(AuthorizationServer):
             )
         grants = [f"code:{user.code_hash}"] if user.code_hash else []
         grants += [f"family:{family}"] if family else []
-        for grant in grants:
-            self.ledger.issued(access.jti, access.exp, grant)
+        self.ledger.issued_many(access.jti, access.exp, grants)
         if user.context.sid and not user.offline:
             # Bound to the SSO session: revoked when it ends (idp/oidc/session_tokens.py).
             grants.append(session_grant(user.context.sid))
@@ -587,10 +588,8 @@ class HawiyaServer(AuthorizationServer):
         # A replay of the code, a reuse in the family or the end of the session may have revoked
         # the grant while this response was being made, sweeping only what was recorded then (RFC
         # 6749 4.1.2, RFC 9700 4.14.2); so may the revocation of the key that signed it. Everything
-        # is recorded now, so the revocations' marks are checked last.
-        if any(self.ledger.grant_revoked(grant) for grant in grants) or (
-            family and self.refresh.key_revoked(access.kid)
-        ):
+        # is recorded now, so the revocations' marks are checked last (in one read).
+        if self.ledger.any_revoked(grants + ([key_grant(access.kid)] if family else [])):
             self.ledger.revoke(access.jti, access.exp)
             if family:
                 self.refresh.revoke_family(family, reason="revoked_while_issuing")

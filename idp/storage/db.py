@@ -6,12 +6,14 @@ ever changed by Alembic migrations (``idp/storage/migrations``), run by ``hawiya
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -22,13 +24,19 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"future": True, "pool_pre_ping": True}
+        kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
             _ensure_sqlite_folder(url)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            # A server restart or a failover leaves dead connections in the pool: one that sat idle
+            # is tested before use and replaced if dead (SQLAlchemy's pool_pre_ping did that on
+            # every checkout, one round-trip more for each of a request's transactions).
+            event.listen(self.engine, "checkin", _note_idle)
+            event.listen(self.engine, "checkout", _ping_if_idle)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -67,6 +75,27 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+#: A pooled connection idle for longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 2.0
+
+
+def _note_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat idle; a dead one is replaced (the pool retries the checkout)."""
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        dbapi_connection.rollback()
+    except Exception as exc:  # the driver's OperationalError: the server went away
+        raise DisconnectionError("a pooled connection was dead") from exc
 
 
 def _ensure_sqlite_folder(url: str) -> None:

@@ -224,6 +224,22 @@ def test_values_expire(harness: Harness) -> None:
     assert harness.store.get("session:renewed") == b"renewed"
 
 
+def test_get_many_reads_in_order_with_none_for_missing(harness: Harness) -> None:
+    harness.store.put("a", b"1", LONG)
+    harness.store.put("c", b"3", LONG)
+    assert harness.store.get_many(["a", "b", "c", "a"]) == [b"1", None, b"3", b"1"]
+    assert harness.store.get_many([]) == []
+
+
+def test_put_many_stores_each_with_the_ttl(harness: Harness) -> None:
+    harness.store.put("b", b"old", LONG)
+    harness.store.put_many([("a", b"1"), ("b", b"2")], 1)
+    harness.store.put_many([], 1)
+    assert harness.store.get_many(["a", "b"]) == [b"1", b"2"]
+    harness.elapse(1.2)
+    assert harness.store.get_many(["a", "b"]) == [None, None]
+
+
 def test_ping(harness: Harness) -> None:
     assert harness.store.ping() is True
 

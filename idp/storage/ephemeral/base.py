@@ -11,6 +11,7 @@ time is the caller's clock (``now``), as its retries are; only its time to live 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +37,14 @@ class EphemeralStore(Protocol):
 
     def get(self, key: str) -> bytes | None:
         """The live value under ``key``, or None."""
+        ...
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The live values under ``keys``, in order (None where absent): one round-trip."""
+        ...
+
+    def put_many(self, items: Sequence[tuple[str, bytes]], ttl: int) -> None:
+        """``put`` each (key, value) with the same ``ttl``: one round-trip."""
         ...
 
     def take(self, key: str) -> bytes | None:

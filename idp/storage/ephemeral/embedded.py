@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from idp.clock import Clock
@@ -119,6 +120,15 @@ class EmbeddedStore:
             .fetchone()
         )
         return None if row is None else bytes(row[0])
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Each live row (a local file: no round-trip to save)."""
+        return [self.get(key) for key in keys]
+
+    def put_many(self, items: Sequence[tuple[str, bytes]], ttl: int) -> None:
+        """Each ``put``."""
+        for key, value in items:
+            self.put(key, value, ttl)
 
     def take(self, key: str) -> bytes | None:
         """DELETE ... RETURNING: only one concurrent caller sees the row."""

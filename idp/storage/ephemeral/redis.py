@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 import redis
@@ -64,6 +65,27 @@ class RedisStore:
         """GET."""
         try:
             return cast(bytes | None, self._redis.get(self._k(key)))
+        except redis.RedisError as exc:
+            raise EphemeralUnavailable("the session store is unavailable") from exc
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """MGET."""
+        if not keys:
+            return []
+        try:
+            return cast(list[bytes | None], self._redis.mget([self._k(key) for key in keys]))
+        except redis.RedisError as exc:
+            raise EphemeralUnavailable("the session store is unavailable") from exc
+
+    def put_many(self, items: Sequence[tuple[str, bytes]], ttl: int) -> None:
+        """SET EX for each, pipelined (not a transaction: each SET stands alone)."""
+        if not items:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, value in items:
+                pipe.set(self._k(key), value, ex=max(1, ttl))
+            pipe.execute()
         except redis.RedisError as exc:
             raise EphemeralUnavailable("the session store is unavailable") from exc
 

@@ -36,7 +36,7 @@ class RefreshTokenRepository:
         """Mark the token spent if it is ``client_id``'s, unspent and unrevoked; the row when this
         call won. Another client's attempt changes nothing (the token stays usable by its owner)."""
         with self._db.transaction() as s:
-            result = s.execute(
+            return s.scalars(
                 update(RefreshToken)
                 .where(
                     RefreshToken.token_hash == token_hash,
@@ -45,11 +45,9 @@ class RefreshTokenRepository:
                     RefreshToken.revoked_at.is_(None),
                 )
                 .values(consumed_at=now)
+                .returning(RefreshToken)
                 .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            return s.scalars(select(RefreshToken).where(RefreshToken.token_hash == token_hash)).one()
+            ).one_or_none()
 
     def release(self, token_hash: str, client_id: str) -> bool:
         """Make a consumed token unspent again, unless it has been revoked since; True if it was."""
