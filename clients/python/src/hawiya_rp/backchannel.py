@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from hawiya_rp.claims import check_audience, check_issuer, check_times, require
 from hawiya_rp.errors import LogoutTokenError
-from hawiya_rp.jose import JoseFailure, KeyLookup, unverified_header, verify
+from hawiya_rp.jose import JoseFailure, KeyLookup, verify
 
 #: The member of ``events`` that makes a JWT a logout token (section 2.4).
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -81,17 +81,10 @@ def validate_logout_token(
     replay: ReplayCache,
 ) -> LogoutToken:
     """The logout token's subject and session when ``token`` is valid; LogoutTokenError otherwise."""
+    # Step 3: the signature, as for an ID token (alg allow-list, a published key); a token of
+    # another type (typ) is refused before any key is looked up.
     try:
-        typ = unverified_header(token).get("typ")
-    except JoseFailure as failure:
-        raise LogoutTokenError(
-            f"the logout token is refused: {failure.message}", reason=failure.reason
-        ) from None
-    if typ is not None and (not isinstance(typ, str) or typ.lower() not in _TYPES):
-        raise LogoutTokenError("the token is not a logout token (typ)", reason="wrong_type")
-    # Step 3: the signature, as for an ID token (alg allow-list, a published key).
-    try:
-        _, claims = verify(token, keys, algorithms)
+        _, claims = verify(token, keys, algorithms, check_header=_check_typ)
     except JoseFailure as failure:
         raise LogoutTokenError(
             f"the logout token is refused: {failure.message}", reason=failure.reason
@@ -120,6 +113,12 @@ def validate_logout_token(
     if not replay.add(f"logout:{issuer}:{jti}", max(1, int(until + leeway - now) + 1)):
         raise LogoutTokenError("this logout token was already received", reason="replayed")
     return LogoutToken(sub=sub, sid=sid, jti=jti, iat=int(claims["iat"]))
+
+
+def _check_typ(header: dict[str, Any]) -> None:
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() not in _TYPES):
+        raise LogoutTokenError("the token is not a logout token (typ)", reason="wrong_type")
 
 
 def check_events(claims: dict[str, Any]) -> None:

@@ -385,7 +385,7 @@ class OpenIDClient:
         """The claims of a valid ID token for this client (OIDC Core 3.1.3.7); IdTokenError else."""
         return validate_id_token(
             id_token,
-            keys=self.jwks.key,
+            keys=self.jwks.verification_key,
             algorithms=self.config.algorithms,
             issuer=self.config.issuer,
             client_id=self.config.client_id,
@@ -546,7 +546,7 @@ class OpenIDClient:
         LogoutTokenError when it is not valid or was already received."""
         return validate_logout_token(
             token,
-            keys=self.jwks.key,
+            keys=self.jwks.verification_key,
             algorithms=self.config.algorithms,
             issuer=self.config.issuer,
             client_id=self.config.client_id,

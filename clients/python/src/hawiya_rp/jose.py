@@ -41,9 +41,11 @@ SUPPORTED_ALGORITHMS = (
     "PS512",
     "EdDSA",
 )
-#: Longest base64url header accepted (joserfc's own limit is 512 bytes decoded).
+#: Longest base64url header ``unverified_header`` reads (``verify`` holds to joserfc's 512).
 MAX_HEADER_LENGTH = 1024
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+#: The hash of ``half_hash`` for each supported algorithm (EdDSA: SHA-512, as Hawiya's).
+_HALF_HASHES = {alg: _HASHES["512" if alg == "EdDSA" else alg[2:]] for alg in SUPPORTED_ALGORITHMS}
 
 
 class JoseFailure(Exception):
@@ -53,10 +55,6 @@ class JoseFailure(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-#: Given the header's ``kid`` (None when absent) and ``alg``, the key to verify with, or JoseFailure.
-KeyLookup = Callable[[str | None, str], Key]
 
 
 def check_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
@@ -93,6 +91,69 @@ def _b64decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
+#: base64url to base64 for ``binascii.a2b_base64``; ``+``, ``/`` and ``=`` (not base64url, or
+#: padding, which a JWS never has) become ``!``, which strict mode refuses like any stray byte.
+_FROM_BASE64URL = bytes.maketrans(b"-_+/=", b"+/!!!")
+#: The last character of an unpadded segment whose unused bits are zero, by missing padding.
+_CANONICAL_ENDINGS = (b"", b"AEIMQUYcgkosw048", b"AQgw")
+
+
+def _b64url(segment: bytes) -> bytes:
+    """A base64url segment decoded as strictly as joserfc does (``joserfc.util.urlsafe_b64decode``):
+    its alphabet only, no padding, no non-zero unused bits; ValueError (binascii.Error) otherwise."""
+    pad = -len(segment) % 4
+    if pad == 3 or (pad and segment[-1] not in _CANONICAL_ENDINGS[pad]):
+        raise binascii.Error("not canonical base64url")
+    return binascii.a2b_base64(segment.translate(_FROM_BASE64URL) + b"=" * pad, strict_mode=True)
+
+
+#: joserfc's registered JWS header parameters (RFC 7515 4.1, RFC 7797) and the check of each value;
+#: a header with any other parameter is refused, as joserfc's strict header check does.
+_HEADER_PARAMETERS = {
+    name: parameter.validate for name, parameter in jws.JWSRegistry.default_header_registry.items()
+}
+#: joserfc's size limits for a compact JWS, per segment (base64url characters).
+_MAX_HEADER = jws.JWSRegistry.max_header_length
+_MAX_PAYLOAD = jws.JWSRegistry.max_payload_length
+_MAX_SIGNATURE = jws.JWSRegistry.max_signature_length
+_MAX_TOKEN = _MAX_HEADER + _MAX_PAYLOAD + _MAX_SIGNATURE + 2
+
+
+class VerificationKey:
+    """A published key, imported once per JWKS fetch, ready to verify: for each algorithm it is
+    used with, whether it may be (use, type, curve, ``alg``, ``key_ops``: joserfc's
+    ``JWSAlgModel.check_key`` and the ``verify`` operation check) is decided once and kept."""
+
+    __slots__ = ("_checked", "key")
+
+    def __init__(self, key: Key) -> None:
+        self.key = key
+        self._checked: dict[str, jws.JWSAlgModel | str] = {}
+
+    def algorithm(self, alg: str, kid: str | None) -> jws.JWSAlgModel:
+        """joserfc's algorithm ``alg`` (one of ``SUPPORTED_ALGORITHMS``) when this key can verify
+        with it; JoseFailure("key_mismatch") otherwise."""
+        checked = self._checked.get(alg)
+        if checked is None:
+            model = jws.JWSRegistry.algorithms[alg]
+            try:
+                model.check_key(self.key)
+                self.key.get_op_key("verify")
+                checked = model
+            except JoseError as exc:
+                checked = exc.error
+            self._checked[alg] = checked
+        if isinstance(checked, str):
+            raise JoseFailure(
+                "key_mismatch", f"the token does not verify with key {shown_kid(kid)} ({checked})"
+            )
+        return checked
+
+
+#: Given the header's ``kid`` (None when absent) and ``alg``, the key to verify with, or JoseFailure.
+KeyLookup = Callable[[str | None, str], Key | VerificationKey]
+
+
 def unverified_header(token: str) -> dict[str, Any]:
     """The protected header of a compact JWS, not verified: only to choose the key and algorithm."""
     if not isinstance(token, str) or not token:
@@ -113,38 +174,101 @@ def unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
-def verify(
-    token: str, lookup: KeyLookup, algorithms: tuple[str, ...]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The header and claims of ``token`` once its signature verifies with the key ``lookup``
-    gives for its ``kid``, under an algorithm of ``algorithms``; JoseFailure otherwise."""
-    header = unverified_header(token)
-    alg = header["alg"]
-    if alg not in algorithms or alg.lower() == "none" or alg.upper().startswith("HS"):
+def _split(token: str) -> tuple[bytes, list[bytes]]:
+    """The token as ASCII bytes and its three segments; JoseFailure("malformed") otherwise."""
+    if not isinstance(token, str) or not token:
+        raise JoseFailure("malformed", "the token is empty")
+    if len(token) > _MAX_TOKEN:
+        raise JoseFailure("malformed", "the token is too long")
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise JoseFailure("malformed", "the token is not base64url") from None
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        if len(parts) == 5:
+            raise JoseFailure("malformed", "encrypted tokens (JWE) are not accepted")
+        raise JoseFailure("malformed", "the token is not a compact JWS")
+    if len(parts[0]) > _MAX_HEADER or len(parts[1]) > _MAX_PAYLOAD or len(parts[2]) > _MAX_SIGNATURE:
+        raise JoseFailure("malformed", "a part of the token is too long")
+    return raw, parts
+
+
+def _checked_header(segment: bytes, algorithms: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    """The protected header and its ``alg`` once every header check passes; JoseFailure otherwise."""
+    try:
+        header = json.loads(_b64url(segment).decode("utf-8"))
+    except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise JoseFailure("malformed", "the token's header is not base64url JSON") from None
+    if not isinstance(header, dict) or not isinstance(alg := header.get("alg"), str):
+        raise JoseFailure("malformed", "the token's header names no algorithm")
+    if (
+        alg not in algorithms
+        or alg not in SUPPORTED_ALGORITHMS
+        or alg.lower() == "none"
+        or alg[:2].upper() == "HS"
+    ):
         raise JoseFailure("alg_not_allowed", f"algorithm {alg[:20]!r} is not accepted")
     if "crit" in header:
         # RFC 7515 4.1.11: extensions this library does not understand must make it refuse.
         raise JoseFailure("malformed", "the token has critical header extensions")
+    for name, value in header.items():
+        validate = _HEADER_PARAMETERS.get(name)
+        if validate is None:
+            raise JoseFailure("malformed", "the token's header has an unsupported parameter")
+        try:
+            validate(value)
+        except ValueError:
+            raise JoseFailure("malformed", f"the token's header has an invalid {name}") from None
+    if header.get("b64", True) is not True:
+        # RFC 7797 unencoded payloads need "crit", refused above.
+        raise JoseFailure("malformed", "the token's payload is not base64url encoded")
+    return header, alg
+
+
+def verify(
+    token: str,
+    lookup: KeyLookup,
+    algorithms: tuple[str, ...],
+    *,
+    check_header: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of ``token`` once its signature verifies with the key ``lookup``
+    gives for its ``kid``, under an algorithm of ``algorithms``; JoseFailure otherwise.
+    ``check_header`` (e.g. of ``typ``), when given, sees the header before any key is looked up.
+
+    The token is parsed once, here: header and size checks as joserfc's (strict base64url,
+    registered header parameters only, each of the right type), then joserfc's algorithm verifies
+    the signature with the key the provider publishes for the kid.
+    """
+    raw, (header_segment, payload_segment, signature_segment) = _split(token)
+    header, alg = _checked_header(header_segment, algorithms)
+    if check_header is not None:
+        check_header(header)
     kid = header.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        raise JoseFailure("malformed", "the token's kid is not a string")
-    key = lookup(kid, alg)
+    found = lookup(kid, alg)
+    key = found if isinstance(found, VerificationKey) else VerificationKey(found)
+    model = key.algorithm(alg, kid)
     try:
-        signed = jws.deserialize_compact(token, key, registry=_registry(alg))
-    except UnsupportedAlgorithmError:
-        raise JoseFailure("alg_not_allowed", f"algorithm {alg!r} is not accepted") from None
+        payload = _b64url(payload_segment)
+    except ValueError:
+        raise JoseFailure("malformed", "the token's payload is not base64url") from None
+    try:
+        signature = _b64url(signature_segment)
+        valid = model.verify(raw[: len(header_segment) + 1 + len(payload_segment)], signature, key.key)
     except JoseError as exc:
-        reason = "bad_signature" if exc.error == "bad_signature" else "key_mismatch"
-        if exc.error in ("decode_error", "exceeded_size", "invalid_header_value", "unsupported_header"):
-            reason = "malformed"
         raise JoseFailure(
-            reason, f"the token does not verify with key {shown_kid(kid)} ({exc.error})"
+            "key_mismatch", f"the token does not verify with key {shown_kid(kid)} ({exc.error})"
         ) from None
     except (ValueError, TypeError):
-        raise JoseFailure("malformed", "the token cannot be decoded") from None
+        valid = False
+    if not valid:
+        raise JoseFailure(
+            "bad_signature", f"the token does not verify with key {shown_kid(kid)} (bad_signature)"
+        )
     try:
-        claims = json.loads(signed.payload)
-    except (ValueError, TypeError, UnicodeDecodeError):
+        claims = json.loads(payload.decode("utf-8"))
+    except ValueError:
         raise JoseFailure("malformed", "the token's payload is not JSON") from None
     if not isinstance(claims, dict):
         raise JoseFailure("malformed", "the token's payload is not a JSON object")
@@ -159,8 +283,8 @@ def shown_kid(kid: str | None) -> str:
 def half_hash(value: str, alg: str) -> str:
     """``at_hash``/``c_hash`` (OIDC Core 3.1.3.6): the left half of the hash that goes with ``alg``,
     base64url. EdDSA (Ed25519) uses SHA-512, as Hawiya does."""
-    bits = "512" if alg == "EdDSA" else alg[2:]
-    digest = _HASHES[bits](value.encode("ascii")).digest()
+    hash_function = _HALF_HASHES.get(alg) or _HASHES[alg[2:]]
+    digest = hash_function(value.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode("ascii").rstrip("=")
 
 

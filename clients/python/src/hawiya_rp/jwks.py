@@ -8,6 +8,8 @@
 - No fetch of any kind happens within ``min_refetch`` seconds of the previous one: a flood of
   tokens with made-up kids costs the provider at most one request per interval.
 - When a fetch fails, the keys already held stay in use; with none held, validation fails.
+- Each key is imported once per fetch, never per token (``jose.VerificationKey``), and a fetch
+  replaces every key: a kid published again with other key material verifies only with the new one.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from joserfc.jwk import Key, import_key
 
 from hawiya_rp.errors import HawiyaRPError
 from hawiya_rp.http import HttpClient, max_age
-from hawiya_rp.jose import JoseFailure, shown_kid
+from hawiya_rp.jose import JoseFailure, VerificationKey, shown_kid
 
 #: Seconds a JWK Set is fresh when the provider sends no max-age.
 DEFAULT_MAX_AGE = 300
@@ -54,8 +56,8 @@ class JwksCache:
         self.min_refetch = min_refetch
         self.default_max_age = default_max_age
         self.max_max_age = max_max_age
-        self._by_kid: dict[str, Key] = {}
-        self._without_kid: list[Key] = []
+        self._by_kid: dict[str, VerificationKey] = {}
+        self._without_kid: list[VerificationKey] = []
         self._fresh_until = float("-inf")
         self._fetched_at: float | None = None
         self._lock = threading.Lock()
@@ -70,6 +72,10 @@ class JwksCache:
     def key(self, kid: str | None, alg: str) -> Key:
         """The key to verify a token with ``kid`` under ``alg``; JoseFailure("unknown_key") when
         the provider does not publish it (after at most one refetch)."""
+        return self.verification_key(kid, alg).key
+
+    def verification_key(self, kid: str | None, alg: str) -> VerificationKey:
+        """``key``, as imported once per fetch and ready to verify (what ``jose.verify`` uses)."""
         now = self._clock()
         if now >= self._fresh_until:
             self._refresh(now, stale=True)
@@ -86,11 +92,11 @@ class JwksCache:
         """Fetch the set now (unless fetched within ``min_refetch`` seconds)."""
         self._refresh(self._clock(), stale=False)
 
-    def _find(self, kid: str | None, alg: str) -> Key | None:
+    def _find(self, kid: str | None, alg: str) -> VerificationKey | None:
         if kid is not None:
             return self._by_kid.get(kid)
         # No kid: acceptable only when exactly one published key can verify ``alg``.
-        usable = [key for key in self._without_kid + list(self._by_kid.values()) if _fits(key, alg)]
+        usable = [key for key in self._without_kid + list(self._by_kid.values()) if _fits(key.key, alg)]
         return usable[0] if len(usable) == 1 else None
 
     def _refresh(self, now: float, *, stale: bool) -> None:
@@ -125,15 +131,15 @@ class JwksCache:
         return response.json, lifetime
 
     def _load(self, document: dict[str, Any]) -> None:
-        by_kid: dict[str, Key] = {}
-        without_kid: list[Key] = []
+        by_kid: dict[str, VerificationKey] = {}
+        without_kid: list[VerificationKey] = []
         for data in document["keys"]:
             if not isinstance(data, dict) or data.get("kty") not in _KEY_TYPES:
                 continue  # symmetric or unknown key types never verify anything here
             if data.get("use", "sig") != "sig" or "d" in data:
                 continue
             try:
-                key = import_key(data)
+                key = VerificationKey(import_key(data))
             except (JoseError, ValueError, TypeError, KeyError):
                 log.warning("ignoring an unreadable key in the provider's JWKS (kid %r)", data.get("kid"))
                 continue

@@ -27,7 +27,6 @@ from hawiya_rp.jose import (
     PrivateKey,
     check_algorithms,
     client_assertion,
-    unverified_header,
     verify,
 )
 from hawiya_rp.jwks import MIN_REFETCH, JwksCache
@@ -58,6 +57,13 @@ def check_scope(claims: dict[str, Any], scope: str | Iterable[str] | None) -> No
             error="insufficient_scope",
             scope=" ".join(needed),
         )
+
+
+def _check_typ(header: dict[str, Any]) -> None:
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        # RFC 9068 4: an ID token or any other JWT is not an access token.
+        raise AccessTokenError("the token is not a JWT access token (typ)", reason="wrong_type")
 
 
 class AccessTokenValidator:
@@ -91,11 +97,7 @@ class AccessTokenValidator:
         """The token's claims when it is valid for this API with ``scope`` (space-separated or a
         list; all are needed); AccessTokenError otherwise."""
         try:
-            typ = unverified_header(token).get("typ")
-            if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
-                # RFC 9068 4: an ID token or any other JWT is not an access token.
-                raise AccessTokenError("the token is not a JWT access token (typ)", reason="wrong_type")
-            _, claims = verify(token, self.jwks.key, self.algorithms)
+            _, claims = verify(token, self.jwks.verification_key, self.algorithms, check_header=_check_typ)
         except JoseFailure as failure:
             raise AccessTokenError(
                 f"the access token is refused: {failure.message}", reason=failure.reason
