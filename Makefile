@@ -4,14 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-remote-signer setup lint typecheck clean translations i18n interop-op
+.PHONY: run test test-remote-signer setup lint typecheck clean translations i18n interop-op bench bench-peer
 
 run: setup ## Set up and serve the IdP (localhost:8000) with demo data, and two demo agencies (127.0.0.1:8101, :8102)
 	$(BIN)/hawiya init
 	$(BIN)/hawiya demo
 	$(BIN)/python clients/python/examples/serve_demos.py -- $(BIN)/hawiya serve
 
-test: setup interop-op ## Set up and run the whole suite (lint, types, tests)
+test: setup interop-op bench-peer ## Set up and run the whole suite (lint, types, tests)
 	$(BIN)/ruff check idp tests bench clients/python
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -48,6 +48,22 @@ i18n: $(STAMP) ## Re-extract strings and merge them into the Arabic catalog (the
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k lazy_gettext --no-location --sort-output -o idp/i18n/messages.pot .
 	$(BIN)/pybabel update -i idp/i18n/messages.pot -d idp/i18n/translations --no-fuzzy-matching
 
+bench: setup bench-peer ## Benchmarks: Hawiya (gunicorn, PostgreSQL + Redis) beside panva's oidc-provider; figures only
+	@command -v wrk >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) || \
+		{ echo "make bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(BIN)/python bench/run_all.py
+
+BENCH_PEER := bench/peer
+
+# The benchmark's peer, installed from its committed package-lock.json when node is here.
+bench-peer:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		if [ ! -d $(BENCH_PEER)/node_modules ] || [ $(BENCH_PEER)/package-lock.json -nt $(BENCH_PEER)/node_modules/.package-lock.json ]; then \
+			cd $(BENCH_PEER) && npm ci --no-audit --no-fund; \
+		fi; \
+	fi
+
 lint: setup
 	$(BIN)/ruff check idp tests bench clients/python
 
@@ -55,4 +71,4 @@ typecheck: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(INTEROP_OP)/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(INTEROP_OP)/node_modules $(BENCH_PEER)/node_modules
