@@ -89,9 +89,19 @@ class AuditEvent(StrEnum):
     ACCOUNT_LOOKED_UP = "account.looked_up"
 
 
-#: Events recorded on every token request and authorization response: when the IdP serves (``AuditLog.
-#: start_batching``) they are written in batches a quarter of a second after the response, one
-#: INSERT for many, instead of one transaction each (which cost most of a client_credentials
-#: request). A worker that is killed outright can lose the last batch; every other event (failures,
-#: refusals, changes) is written before the response.
-HIGH_VOLUME = frozenset({AuditEvent.TOKENS_ISSUED, AuditEvent.CODE_ISSUED})
+#: The routine successes of every sign-in and token request. When the IdP serves (``AuditLog.
+#: start_batching``) they are written in batches a quarter of a second after the response, one COPY
+#: for many, instead of one transaction each: each durable commit waits for the disk, and they were
+#: most of a client_credentials request and a fifth of a whole sign-in. A worker killed outright can
+#: lose its last batch. Every other event (failures, refusals, throttling, changes to accounts,
+#: clients and keys, logouts) is written before the response.
+HIGH_VOLUME = frozenset(
+    {
+        AuditEvent.SIGNIN_SUCCEEDED,
+        AuditEvent.SESSION_STARTED,
+        AuditEvent.FACTOR_SUCCEEDED,
+        AuditEvent.CONSENT_GRANTED,
+        AuditEvent.CODE_ISSUED,
+        AuditEvent.TOKENS_ISSUED,
+    }
+)
