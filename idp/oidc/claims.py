@@ -63,13 +63,16 @@ def organisation_claim(acting: ActingFor) -> dict[str, Any]:
 class SubjectService:
     """Derive and resolve the ``sub`` each client knows a person by."""
 
-    #: Pairwise subjects this process knows are recorded (they never change once recorded).
+    #: Pairwise subjects this process knows are recorded (they never change once recorded), at
+    #: most this many in each direction.
     KNOWN_MAX = 100_000
 
     def __init__(self, accounts: AccountService, salt: bytes) -> None:
         self._accounts = accounts
         self._salt = salt
         self._known: dict[tuple[str, str], str] = {}
+        #: And the other way: (sector, subject) -> account id, for userinfo.
+        self._owners: dict[tuple[str, str], str] = {}
 
     def subject(self, client: RegisteredClient, account_id: str) -> str:
         """The ``sub`` for this person at this client."""
@@ -95,7 +98,15 @@ class SubjectService:
         """The person behind ``subject`` at this client, or None."""
         if client.subject_type == "public":
             return self._accounts.find(subject)
-        return self._accounts.by_subject(client.sector_identifier, subject)
+        account_id = self._owners.get((client.sector_identifier, subject))
+        if account_id is not None:
+            return self._accounts.find(account_id)  # the pairwise row never changes: one read less
+        person = self._accounts.by_subject(client.sector_identifier, subject)
+        if person is not None:
+            if len(self._owners) >= self.KNOWN_MAX:
+                self._owners.clear()
+            self._owners[(client.sector_identifier, subject)] = person.id
+        return person
 
 
 def releases_staff_claims(person: Person | None, client_agency: str | None) -> bool:

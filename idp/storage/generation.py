@@ -77,8 +77,7 @@ class Generation:
 
 class Cached(Generic[T]):
     """Values by key, each good while the generation has not moved and for ``max_age`` at most.
-    At most ``max_entries`` are kept (all are forgotten when that is reached: the working set of a
-    token endpoint is the active clients, far fewer)."""
+    At most ``max_entries`` are kept; beyond that the one loaded longest ago goes first."""
 
     def __init__(
         self,
@@ -105,8 +104,9 @@ class Cached(Generic[T]):
         value = load()
         if token is not None:
             with self._lock:
-                if len(self._entries) >= self._max_entries:
-                    self._entries.clear()
+                self._entries.pop(key, None)  # a refreshed entry goes to the back of the line
+                while len(self._entries) >= self._max_entries:
+                    del self._entries[next(iter(self._entries))]  # the oldest loaded
                 self._entries[key] = (token, now, value)
         return value
 

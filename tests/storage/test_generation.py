@@ -59,13 +59,16 @@ def test_nothing_is_kept_longer_than_max_age(store: EmbeddedStore) -> None:
     assert cache.get("k", lambda: 3) == 3
 
 
-def test_a_full_cache_starts_again(store: EmbeddedStore) -> None:
-    cache: Cached[int] = Cached(Generation(store, "clients"), max_entries=3)
+def test_a_full_cache_drops_the_oldest_entry(store: EmbeddedStore) -> None:
+    ticks = Ticks()
+    cache: Cached[int] = Cached(Generation(store, "clients", monotonic=ticks), max_entries=3, monotonic=ticks)
     for n in range(3):
         cache.get(n, lambda n=n: n)
-    assert cache.get(0, lambda: 99) == 0
-    cache.get(3, lambda: 3)  # the fourth entry empties the cache first
-    assert cache.get(0, lambda: 99) == 99
+    cache.get(3, lambda: 3)  # a fourth: 0, loaded first, makes room
+    assert cache.get(0, lambda: 99) == 99  # reloaded (and now 1 is the oldest)
+    assert cache.get(2, lambda: 98) == 2
+    assert cache.get(3, lambda: 97) == 3
+    assert cache.get(1, lambda: 96) == 96
 
 
 class BrokenStore(EmbeddedStore):

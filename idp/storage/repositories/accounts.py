@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +14,9 @@ from idp.storage.models import Account, PairwiseSubject
 
 #: Rows per statement in bulk work (well under every database's parameter limit).
 _CHUNK = 500
+
+
+_ACCOUNTS = Account.__table__
 
 
 class AccountRepository:
@@ -71,9 +74,11 @@ class AccountRepository:
             return s.scalars(query).first() is not None
 
     def by_id(self, account_id: str) -> Account | None:
-        """The account with this id."""
+        """The account with this id. Read as a plain row (every token request asks): the columns
+        under the same names, without the ORM's identity map and instance state."""
         with self._db.transaction() as s:
-            return s.get(Account, account_id)
+            row = s.execute(select(_ACCOUNTS).where(_ACCOUNTS.c.id == account_id)).first()
+        return cast(Account | None, row)
 
     def by_username(self, username: str) -> Account | None:
         """The account with this username (case-insensitive)."""
