@@ -213,7 +213,11 @@ def serve(host: str, port: int, workers: int | None) -> None:
 
 
 def _close_worker_registry(_arbiter: Any, worker: Any) -> None:
-    """gunicorn's worker_exit hook: write the pending audit batch, stop the worker's threads."""
+    """gunicorn's worker_exit hook: write the pending audit batch and access-log lines, stop the
+    worker's threads."""
+    flush = getattr(getattr(worker, "log", None), "flush", None)
+    if callable(flush):
+        flush()
     app = getattr(worker, "wsgi", None)
     registry = getattr(app, "extensions", {}).get("hawiya") if app is not None else None
     if registry is not None:
