@@ -49,37 +49,40 @@ def header() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rounds", type=int, default=2, help="A B pairs")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of A B (C ...)")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--servers", default="gunicorn,granian", help="Hawiya's HTTP servers to measure")
     parser.add_argument("--scaling", help="Also Hawiya alone at these connection counts, e.g. 1,2,4,8,16")
-    parser.add_argument("--workers", type=int, help="gunicorn workers (default: Hawiya's own)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: Hawiya's own)")
     args = parser.parse_args()
+    servers = [name.strip() for name in args.servers.split(",") if name.strip()]
 
     with hawiya(workers=args.workers) as idp:
         secret = idp.api_client()
-        idp.start()
         ours_env = {"BASIC": basic("bench-api", secret), "SCOPE": API_SCOPE, "RESOURCE": API_RESOURCE}
         peer_env = {"BASIC": basic(*PEER_CLIENT), "SCOPE": API_SCOPE, "RESOURCE": API_RESOURCE}
         with_peer = peer_available()
         if not with_peer:
             print("(node or bench/peer/node_modules missing: Hawiya alone; `make bench` installs the peer)")
-        # Warm both (imports, connection pools, JIT) before anything is counted.
-        wrk(f"{idp.url}/token", SCRIPT, connections=args.connections, seconds=2, env=ours_env)
-        ours: list[Load] = []
+        ours: dict[str, list[Load]] = {name: [] for name in servers}
         theirs: list[Load] = []
+
+        def measure(server: str, seconds: float, connections: int) -> Load:
+            """Serve with ``server``, warm it for 2 s, then measure."""
+            idp.settings["HAWIYA_SERVER"] = server
+            idp.start()
+            try:
+                wrk(f"{idp.url}/token", SCRIPT, connections=connections, seconds=2, env=ours_env)
+                return wrk(f"{idp.url}/token", SCRIPT, connections=connections, seconds=seconds, env=ours_env)
+            finally:
+                idp.stop()
+
         with peer() if with_peer else _nothing() as peer_url:
-            if peer_url:
+            if peer_url:  # warm it (the JIT) before anything is counted
                 wrk(f"{peer_url}/token", SCRIPT, connections=args.connections, seconds=2, env=peer_env)
             for _ in range(args.rounds):
-                ours.append(
-                    wrk(
-                        f"{idp.url}/token",
-                        SCRIPT,
-                        connections=args.connections,
-                        seconds=args.seconds,
-                        env=ours_env,
-                    )
-                )
+                for server in servers:
+                    ours[server].append(measure(server, args.seconds, args.connections))
                 if peer_url:
                     theirs.append(
                         wrk(
@@ -92,20 +95,21 @@ def main() -> None:
                     )
         print(
             f"\nclient_credentials, ES256 JWT access token, {args.connections} connections, "
-            f"{args.rounds} x {args.seconds:g} s each, A B alternated (median rate, worst p99)"
+            f"{args.rounds} x {args.seconds:g} s each, alternated (median rate, worst p99)"
         )
         print(header())
         peer_rate = statistics.median(load.rate for load in theirs) if theirs else None
-        print(_row("hawiya (gunicorn, PG+Redis)", ours, peer_rate))
+        for server in servers:
+            print(_row(f"hawiya ({server}, PG+Redis)", ours[server], peer_rate))
         if theirs:
             print(_row("oidc-provider 9.13.3", theirs))
-        print("target: ratio >= 1.0 (aim 1.5), zero errors")
+        print("target: ratio >= 1.0 (aim 1.5), zero errors; gunicorn is hawiya serve's default server")
         if args.scaling:
-            print(f"\nhawiya alone by connections ({args.seconds:g} s each)")
-            print(header())
-            for count in (int(c) for c in args.scaling.split(",")):
-                load = wrk(f"{idp.url}/token", SCRIPT, connections=count, seconds=args.seconds, env=ours_env)
-                print(_row(f"{count} connections", [load]))
+            for server in servers:
+                print(f"\nhawiya ({server}) alone by connections ({args.seconds:g} s each)")
+                print(header())
+                for count in (int(c) for c in args.scaling.split(",")):
+                    print(_row(f"{count} connections", [measure(server, args.seconds, count)]))
 
 
 class _nothing:

@@ -172,7 +172,7 @@ def _redact(url: str) -> str:
 @click.option("--workers", type=click.IntRange(1, 64), help="Gunicorn workers (HAWIYA_WORKERS).")
 @clean_errors
 def serve(host: str, port: int, workers: int | None) -> None:
-    """Serve the IdP with gunicorn."""
+    """Serve the IdP (granian by default, or gunicorn: HAWIYA_SERVER)."""
     from gunicorn.app.base import BaseApplication
 
     from idp.app import create_app
@@ -181,7 +181,10 @@ def serve(host: str, port: int, workers: int | None) -> None:
     # Fail fast here (settings, master key, schema), then let each worker build its own app after
     # the fork: database and SQLite connections must never be shared between processes.
     create_app(settings, start_schedule=False).extensions["hawiya"].close()
-    click.echo(f"Hawiya serving {settings.issuer} on http://{host}:{port}")
+    click.echo(f"Hawiya serving {settings.issuer} on http://{host}:{port} ({settings.server})")
+    if settings.server == "granian":
+        _serve_granian(settings, host, port, workers or settings.workers)
+        return
 
     class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
@@ -210,6 +213,36 @@ def serve(host: str, port: int, workers: int | None) -> None:
             return app
 
     _Gunicorn().run()
+
+
+def _serve_granian(settings: Settings, host: str, port: int, workers: int) -> None:
+    """granian: the same app (idp.wsgi), built in each worker process."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        "idp.wsgi:create",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=settings.threads,
+        log_access=True,
+        # The path only: authorization responses and requests carry codes and state in the query.
+        log_access_format='%(addr)s "%(method)s %(path)s" %(status)d %(dt_ms).3fms',
+        # Access lines buffered on stdout and flushed every second (idp.http.access_log).
+        log_dictconfig={
+            "handlers": {
+                "console": {
+                    "formatter": "generic",
+                    "class": "logging.StreamHandler",
+                    "stream": "ext://sys.stdout",
+                },
+                "access": {"formatter": "access", "()": "idp.http.access_log.BufferedStdoutHandler"},
+            }
+        },
+    ).serve()
 
 
 def _close_worker_registry(_arbiter: Any, worker: Any) -> None:

@@ -30,6 +30,8 @@ ACR_VALUES = (LOA_LOW, LOA_SUBSTANTIAL, LOA_HIGH)
 MFA_REQUIRED_ACCOUNT_TYPES = frozenset({"staff"})
 
 LOCALES = ("ar", "en")
+#: The HTTP servers ``hawiya serve`` can run.
+SERVERS = ("gunicorn", "granian")
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -150,10 +152,14 @@ class Settings:
     default_locale: str = "ar"
     #: Log level of the ``idp`` logger.
     log_level: str = "INFO"
-    #: Number of gunicorn workers (processes) for ``hawiya serve``.
+    #: The HTTP server of ``hawiya serve``: ``granian`` (HTTP in Rust, the same WSGI app in
+    #: threads: about 1.6 times gunicorn's token throughput, docs/performance.md) or ``gunicorn``
+    #: (gthread workers).
+    server: str = "granian"
+    #: Number of worker processes for ``hawiya serve``.
     workers: int = 2
-    #: Threads per worker (gunicorn's gthread worker): a request waiting on the database or Redis
-    #: lets another run, and idle keep-alive connections cost no thread.
+    #: Threads per worker (gunicorn's gthread worker, granian's blocking threads): a request
+    #: waiting on the database or Redis lets another run; idle keep-alive connections cost none.
     threads: int = 4
     #: Seconds an idle keep-alive connection stays open (above a load balancer's usual 60 s idle
     #: timeout, so the balancer, not Hawiya, closes it and never reuses a closing connection).
@@ -243,6 +249,8 @@ class Settings:
             raise ConfigurationError(
                 "HAWIYA_STAFF_ATTESTATION=direct needs HAWIYA_ATTESTATION_TRUST_ANCHORS, a PEM file"
             )
+        if self.server not in SERVERS:
+            raise ConfigurationError(f"HAWIYA_SERVER must be one of {', '.join(SERVERS)}")
         if self.default_locale not in LOCALES:
             raise ConfigurationError(f"HAWIYA_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}")
         if self.argon2_memory_kib < 19 * 1024 or self.argon2_iterations < 2:

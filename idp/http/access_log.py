@@ -16,6 +16,7 @@ Anywhere else (a file, syslog, a logging config) the line goes through gunicorn'
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -27,17 +28,62 @@ from gunicorn.glogging import Logger
 FLUSH_SECONDS = 1.0
 
 
+class BufferedStdout:
+    """Lines to standard output without a flush each; a thread of the process flushes them at
+    least every FLUSH_SECONDS (started by the first line of each process, forked ones included)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flusher_pid: int | None = None
+
+    def write(self, line: str) -> None:
+        """Buffer one line."""
+        if self._flusher_pid != os.getpid():
+            self._flusher_pid = os.getpid()
+            threading.Thread(target=self._flush_forever, name="hawiya-access-log", daemon=True).start()
+        with self._lock:
+            sys.stdout.write(line + "\n")
+
+    def _flush_forever(self) -> None:
+        while True:
+            threading.Event().wait(FLUSH_SECONDS)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write out the buffered lines."""
+        with self._lock, contextlib.suppress(OSError, ValueError):  # stdout gone: nothing to keep
+            sys.stdout.flush()
+
+
+class BufferedStdoutHandler(logging.Handler):
+    """A logging handler over BufferedStdout (granian's access log, configured by ``hawiya serve``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._out = BufferedStdout()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Buffer the formatted line."""
+        try:
+            self._out.write(self.format(record))
+        except Exception:  # the logging module's contract: report, never raise
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Write out the buffered lines."""
+        self._out.flush()
+
+
 class AccessLog(Logger):
     """gunicorn's logger, with a lean ``access``."""
 
     def setup(self, cfg: Any) -> None:
         """gunicorn's setup; then, for standard output, the buffered path."""
         super().setup(cfg)
-        self._direct = cfg.accesslog == "-" and not (
+        direct = cfg.accesslog == "-" and not (
             cfg.logconfig or cfg.logconfig_dict or cfg.logconfig_json or cfg.syslog
         )
-        self._lock = threading.Lock()
-        self._flusher_pid: int | None = None
+        self._out = BufferedStdout() if direct else None
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         """One line per request."""
@@ -55,26 +101,13 @@ class AccessLog(Logger):
             request_time.seconds,
             request_time.microseconds,
         )
-        if not self._direct:
+        if self._out is None:
             self.access_log.info(line)
-            return
-        if self._flusher_pid != os.getpid():  # the first line of this (forked) worker
-            self._start_flusher()
-        with self._lock:
-            sys.stdout.write(line + "\n")
-
-    def _start_flusher(self) -> None:
-        self._flusher_pid = os.getpid()
-
-        def flush() -> None:
-            while True:
-                threading.Event().wait(FLUSH_SECONDS)
-                self.flush()
-
-        threading.Thread(target=flush, name="hawiya-access-log", daemon=True).start()
+        else:
+            self._out.write(line)
 
     def flush(self) -> None:
         """Write out the buffered lines (the worker's exit calls it too)."""
-        if getattr(self, "_direct", False):
-            with self._lock, contextlib.suppress(OSError, ValueError):  # stdout gone: nothing to keep
-                sys.stdout.flush()
+        out: BufferedStdout | None = getattr(self, "_out", None)
+        if out is not None:
+            out.flush()

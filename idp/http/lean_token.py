@@ -143,7 +143,8 @@ class LeanClientCredentials:
         client_id, colon, secret = decoded.partition(":")
         if not colon:
             return None
-        client_id, secret = unquote(client_id), unquote(secret)
+        if "%" in decoded:  # RFC 6749 2.3.1 form-encodes both parts (as Authlib decodes them)
+            client_id, secret = unquote(client_id), unquote(secret)
         if not client_id or not secret:
             return None
         client = self._services.clients.active(client_id)

@@ -17,11 +17,6 @@ INTROSPECT = f"{ISSUER}/introspect"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def provider(clock: FakeClock) -> Provider:
     return Provider(FakeHttp(), clock)
 

@@ -45,21 +45,6 @@ SECRET = "a secret: with/odd+chars"
 ACCESS_TOKEN = "access-token-1"
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def http() -> FakeHttp:
-    return FakeHttp()
-
-
-@pytest.fixture
-def provider(http: FakeHttp, clock: FakeClock) -> Provider:
-    return Provider(http, clock)
-
-
 def make_client(http: FakeHttp, clock: FakeClock, **config: Any) -> OpenIDClient:
     config.setdefault("client_secret", SECRET)
     return OpenIDClient(

@@ -28,21 +28,6 @@ NONCE = "n-0S6_WzA2Mj"
 ACCESS_TOKEN = "an-opaque-or-jwt-access-token"
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def http() -> FakeHttp:
-    return FakeHttp()
-
-
-@pytest.fixture
-def provider(http: FakeHttp, clock: FakeClock) -> Provider:
-    return Provider(http, clock)
-
-
 def client(http: FakeHttp, clock: FakeClock, **config: object) -> OpenIDClient:
     return OpenIDClient(
         ClientConfig(issuer=ISSUER, client_id=CLIENT_ID, redirect_uri=REDIRECT_URI, **config),  # type: ignore[arg-type]

@@ -37,21 +37,6 @@ ALGORITHMS = ("ES256", "RS256", "PS256")
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def http() -> FakeHttp:
-    return FakeHttp()
-
-
-@pytest.fixture
-def provider(http: FakeHttp, clock: FakeClock) -> Provider:
-    return Provider(http, clock)
-
-
-@pytest.fixture
 def rp(http: FakeHttp, clock: FakeClock, provider: Provider) -> OpenIDClient:
     return OpenIDClient(
         ClientConfig(issuer=ISSUER, client_id=CLIENT_ID, redirect_uri=REDIRECT_URI), http, clock

@@ -11,16 +11,6 @@ from rp_fakes import JWKS_URI, FakeClock, FakeHttp, Provider, signing_key
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def http() -> FakeHttp:
-    return FakeHttp()
-
-
-@pytest.fixture
 def provider(http: FakeHttp, clock: FakeClock) -> Provider:
     return Provider(http, clock, max_age=60)
 

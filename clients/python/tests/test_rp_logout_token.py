@@ -11,11 +11,6 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def provider(clock: FakeClock) -> Provider:
     return Provider(FakeHttp(), clock)
 
