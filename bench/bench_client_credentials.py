@@ -103,7 +103,8 @@ def main() -> None:
             print(_row(f"hawiya ({server}, PG+Redis)", ours[server], peer_rate))
         if theirs:
             print(_row("oidc-provider 9.13.3", theirs))
-        print("target: ratio >= 1.0 (aim 1.5), zero errors; gunicorn is hawiya serve's default server")
+        print("target: ratio >= 1.0 (aim 1.5), zero errors")
+        print("(`hawiya serve` runs gunicorn unless HAWIYA_SERVER=granian)")
         if args.scaling:
             for server in servers:
                 print(f"\nhawiya ({server}) alone by connections ({args.seconds:g} s each)")

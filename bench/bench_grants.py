@@ -245,7 +245,8 @@ def main() -> None:
         )
 
         print(
-            f"\nGrants at POST /token, Hawiya (gunicorn, PostgreSQL + Redis, server on CPU {SERVER_CPU}), "
+            f"\nGrants at POST /token, Hawiya ({os.environ.get('HAWIYA_SERVER', 'gunicorn')}, "
+            f"PostgreSQL + Redis, server on CPU {SERVER_CPU}), "
             f"{args.connections} connections, {args.seconds:g} s each after a {args.warmup:g} s warm-up"
         )
         print(

@@ -172,7 +172,7 @@ def _redact(url: str) -> str:
 @click.option("--workers", type=click.IntRange(1, 64), help="Gunicorn workers (HAWIYA_WORKERS).")
 @clean_errors
 def serve(host: str, port: int, workers: int | None) -> None:
-    """Serve the IdP (granian by default, or gunicorn: HAWIYA_SERVER)."""
+    """Serve the IdP (gunicorn, or granian with HAWIYA_SERVER=granian)."""
     from gunicorn.app.base import BaseApplication
 
     from idp.app import create_app

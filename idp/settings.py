@@ -152,10 +152,10 @@ class Settings:
     default_locale: str = "ar"
     #: Log level of the ``idp`` logger.
     log_level: str = "INFO"
-    #: The HTTP server of ``hawiya serve``: ``granian`` (HTTP in Rust, the same WSGI app in
-    #: threads: about 1.6 times gunicorn's token throughput, docs/performance.md) or ``gunicorn``
-    #: (gthread workers).
-    server: str = "granian"
+    #: The HTTP server of ``hawiya serve``: ``gunicorn`` (gthread workers), or ``granian`` (HTTP in
+    #: Rust, the same WSGI app in threads: about 1.5 times gunicorn's client_credentials throughput,
+    #: but slower on the sign-in pages in our runs; docs/performance.md).
+    server: str = "gunicorn"
     #: Number of worker processes for ``hawiya serve``.
     workers: int = 2
     #: Threads per worker (gunicorn's gthread worker, granian's blocking threads): a request
