@@ -48,6 +48,7 @@ import psycopg
 import requests
 
 from bench.harness import API_RESOURCE, API_SCOPE, BenchError, basic, hawiya
+from idp.accounts.identity import with_check_digit
 from idp.accounts.passwords import PasswordHasher
 from idp.accounts.policy import normalise
 from idp.settings import Settings
@@ -62,7 +63,6 @@ CLIENT_SCOPE = f"openid profile email phone {API_SCOPE}"
 ACTOR = "operator:bench-seed"
 #: Rows per COPY write.
 _BATCH = 20_000
-_WEIGHTS = (2, 1, 6, 3, 7, 9, 10, 5, 8, 4)
 
 
 def username(index: int) -> str:
@@ -85,13 +85,9 @@ def national_id(index: int) -> str:
     ``2`` then nine digits ``index * 10 + step``, the first step (0-9) whose check digit exists
     (the numbering of tests/support/identity.py; the rule is ``idp.accounts.identity``'s)."""
     for step in range(10):
-        first = f"2{index * 10 + step:09d}"
-        total = sum(int(digit) * weight for digit, weight in zip(first, _WEIGHTS, strict=True))
-        remainder = 11 - total % 11
-        if remainder == 11:
-            return first + "0"
-        if remainder != 10:
-            return first + str(remainder)
+        complete = with_check_digit(f"2{index * 10 + step:09d}")
+        if complete is not None:
+            return complete
     raise AssertionError("unreachable: one of ten consecutive numbers has a check digit")
 
 
@@ -190,29 +186,11 @@ def _account_ids(users: int) -> list[str]:
     return ids
 
 
-def _weighted(digits: int, weights: tuple[int, ...]) -> list[int]:
-    """The weighted digit sum of every number of ``len(weights)`` digits."""
-    width = len(weights)
-    return [
-        sum(int(digit) * weight for digit, weight in zip(f"{n:0{width}d}", weights, strict=True))
-        for n in range(10**digits)
-    ]
-
-
 def _national_ids(users: int) -> Iterator[str]:
-    """``national_id(index)`` for every index, fast: the ten digits are ``2``, the index in eight
-    digits and the step, so the weighted sum is 2*2 + (the index's, from two tables) + 4*step."""
+    """``national_id(index)`` for every index (about 4 µs each: 1M in 4 s)."""
     if users > 10**8:
         raise ValueError("at most 10**8 distinct national identity numbers this way")
-    high = _weighted(4, _WEIGHTS[1:5])
-    low = _weighted(4, _WEIGHTS[5:9])
-    for index in range(users):
-        base = 4 + high[index // 10_000] + low[index % 10_000]
-        for step in range(10):
-            remainder = 11 - (base + 4 * step) % 11
-            if remainder != 10:
-                yield f"2{index * 10 + step:09d}{0 if remainder == 11 else remainder}"
-                break
+    return (national_id(index) for index in range(users))
 
 
 def _account_rows(ids: list[str], phc: str, now: str) -> Iterator[str]:
