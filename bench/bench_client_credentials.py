@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -77,7 +78,7 @@ def main() -> None:
             finally:
                 idp.stop()
 
-        with peer() if with_peer else _nothing() as peer_url:
+        with peer() if with_peer else nullcontext() as peer_url:
             if peer_url:  # warm it (the JIT) before anything is counted
                 wrk(f"{peer_url}/token", SCRIPT, connections=args.connections, seconds=2, env=peer_env)
             for _ in range(args.rounds):
@@ -111,14 +112,6 @@ def main() -> None:
                 print(header())
                 for count in (int(c) for c in args.scaling.split(",")):
                     print(_row(f"{count} connections", [measure(server, args.seconds, count)]))
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 if __name__ == "__main__":

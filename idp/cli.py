@@ -206,11 +206,9 @@ def serve(host: str, port: int, workers: int | None) -> None:
                 self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
-            app = create_app(settings)
-            # Token issuance is recorded in batches here (idp.audit.events.HIGH_VOLUME); a worker
-            # that exits writes its last batch (atexit, and the worker_exit hook below).
-            app.extensions["hawiya"].audit.start_batching()
-            return app
+            from idp.wsgi import create
+
+            return create(settings)
 
     _Gunicorn().run()
 

@@ -10,8 +10,9 @@ from idp.app import create_app
 from idp.settings import Settings
 
 
-def create() -> Any:
-    """The app of one worker process."""
-    app = create_app(Settings.from_env())
+def create(settings: Settings | None = None) -> Any:
+    """The app of one worker process (gunicorn's and granian's alike): routine audit events are
+    written in batches (idp.audit.events.HIGH_VOLUME); a worker that exits writes its last one."""
+    app = create_app(settings or Settings.from_env())
     app.extensions["hawiya"].audit.start_batching()
     return app

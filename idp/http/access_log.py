@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -46,7 +47,7 @@ class BufferedStdout:
 
     def _flush_forever(self) -> None:
         while True:
-            threading.Event().wait(FLUSH_SECONDS)
+            time.sleep(FLUSH_SECONDS)
             self.flush()
 
     def flush(self) -> None:

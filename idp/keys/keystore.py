@@ -107,17 +107,14 @@ class KeyStore:
         self.jwks_max_age = jwks_max_age
         self._max_token_ttl = max_token_ttl
         self._unsealed: dict[str, Key] = {}
-        #: Every change below bumps it; what is read on each request (the rows of the live keys, the
-        #: published key set) is cached until it moves. None: read the database every time.
-        self._generation = generation
+        #: What is read on each request (the rows of the live keys, the published key set), until
+        #: a change below moves the generation. None: read the database every time.
         self._cache: Cached[Any] | None = Cached(generation) if generation else None
 
     def _changed(self) -> None:
         """Keys were created, promoted, revoked, pruned or resealed: every process forgets them."""
-        if self._generation is not None:
-            self._generation.bump()
         if self._cache is not None:
-            self._cache.forget()
+            self._cache.changed()
 
     def _cached(self, key: str, load: Callable[[], T]) -> T:
         return self._cache.get(key, load) if self._cache is not None else load()

@@ -261,9 +261,8 @@ class ClientService:
         generation: Generation | None = None,
     ) -> None:
         self._repository = repository
-        #: Bumped by every change below; ``active`` (asked on every token request) is cached until it
-        #: moves (at most a second in other processes). None: read the database every time.
-        self._generation = generation
+        #: ``active`` (asked on every token request), until a change below moves the generation (at
+        #: most a second in other processes). None: read the database every time.
         self._active: Cached[RegisteredClient | None] | None = Cached(generation) if generation else None
         self._fetch_sector_uris = fetch_sector_uris or fetch_sector_uris_over_http
         self._clock = clock
@@ -409,10 +408,8 @@ class ClientService:
 
     def _changed(self) -> None:
         """A client was added or changed: every process forgets the clients it knew."""
-        if self._generation is not None:
-            self._generation.bump()
         if self._active is not None:
-            self._active.forget()
+            self._active.changed()
 
     def show(self, client_id: str) -> RegisteredClient:
         """The client whatever its status; NotFound otherwise."""

@@ -110,7 +110,9 @@ class Cached(Generic[T]):
                 self._entries[key] = (token, now, value)
         return value
 
-    def forget(self) -> None:
-        """Drop every entry (the generation's bump makes them stale anyway; this frees them)."""
+    def changed(self) -> None:
+        """What the cache holds changed: every process forgets it (this one at once, the others
+        at their next look at the generation)."""
+        self._generation.bump()
         with self._lock:
             self._entries.clear()
