@@ -63,8 +63,15 @@ def clean_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _registry() -> Registry:
-    return Registry(Settings.from_env())
+def _registry(settings: Settings | None = None) -> Registry:
+    """The services for this command, closed when the command ends (which also writes a pending
+    audit batch). Built by the ``registry_factory`` in the context object when the caller gave one
+    (the test suite runs commands in process with a cheap hasher and pooled keys), else by Registry."""
+    root = click.get_current_context().find_root()
+    factory: Callable[[Settings], Registry] = (root.obj or {}).get("registry_factory", Registry)
+    registry = factory(settings or Settings.from_env())
+    root.call_on_close(registry.close)
+    return registry
 
 
 def _ready(registry: Registry) -> Registry:
@@ -141,7 +148,7 @@ def operation(name: str | Callable[[dict[str, Any]], str]) -> Callable[[F], F]:
 def init() -> None:
     """Create the master key (embedded default), migrate the database, create signing keys."""
     settings = Settings.from_env()
-    registry = Registry(settings)
+    registry = _registry(settings)
     if not settings.master_key and not settings.master_key_file.exists():
         if registry.db.is_initialised() and registry.keystore_rows_exist():
             raise ConfigurationError(
@@ -970,14 +977,14 @@ def keys_rotate_master(actor: str) -> None:
         raise InvalidInput(
             "the master key comes from HAWIYA_MASTER_KEY: follow the runbook and use `keys reseal`"
         )
-    registry = _ready(Registry(settings))
+    registry = _ready(_registry(settings))
     registry.keystore.check_unsealable()
     previous = previous_key_file(settings.master_key_file)
     if previous.exists():
         raise InvalidInput(f"{previous} exists: a rotation is unfinished; run `hawiya keys reseal` first")
     settings.master_key_file.rename(previous)
     create_master_key_file(settings.master_key_file)
-    count = _reseal_everything(Registry(settings), actor=actor)
+    count = _reseal_everything(_registry(settings), actor=actor)
     previous.unlink()
     click.echo(f"new master key in {settings.master_key_file}; re-sealed {count} value(s); back it up now")
 
@@ -988,7 +995,7 @@ def keys_rotate_master(actor: str) -> None:
 def keys_reseal(actor: str) -> None:
     """Re-seal every key under the current master key (after deploying a new one)."""
     settings = Settings.from_env()
-    count = _reseal_everything(_ready(Registry(settings)), actor=actor)
+    count = _reseal_everything(_ready(_registry(settings)), actor=actor)
     previous = previous_key_file(settings.master_key_file)
     if previous.exists():
         previous.unlink()
@@ -1174,7 +1181,7 @@ DEMO_ORGANISATIONS: list[dict[str, Any]] = [
 def demo() -> None:
     """Load demo people and clients (idempotent) and print how to sign in. Never for production."""
     settings = Settings.from_env()
-    registry = _ready(Registry(settings))
+    registry = _ready(_registry(settings))
     path = settings.instance_path / "demo.json"
     saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     people = saved.setdefault("people", {})

@@ -26,7 +26,7 @@ from idp.authn.recovery import RecoveryCodes
 from idp.authn.throttle import Throttle
 from idp.authn.webauthn import load_trust_anchors
 from idp.clock import Clock, SystemClock
-from idp.keys.keystore import KeyStore
+from idp.keys.keystore import KeyFactory, KeyStore, generate_key
 from idp.keys.remote import RemoteSigner
 from idp.keys.sealing import Sealer, load_master_key, load_previous_master_keys
 from idp.keys.signer import Signer, SoftwareSigner, TokenVerifier
@@ -65,9 +65,21 @@ from idp.storage.repositories.tokens import RefreshTokenRepository
 class Registry:
     """Every service of one IdP process."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        *,
+        hasher: PasswordHasher | None = None,
+        key_factory: KeyFactory | None = None,
+    ) -> None:
+        """Services for ``settings``. ``hasher`` and ``key_factory`` replace the Argon2id hasher the
+        settings describe and the generator of new signing keys: the test suite passes a cheap
+        hasher and a pool of pre-made keys (docs/testing.md); a deployment never passes either."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
+        self._hasher = hasher
+        self._key_factory = key_factory or generate_key
 
     @cached_property
     def db(self) -> Database:
@@ -101,6 +113,7 @@ class Registry:
             jwks_max_age=s.jwks_max_age,
             max_token_ttl=max(s.access_token_ttl, s.id_token_ttl),
             generation=Generation(self.store, "keys"),
+            key_factory=self._key_factory,
         )
 
     @cached_property
@@ -118,6 +131,8 @@ class Registry:
     @cached_property
     def hasher(self) -> PasswordHasher:
         """Argon2id password hashing."""
+        if self._hasher is not None:
+            return self._hasher
         s = self.settings
         return PasswordHasher(
             memory_kib=s.argon2_memory_kib, iterations=s.argon2_iterations, lanes=s.argon2_lanes

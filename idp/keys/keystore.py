@@ -78,7 +78,12 @@ class Rotation:
     next: str
 
 
-def _generate(alg: str) -> Key:
+#: Makes a new private signing key for an algorithm (tests hand the KeyStore a pool instead).
+KeyFactory = Callable[[str], Key]
+
+
+def generate_key(alg: str) -> Key:
+    """A new private key for ``alg``: P-256, Ed25519, or RSA-3072 for RS256 and PS256."""
     if alg == "ES256":
         return ECKey.generate_key("P-256", private=True)
     if alg == "EdDSA":
@@ -99,8 +104,10 @@ class KeyStore:
         jwks_max_age: int = 300,
         max_token_ttl: int = 600,
         generation: Generation | None = None,
+        key_factory: KeyFactory = generate_key,
     ) -> None:
         self._repository = repository
+        self._key_factory = key_factory
         self._sealer = sealer
         self._clock = clock
         self._audit = audit
@@ -144,22 +151,23 @@ class KeyStore:
         return created
 
     def _create(self, alg: str, *, state: str) -> str:
-        row = self._new_row(alg, state=state)
+        row, key = self._new_row(alg, state=state)
         self._repository.add(row)
+        self._unsealed[row.kid] = key  # just made here: no need to unseal and parse it again
         self._changed()
         self._record_created(row)
         return row.kid
 
-    def _new_row(self, alg: str, *, state: str) -> SigningKey:
-        """A freshly generated key, sealed, as a row not yet stored."""
-        key = _generate(alg)
+    def _new_row(self, alg: str, *, state: str) -> tuple[SigningKey, Key]:
+        """A freshly generated key, sealed, as a row not yet stored, and the key itself."""
+        key = self._key_factory(alg)
         now = self._now()
         kid = f"{alg.lower()}-{now:%Y%m%d}-{secrets.token_hex(4)}"
         public = {**key.as_dict(private=False), "kid": kid, "alg": alg, "use": "sig"}
         sealed = self._sealer.seal(
             json.dumps(key.as_dict(private=True)).encode(), purpose=f"signing_key:{kid}"
         )
-        return SigningKey(
+        row = SigningKey(
             kid=kid,
             alg=alg,
             use="sig",
@@ -169,6 +177,7 @@ class KeyStore:
             created_at=now,
             activated_at=now if state == "current" else None,
         )
+        return row, key
 
     def _record_created(self, row: SigningKey) -> None:
         self._audit.record(
@@ -203,7 +212,7 @@ class KeyStore:
         # The successor is stored in the promotion's transaction: a concurrent rotation that reads
         # just after it then finds a (young) next key, never none (which would make it create a
         # second next key for this algorithm).
-        successor = self._new_row(alg, state="next")
+        successor, successor_key = self._new_row(alg, state="next")
         if not self._repository.promote(
             alg,
             current_kid=current.kid if current else None,
@@ -212,6 +221,7 @@ class KeyStore:
             successor=successor,
         ):
             raise RotationRefused(f"another process is rotating the {alg} key; try again")
+        self._unsealed[successor.kid] = successor_key
         self._changed()
         new_next = successor.kid
         self._record_created(successor)
