@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -26,46 +28,108 @@ import pytest
 from joserfc.jwk import Key
 from werkzeug.serving import make_server
 
+from idp.accounts.passwords import PasswordHasher
 from idp.app import create_app
 from idp.clock import FrozenClock
-from idp.keys import keystore
+from idp.keys.keystore import KeyFactory, generate_key
 from idp.keys.remote import SigningService
 from idp.registry import Registry
 from idp.settings import Settings
+from idp.storage.db import Database
 from tests.support.identity import national_id
-
-#: Real keys, generated once per run and handed out in turn (see ``_pooled_signing_keys``).
-_KEY_POOL: dict[str, list[Key]] = {}
-_KEY_TURN: dict[str, int] = {}
-_GENERATE = keystore._generate
-_IMPORT_ONCE = cache(keystore._import)
+from tests.support.mfa import MfaPerson, Rp
+from tests.support.needs import unavailable
 
 
-def _pooled_generate(alg: str) -> Key:
-    pool = _KEY_POOL.setdefault(alg, [])
-    turn = _KEY_TURN.get(alg, 0)
-    _KEY_TURN[alg] = turn + 1
-    if len(pool) < 4:
-        pool.append(_GENERATE(alg))
-    return pool[turn % len(pool)]
+class KeyPool:
+    """Real signing keys, generated once per test process and handed out in turn.
+
+    A 3072-bit RSA key takes ~0.2 s to generate, and every IdP a test makes wants a current and a
+    next key of four algorithms; the tests are about what the keys do, not about generating them.
+    Each IdP still has its own kids, sealing, states and JWKS, and consecutive keys of one
+    algorithm differ (four of each).
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._keys: dict[str, list[Key]] = {}
+        self._turn: dict[str, int] = {}
+
+    def __call__(self, alg: str) -> Key:
+        """The next key of ``alg`` (a KeyFactory)."""
+        pool = self._keys.setdefault(alg, [])
+        turn = self._turn.get(alg, 0)
+        self._turn[alg] = turn + 1
+        if len(pool) < self._size:
+            pool.append(generate_key(alg))
+        return pool[turn % len(pool)]
+
+
+#: The suite's password hasher: Argon2id at its smallest cost (8 KiB, one pass), so the hundreds of
+#: IdPs the suite builds do not each spend ~50 ms per password. Tests where the cost is the subject
+#: (parameters, rehashing, timing against enumeration) are marked ``real_hashing``.
+CHEAP_HASHER = PasswordHasher(memory_kib=8, iterations=1, lanes=1)
+KEY_POOL = KeyPool()
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What the IdPs of the running test use for passwords and new signing keys."""
+
+    hasher: PasswordHasher | None  # None: the Argon2id parameters of the IdP's settings
+    key_factory: KeyFactory | None  # None: generate each key
+
+
+_costs = Costs(CHEAP_HASHER, KEY_POOL)
 
 
 @pytest.fixture(autouse=True)
-def _pooled_signing_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every IdP a test makes gets real signing keys from a small pool generated once per run.
-
-    A 3072-bit RSA key takes ~0.2 s to generate and ~0.1 s to load (cryptography validates it),
-    and nearly every test makes an IdP with two of them; the tests are about what the keys do,
-    not about generating them. Each IdP still has its own kids, sealing, states and JWKS, and
-    consecutive keys of one algorithm differ (a pool of four). Tests marked ``real_keygen``
-    generate their own.
-    """
-    if request.node.get_closest_marker("real_keygen") is None:
-        monkeypatch.setattr(keystore, "_generate", _pooled_generate)
-        monkeypatch.setattr(keystore, "_import", _IMPORT_ONCE)
+def _test_costs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The cheap hasher and the key pool, unless the test is marked ``real_hashing`` or
+    ``real_keygen``; ``make_registry`` hands them to every registry the test builds."""
+    global _costs
+    _costs = Costs(
+        None if request.node.get_closest_marker("real_hashing") else CHEAP_HASHER,
+        None if request.node.get_closest_marker("real_keygen") else KEY_POOL,
+    )
+    yield
+    _costs = Costs(CHEAP_HASHER, KEY_POOL)
 
 
-PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+def make_registry(settings: Settings, clock: FrozenClock | None = None) -> Registry:
+    """A registry for ``settings`` with the running test's hasher and key factory."""
+    return Registry(settings, clock, hasher=_costs.hasher, key_factory=_costs.key_factory)
+
+
+@cache
+def _migrated_sqlite() -> Path:
+    """A SQLite database migrated to head once per test process: each embedded IdP starts as a copy."""
+    folder = Path(tempfile.mkdtemp(prefix="hawiya-template-"))
+    path = folder / "hawiya.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        database.upgrade()
+    finally:
+        database.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def copy_migrated_sqlite(url: str) -> None:
+    """Start the SQLite database at ``url`` (when it does not exist yet) as the migrated template."""
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_migrated_sqlite(), path)
+
+
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+PG_BASE = f"{PG_SERVER}/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSWORD = "correct horse battery staple 42"
 
@@ -82,9 +146,7 @@ def require_servers() -> None:
     """Skip (locally) or fail (CI) when PostgreSQL or Redis is not there."""
     missing = [name for name, port in (("PostgreSQL", 5432), ("Redis", 6379)) if not _reachable(port)]
     if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{', '.join(missing)} must run in CI")
-        pytest.skip(f"{', '.join(missing)} not running on this machine")
+        unavailable(f"{', '.join(missing)} not running on this machine")
 
 
 def free_port() -> int:
@@ -102,35 +164,106 @@ class Backend:
     database_url: str
     ephemeral_url: str
     redis_prefix: str
-    schema: str | None = None
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+class PostgresTemplate:
+    """A PostgreSQL database migrated to head once per test process (made on first use): each
+    PostgreSQL test gets its own database copied from it (``CREATE DATABASE ... TEMPLATE``)."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    def copy(self) -> str:
+        """A new database copied from the template; its name."""
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            if self.name is None:
+                name = "hawiya_tpl_" + secrets.token_hex(6)
+                conn.execute(f"CREATE DATABASE {name}")
+                database = Database(f"{PG_SERVER}/{name}")
+                try:
+                    database.upgrade()
+                finally:
+                    database.dispose()  # a template must have no connections when it is copied
+                self.name = name
+            copy = "t_" + secrets.token_hex(6)
+            conn.execute(f"CREATE DATABASE {copy} TEMPLATE {self.name}")
+        return copy
+
+    def drop(self) -> None:
+        """Drop the template (end of the run)."""
+        if self.name is not None:
+            drop_database(self.name)
+
+
+def drop_database(name: str) -> None:
+    """Drop a test database, ending whatever still holds a connection to it."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def _postgres_template() -> Iterator[PostgresTemplate]:
+    template = PostgresTemplate()
+    yield template
+    template.drop()
 
 
 @pytest.fixture(params=["embedded"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """The embedded default; parametrize indirectly with "postgres" for PostgreSQL + Redis."""
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, _postgres_template: PostgresTemplate
+) -> Iterator[Backend]:
+    """The embedded default; parametrize indirectly with "postgres" for PostgreSQL + Redis. Either
+    database starts migrated to head (a copy of the run's template), as `hawiya init` leaves it."""
     if request.param == "embedded":
-        yield Backend("embedded", f"sqlite:///{tmp_path / 'hawiya.db'}", "embedded", "hawiya:")
+        url = f"sqlite:///{tmp_path / 'hawiya.db'}"
+        copy_migrated_sqlite(url)
+        yield Backend("embedded", url, "embedded", "hawiya:")
         return
     require_servers()
-    import psycopg
     import redis
 
-    schema = "t_" + secrets.token_hex(6)
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    prefix = f"hawiya-test:{schema}:"
+    database = _postgres_template.copy()
+    prefix = f"hawiya-test:{database}:"
     try:
-        yield Backend("postgres", f"{PG_BASE}?options=-csearch_path%3D{schema}", REDIS_URL, prefix, schema)
+        yield Backend("postgres", f"{PG_SERVER}/{database}", REDIS_URL, prefix)
     finally:
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        drop_database(database)
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(match=prefix + "*"):
             client.delete(key)
         client.close()
 
 
+@pytest.fixture
+def empty_database_url(backend: Backend, tmp_path: Path) -> Iterator[str]:
+    """A database on the test's backend that no migration has touched (for the migrations' tests)."""
+    if backend.name == "embedded":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    import psycopg
+
+    name = "e_" + secrets.token_hex(6)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        drop_database(name)
+
+
+#: Where the backend matters (storage contracts, races, codes, refresh tokens, throttles, anything
+#: that looks up a value the caller sent): the embedded default and PostgreSQL + Redis.
 BOTH_BACKENDS = pytest.mark.parametrize("backend", ["embedded", "postgres"], indirect=True)
+#: Beside BOTH_BACKENDS in a matrix, for the tests of that matrix where the backend does not matter:
+#: the embedded default only, under the same test id as before.
+ONE_BACKEND = pytest.mark.parametrize("backend", ["embedded"], indirect=True)
 
 
 def make_settings(tmp_path: Path, backend: Backend, **overrides: Any) -> Settings:
@@ -170,11 +303,14 @@ class RemoteSigningRegistry(Registry):
 
     def __init__(self, settings: Settings, clock: FrozenClock | None = None) -> None:
         secret = secrets.token_urlsafe(32)
-        self.signing_backend = Registry(settings, clock=clock)
+        self.signing_backend = make_registry(settings, clock)
         self.signing_service = SigningService(self.signing_backend.signer, secret=secret).start()
         _SIGNING_SERVICES.add(self)
         super().__init__(
-            replace(settings, signer_url=self.signing_service.url, signer_secret=secret), clock=clock
+            replace(settings, signer_url=self.signing_service.url, signer_secret=secret),
+            clock,
+            hasher=_costs.hasher,
+            key_factory=_costs.key_factory,
         )
 
     def close(self) -> None:
@@ -201,9 +337,12 @@ def initialised(
     through its own signing service when ``remote_signer`` is true (by default: when
     ``HAWIYA_TEST_SIGNER=remote``)."""
     remote = TEST_SIGNER == "remote" if remote_signer is None else remote_signer
-    registry = RemoteSigningRegistry(settings, clock) if remote else Registry(settings, clock)
-    registry.db.upgrade()
-    registry.keystore.ensure_keys()
+    copy_migrated_sqlite(settings.database_url)
+    registry = RemoteSigningRegistry(settings, clock) if remote else make_registry(settings, clock)
+    registry.db.upgrade()  # at head already (a copy of the template): Alembic checks and does nothing
+    # Keys made where they sign: the signing process keeps what it made, instead of parsing it again.
+    signing = registry.signing_backend if isinstance(registry, RemoteSigningRegistry) else registry
+    signing.keystore.ensure_keys()
     return registry
 
 
@@ -307,6 +446,25 @@ def populate(registry: Registry, *, rp_port: int = 9001) -> World:
 def world(registry: Registry) -> World:
     """People and clients on the test's registry."""
     return populate(registry)
+
+
+@pytest.fixture
+def rp(app: Any, world: World) -> Rp:
+    """The confidential client of the test world (the Ministry of Health)."""
+    return Rp.of_world(app, world)
+
+
+@pytest.fixture
+def citizen(app: Any, world: World, clock: FrozenClock) -> MfaPerson:
+    """The citizen at a fresh browser (no second factor yet)."""
+    return MfaPerson(app, "citizen", PASSWORD, clock=clock)
+
+
+@pytest.fixture
+def staff(app: Any, world: World, clock: FrozenClock) -> MfaPerson:
+    """The staff member of the Ministry of Health at a fresh browser (no second factor yet: sets up
+    an authenticator app at first sign-in)."""
+    return MfaPerson(app, "staff", PASSWORD, clock=clock)
 
 
 @dataclass

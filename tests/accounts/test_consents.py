@@ -12,7 +12,7 @@ from flask import Flask
 
 from idp.clock import FrozenClock
 from idp.registry import Registry
-from tests.conftest import BOTH_BACKENDS, PASSWORD, World
+from tests.conftest import BOTH_BACKENDS
 from tests.support.agency import Agency, userinfo_status
 from tests.support.audit import audit_events
 from tests.support.mfa import MfaPerson, open_account, submit
@@ -25,11 +25,6 @@ OFFLINE = "openid profile email offline_access"
 def agency(app: Flask, registry: Registry) -> Agency:
     """A confidential client registered for authorization_code + refresh_token and offline_access."""
     return Agency.register(app, registry, port=9102)
-
-
-@pytest.fixture
-def citizen(app: Flask, world: World, clock: FrozenClock) -> MfaPerson:
-    return MfaPerson(app, "citizen", PASSWORD, clock=clock)
 
 
 def _consents_section(html: str) -> str:

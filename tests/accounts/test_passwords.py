@@ -43,6 +43,7 @@ def submit(person: FlaskPerson, username: str, password: str) -> tuple[int, str]
 # -- storage ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.real_hashing
 def test_passwords_are_stored_as_argon2id_phc_strings(registry: Registry, world: World) -> None:
     phc = stored_hash(registry, "citizen")
     match = PHC.match(phc)
@@ -60,6 +61,7 @@ def test_same_password_gets_a_fresh_salt(registry: Registry, world: World) -> No
     assert stored_hash(registry, "resident") != stored_hash(registry, "visitor")
 
 
+@pytest.mark.real_hashing
 def test_needs_rehash_when_parameters_rise(registry: Registry, world: World) -> None:
     phc = stored_hash(registry, "citizen")
     same = PasswordHasher(memory_kib=19456, iterations=2, lanes=1)
@@ -69,6 +71,7 @@ def test_needs_rehash_when_parameters_rise(registry: Registry, world: World) -> 
     assert same.needs_rehash("$pbkdf2-sha256$29000$abc$def")
 
 
+@pytest.mark.real_hashing
 def test_sign_in_rehashes_when_parameters_rose(registry: Registry, world: World, clock: FrozenClock) -> None:
     old = stored_hash(registry, "citizen")
     stronger = Registry(dataclasses.replace(registry.settings, argon2_iterations=3), clock=clock)
@@ -181,6 +184,7 @@ def test_unknown_user_and_wrong_password_look_the_same(app: Flask, world: World)
     assert "nobody-here" in unknown[1] and "citizen" in wrong[1]  # the form keeps what was typed
 
 
+@pytest.mark.real_hashing
 def test_unknown_user_and_wrong_password_take_similar_time(registry: Registry, world: World) -> None:
     # Both run one Argon2id verification: an unknown username must not answer measurably faster.
     passwords = registry.passwords

@@ -5,9 +5,6 @@ secrets, so nobody loses their second factor when the old master key goes."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyotp
@@ -15,31 +12,14 @@ from flask import Flask
 
 from idp.app import create_app
 from idp.clock import FrozenClock
-from idp.registry import Registry
 from idp.settings import Settings
+from tests.conftest import make_registry
+from tests.support.cli import new_instance, succeeded
 from tests.support.mfa import MfaPerson, Rp
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _hawiya(folder: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAWIYA_")}
-    env.update(
-        HAWIYA_INSTANCE_PATH=str(folder / "instance"),
-        HAWIYA_MASTER_KEY_FILE=str(folder / "keys" / "master.key"),
-        HAWIYA_DATABASE_URL=f"sqlite:///{folder / 'hawiya.db'}",
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "idp.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return new_instance(folder).ok(*args)
 
 
 def _settings(folder: Path) -> Settings:
@@ -52,7 +32,7 @@ def _settings(folder: Path) -> Settings:
 
 def test_demo_staff_signs_in_with_the_printed_key(tmp_path: Path) -> None:
     _hawiya(tmp_path, "init")
-    out = _hawiya(tmp_path, "demo")
+    out = succeeded(new_instance(tmp_path).run_process("demo"))  # the real entry point
     saved = json.loads((tmp_path / "instance" / "demo.json").read_text())
     key = saved["totp"]["staff"]
     assert f"staff     TOTP key {key}" in out
@@ -61,7 +41,7 @@ def test_demo_staff_signs_in_with_the_printed_key(tmp_path: Path) -> None:
     assert f"TOTP key {key}" in _hawiya(tmp_path, "demo")
 
     clock = FrozenClock()
-    registry = Registry(_settings(tmp_path), clock=clock)
+    registry = make_registry(_settings(tmp_path), clock)
     try:
         app: Flask = create_app(registry=registry, start_schedule=False)
         client = registry.clients.show("demo-confidential")
@@ -87,7 +67,7 @@ def test_master_key_rotation_reseals_totp_secrets(tmp_path: Path) -> None:
     assert not (tmp_path / "keys" / "master.key.previous").exists()
 
     clock = FrozenClock()
-    registry = Registry(_settings(tmp_path), clock=clock)
+    registry = make_registry(_settings(tmp_path), clock)
     try:
         staff = registry.accounts.by_username("staff")
         assert staff is not None

@@ -18,7 +18,7 @@ from idp.app import create_app
 from idp.errors import ConfigurationError
 from idp.registry import Registry
 from idp.settings import Settings
-from tests.conftest import Backend, initialised, make_settings
+from tests.conftest import Backend, initialised, make_registry, make_settings
 from tests.support.audit import audit_events
 from tests.support.authenticator import Attestation, SoftAuthenticator
 from tests.support.mfa import (
@@ -161,7 +161,7 @@ def test_a_trust_anchor_file_without_a_certificate_is_refused(
     settings = make_settings(
         tmp_path, backend, staff_attestation="direct", attestation_trust_anchors=str(anchors)
     )
-    registry = Registry(settings)
+    registry = make_registry(settings)
     try:
         with pytest.raises(ConfigurationError):
             registry.passkeys  # noqa: B018 - building the service reads the anchors

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from idp.clock import FrozenClock
 from idp.errors import KeyUnavailable
 from idp.registry import Registry
-from tests.conftest import BOTH_BACKENDS, Backend, make_settings
+from tests.conftest import BOTH_BACKENDS, Backend, make_registry, make_settings
 from tests.support.audit import audit_events
 from tests.support.mfa import (
     MfaPerson,
@@ -139,7 +139,7 @@ def test_the_key_is_sealed_at_rest(
     with pytest.raises(KeyUnavailable):
         registry.sealer.unseal(sealed, purpose="totp:another-row")
     other = base64.b64encode(b"k" * 32).decode()
-    stranger = Registry(make_settings(tmp_path, backend, master_key=other), clock=clock)
+    stranger = make_registry(make_settings(tmp_path, backend, master_key=other), clock)
     try:
         with pytest.raises(KeyUnavailable):
             stranger.sealer.unseal(sealed, purpose="totp:x")

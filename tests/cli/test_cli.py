@@ -1,15 +1,14 @@
-"""The real ``hawiya`` command line, run as an operator runs it (a separate process, settings from
-``HAWIYA_*`` variables). Bad input prints exactly one line on stderr and exits with status 2."""
+"""The ``hawiya`` command line, run as an operator runs it (settings from ``HAWIYA_*`` variables):
+in this process through click (tests/support/cli.py), and through the real entry point in a
+separate process where the test says ``run_process``. Bad input prints exactly one line on stderr
+and exits with status 2."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,59 +17,9 @@ from typing import Any
 import pytest
 
 from idp.errors import AuthenticationFailed
-from idp.registry import Registry
-from idp.settings import Settings
 from tests.conftest import PASSWORD
+from tests.support.cli import Instance, assert_clean_error, new_instance, succeeded
 from tests.support.identity import national_id
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Instance:
-    """One deployment's files, and how to run ``hawiya`` against them."""
-
-    env: dict[str, str]
-    master_key_file: Path
-
-    def run(self, *args: str, stdin: str | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        """Run ``hawiya args...``; never raises on a non-zero exit."""
-        return subprocess.run(
-            [sys.executable, "-m", "idp.cli", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env={**self.env, **extra_env},
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-
-    def ok(self, *args: str, stdin: str | None = None) -> str:
-        """Run and expect success; the standard output."""
-        result = self.run(*args, stdin=stdin)
-        assert result.returncode == 0, result.stderr
-        assert "Traceback" not in result.stderr
-        return result.stdout
-
-    def json(self, *args: str, stdin: str | None = None) -> Any:
-        """Run with ``--json`` and parse the output."""
-        return json.loads(self.ok(*args, "--json", stdin=stdin))
-
-    def registry(self) -> Registry:
-        """The same deployment, opened in this process (to check what the CLI did)."""
-        return Registry(Settings.from_env(self.env))
-
-
-def new_instance(folder: Path) -> Instance:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAWIYA_")}
-    key_file = folder / "keys" / "master.key"
-    env.update(
-        HAWIYA_INSTANCE_PATH=str(folder / "instance"),
-        HAWIYA_MASTER_KEY_FILE=str(key_file),
-        HAWIYA_DATABASE_URL=f"sqlite:///{folder / 'hawiya.db'}",
-    )
-    return Instance(env, key_file)
 
 
 @pytest.fixture(scope="module")
@@ -85,23 +34,12 @@ def hawiya(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     yield instance
 
 
-def assert_clean_error(result: subprocess.CompletedProcess[str]) -> str:
-    """Exit status 2, one line on stderr starting ``hawiya: error:``, no traceback, no output."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("hawiya: error: ")
-    assert result.stdout == ""
-    return lines[0]
-
-
 # -- init ------------------------------------------------------------------------------------------
 
 
 def test_init_is_idempotent(tmp_path: Path) -> None:
     instance = new_instance(tmp_path)
-    first = instance.ok("init")
+    first = succeeded(instance.run_process("init"))  # the real entry point, real key generation
     assert "created master key" in first
     assert "created signing key" in first
     assert stat.S_IMODE(instance.master_key_file.stat().st_mode) == 0o600
@@ -139,7 +77,7 @@ def test_commands_before_init_fail_cleanly(tmp_path: Path, args: tuple[str, ...]
 
 
 def test_users_create_reads_the_password_from_stdin(hawiya: Instance) -> None:
-    result = hawiya.run(
+    result = hawiya.run_process(
         "users", "create", "--type", "citizen", "--username", "layla", "--email", "layla@example.org",
         "--national-id", national_id(13),
         "--password-stdin", "--json", stdin=PASSWORD + "\n",
@@ -215,7 +153,7 @@ def test_client_secret_is_shown_once(hawiya: Instance) -> None:
 def test_rotate_secret_replaces_the_old_one(hawiya: Instance) -> None:
     created = _create_client(hawiya)
     client_id, old = created["client_id"], created["client_secret"]
-    rotated = hawiya.json("clients", "rotate-secret", client_id)
+    rotated = json.loads(succeeded(hawiya.run_process("clients", "rotate-secret", client_id, "--json")))
     new = rotated["client_secret"]
     assert rotated["client_id"] == client_id
     assert new != old and len(new) >= 32
@@ -326,7 +264,7 @@ def test_bad_input_is_one_clean_line(hawiya: Instance, case: str) -> None:
 
 def test_weak_password_error_says_why(hawiya: Instance) -> None:
     line = assert_clean_error(
-        hawiya.run(
+        hawiya.run_process(
             "users",
             "create",
             "--type",

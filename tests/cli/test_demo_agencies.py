@@ -10,7 +10,7 @@ from pathlib import Path
 
 from joserfc.jwk import ECKey
 
-from tests.cli.test_cli import new_instance
+from tests.support.cli import new_instance
 
 
 def test_the_demo_registers_both_agencies_once(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from idp.accounts.activation import ActivationRefused
-from tests.cli.test_cli import ROOT, Instance, assert_clean_error, new_instance
 from tests.support.audit import audit_events
+from tests.support.cli import ROOT, Instance, assert_clean_error, new_instance
 from tests.support.identity import national_id
 from tests.support.outbox import body, to
 from tests.support.people_csv import people_csv

@@ -24,13 +24,12 @@ from idp.errors import KeyUnavailable
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import master_key_id, previous_key_file
 from idp.registry import Registry
-from idp.settings import Settings
 from idp.storage.models import SigningKey
 from idp.storage.repositories.keys import KeyRepository
-from tests.cli.test_cli import Instance, assert_clean_error, new_instance
 from tests.conftest import PASSWORD
 from tests.support.agency import Agency, userinfo_status
 from tests.support.audit import audit_events
+from tests.support.cli import Instance, assert_clean_error, new_instance, succeeded
 from tests.support.flask_person import FlaskPerson
 from tests.support.identity import national_id
 from tests.support.keys import leaks
@@ -67,11 +66,6 @@ def copy_of(pristine: Path, folder: Path) -> Instance:
 def hawiya(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Instance:
     """The deployment shared by the list/rotate/revoke/prune tests of this module."""
     return copy_of(pristine, tmp_path_factory.mktemp("keys-cli"))
-
-
-def opened(instance: Instance, **env: str) -> Registry:
-    """The deployment opened in this process (with ``env`` on top of its environment)."""
-    return Registry(Settings.from_env({**instance.env, **env}))
 
 
 def key_rows(instance: Instance) -> list[dict[str, Any]]:
@@ -280,7 +274,7 @@ def test_rotate_master_makes_a_new_key_file_and_reseals_everything(pristine: Pat
         before.close()
     old_key = instance.master_key_file.read_text().strip()
 
-    output = instance.ok("keys", "rotate-master")
+    output = succeeded(instance.run_process("keys", "rotate-master"))  # the real entry point
     new_key = instance.master_key_file.read_text().strip()
     assert new_key != old_key
     assert f"re-sealed {SEALED_AT_INIT} value(s)" in output
@@ -307,7 +301,7 @@ def test_rotate_master_makes_a_new_key_file_and_reseals_everything(pristine: Pat
     finally:
         registry.close()
 
-    stale = opened(instance, HAWIYA_MASTER_KEY=old_key)
+    stale = instance.registry(HAWIYA_MASTER_KEY=old_key)
     try:
         with pytest.raises(KeyUnavailable, match="check the master key"):
             stale.keystore.check_unsealable()
@@ -356,8 +350,8 @@ def test_a_master_key_from_the_environment_is_rotated_with_reseal(tmp_path: Path
     assert f"re-sealed {SEALED_AT_INIT} value(s)" in result.stdout
     assert old_key not in result.stdout + result.stderr and new_key not in result.stdout + result.stderr
 
-    fresh = opened(instance, HAWIYA_MASTER_KEY=new_key)
-    stale = opened(instance, HAWIYA_MASTER_KEY=old_key)
+    fresh = instance.registry(HAWIYA_MASTER_KEY=new_key)
+    stale = instance.registry(HAWIYA_MASTER_KEY=old_key)
     try:
         assert_every_key_signs(fresh)
         with pytest.raises(KeyUnavailable, match="check the master key"):

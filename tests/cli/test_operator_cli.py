@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import update
 
 from idp.storage.models import Account
-from tests.cli.test_cli import Instance, assert_clean_error, new_instance
 from tests.conftest import PASSWORD
+from tests.support.cli import Instance, assert_clean_error, new_instance
 from tests.support.identity import national_id
 
 STAFF = {"amal": ("admin",), "khalid": ("key-officer",), "hana": ("helpdesk",), "sami": ("key-officer",)}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import Instance, assert_clean_error, new_instance
 from tests.support.audit import audit_events
+from tests.support.cli import Instance, assert_clean_error, new_instance
 from tests.support.identity import national_id
 
 

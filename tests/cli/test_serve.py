@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.cli.test_cli import ROOT, new_instance
 from tests.conftest import free_port
+from tests.support.cli import ROOT, new_instance
 
 
 @pytest.mark.parametrize("server", ["granian", "gunicorn"])

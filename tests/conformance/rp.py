@@ -29,9 +29,12 @@ from tests.support.flask_person import AuthorizationResponse, FlaskPerson
 
 #: The issuer of the test settings (idp.settings.Settings' default).
 ISSUER = "http://localhost:8000"
-#: The plan runs once with the default (query) response mode and once with form_post.
+#: The plan runs once with the default (query) response mode and once with form_post. A module whose
+#: result is an authorization response (a code, an error, its parameters) runs in each mode; one
+#: whose result is something else (a token, userinfo, a page, metadata) runs in the default mode.
 RESPONSE_MODES = ("query", "form_post")
 EACH_RESPONSE_MODE = pytest.mark.parametrize("response_mode", RESPONSE_MODES)
+DEFAULT_RESPONSE_MODE = pytest.mark.parametrize("response_mode", RESPONSE_MODES[:1])
 #: Members of a private JWK that must never be published.
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 

@@ -1,9 +1,11 @@
 """The OpenID Foundation's Basic OP certification plan (oidcc-basic-certification-test-plan),
-mirrored: one test per module, named after its module id, checking what that module checks
-(/work/shared/conformance/oidcc-basic.md). The plan runs again with ``response_mode=form_post``
-(oidcc-formpost-basic-certification-test-plan), so every module runs in both modes, and on both
-backends (SQLite + embedded store, PostgreSQL + Redis). ``test_oidcc_discovery_endpoint_verification``
-mirrors the Config plan.
+mirrored: one test per module, named after its module id, checking what that module checks.
+The plan runs again with ``response_mode=form_post``
+(oidcc-formpost-basic-certification-test-plan): every module whose result is an authorization
+response runs in both modes. Modules that store or look up what the client sent (codes, refresh
+tokens, sessions, hints, client credentials, access tokens) run on both backends (SQLite + embedded
+store, PostgreSQL + Redis), the others on the embedded default (docs/testing.md).
+``test_oidcc_discovery_endpoint_verification`` mirrors the Config plan.
 
 The suite's client is the world's confidential client: client_secret_basic, RS256 ID tokens, one
 registered redirect URI, no PKCE unless the module asks for it.
@@ -22,6 +24,7 @@ from idp.clock import FrozenClock
 from idp.errors import InvalidInput
 from idp.registry import Registry
 from tests.conformance.rp import (
+    DEFAULT_RESPONSE_MODE,
     EACH_RESPONSE_MODE,
     ISSUER,
     PRIVATE_JWK_MEMBERS,
@@ -33,7 +36,7 @@ from tests.conformance.rp import (
     signed_in_again,
     unsigned_jwt,
 )
-from tests.conftest import BOTH_BACKENDS, World
+from tests.conftest import BOTH_BACKENDS, ONE_BACKEND, World
 from tests.support.flask_person import pkce_pair
 
 FULL_NAME = "Fatima Al-Sabah"
@@ -54,7 +57,7 @@ def test_oidcc_server(app: Flask, rp: ConformanceRP) -> None:
     assert flow.id_token["sub"] == rp.userinfo_claims(flow)["sub"]
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_response_type_missing(app: Flask, rp: ConformanceRP) -> None:
     # client_id and redirect_uri are verified, so the error goes back to the client (RFC 6749 4.1.2.1).
@@ -65,8 +68,8 @@ def test_oidcc_response_type_missing(app: Flask, rp: ConformanceRP) -> None:
     assert not signed_in_again(browser, 0), "the person was asked to sign in for an invalid request"
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_idtoken_signature(app: Flask, rp: ConformanceRP) -> None:
     flow = rp.flow(person(app))
     token = flow.tokens["id_token"]
@@ -87,8 +90,8 @@ def test_oidcc_idtoken_signature(app: Flask, rp: ConformanceRP) -> None:
             jwt.decode(token, jwt.PyJWK(other).key, algorithms=[other["alg"]], audience=rp.client_id)
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_idtoken_unsigned(registry: Registry, rp: ConformanceRP) -> None:
     # The suite runs this module only when the OP offers alg "none"; Hawiya never does, so the
     # module is skipped there. Prove why: nothing advertises it, and no client can be registered with it.
@@ -103,23 +106,23 @@ def test_oidcc_idtoken_unsigned(registry: Registry, rp: ConformanceRP) -> None:
 
 
 @BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_userinfo_get(app: Flask, rp: ConformanceRP) -> None:
     flow = rp.flow(person(app), scope="openid profile")
     assert rp.userinfo_claims(flow, how="get")["name"] == FULL_NAME
     assert rp.userinfo("not-a-token").status_code == 401
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_userinfo_post_header(app: Flask, rp: ConformanceRP) -> None:
     flow = rp.flow(person(app), scope="openid profile")
     assert rp.userinfo_claims(flow, how="post")["name"] == FULL_NAME
     assert rp.userinfo("not-a-token", how="post").status_code == 401
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_userinfo_post_body(app: Flask, rp: ConformanceRP) -> None:
     # Optional in the plan (a warning when refused); Hawiya accepts the form parameter (RFC 6750 2.2).
     flow = rp.flow(person(app), scope="openid profile")
@@ -130,7 +133,7 @@ def test_oidcc_userinfo_post_body(app: Flask, rp: ConformanceRP) -> None:
 # -- 8-14: nonce, scopes, ordering ------------------------------------------------------------------
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_ensure_request_without_nonce_succeeds_for_code_flow(app: Flask, rp: ConformanceRP) -> None:
     flow = rp.flow(person(app), nonce=None)
@@ -138,8 +141,8 @@ def test_oidcc_ensure_request_without_nonce_succeeds_for_code_flow(app: Flask, r
     assert "nonce" not in flow.id_token
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_scope_profile(app: Flask, rp: ConformanceRP) -> None:
     claims = rp.userinfo_claims(rp.flow(person(app), scope="openid profile"))
     assert claims["name"] == FULL_NAME
@@ -148,8 +151,8 @@ def test_oidcc_scope_profile(app: Flask, rp: ConformanceRP) -> None:
     assert not {"email", "phone_number", "address"} & set(claims), "claims of scopes not asked for"
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_scope_email(app: Flask, rp: ConformanceRP) -> None:
     claims = rp.userinfo_claims(rp.flow(person(app), scope="openid email"))
     assert claims["email"] == "fatima@example.org"
@@ -157,16 +160,16 @@ def test_oidcc_scope_email(app: Flask, rp: ConformanceRP) -> None:
     assert "name" not in claims
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_scope_address(app: Flask, rp: ConformanceRP) -> None:
     claims = rp.userinfo_claims(rp.flow(person(app), scope="openid address"))
     assert claims["address"] == ADDRESS
     assert "email" not in claims
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_scope_phone(app: Flask, rp: ConformanceRP) -> None:
     claims = rp.userinfo_claims(rp.flow(person(app), scope="openid phone"))
     assert claims["phone_number"] == "+96550000001"
@@ -174,8 +177,8 @@ def test_oidcc_scope_phone(app: Flask, rp: ConformanceRP) -> None:
     assert "email" not in claims
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_scope_all(app: Flask, rp: ConformanceRP) -> None:
     flow = rp.flow(person(app), scope="openid profile email address phone")
     assert set(flow.tokens["scope"].split()) == {"openid", "profile", "email", "address", "phone"}
@@ -186,7 +189,7 @@ def test_oidcc_scope_all(app: Flask, rp: ConformanceRP) -> None:
     assert claims["phone_number"] == "+96550000001"
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_alternate_happy_flow(app: Flask, rp: ConformanceRP) -> None:
     # Scopes in reverse order and the parameters in reverse order: nothing may depend on ordering.
@@ -206,16 +209,16 @@ def test_oidcc_alternate_happy_flow(app: Flask, rp: ConformanceRP) -> None:
 # -- 15-16: display ---------------------------------------------------------------------------------
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_display_page(app: Flask, rp: ConformanceRP) -> None:
     browser = person(app)
     rp.flow(browser, display="page")
     assert signed_in_again(browser, 0), "the sign-in page was shown"
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_display_popup(app: Flask, rp: ConformanceRP) -> None:
     browser = person(app)
     rp.flow(browser, display="popup")
@@ -225,7 +228,7 @@ def test_oidcc_display_popup(app: Flask, rp: ConformanceRP) -> None:
 # -- 17-21: prompt and max_age ----------------------------------------------------------------------
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_prompt_login(app: Flask, rp: ConformanceRP, clock: FrozenClock) -> None:
     browser = person(app)
@@ -239,7 +242,7 @@ def test_oidcc_prompt_login(app: Flask, rp: ConformanceRP, clock: FrozenClock) -
     assert second.id_token["sub"] == first.id_token["sub"]
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_prompt_none_not_logged_in(app: Flask, rp: ConformanceRP) -> None:
     request = rp.request(prompt="none")
@@ -262,7 +265,7 @@ def test_oidcc_prompt_none_logged_in(app: Flask, rp: ConformanceRP, clock: Froze
     assert second.id_token["auth_time"] == first.id_token["auth_time"]
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_max_age_1(app: Flask, rp: ConformanceRP, clock: FrozenClock) -> None:
     browser = person(app)
@@ -276,7 +279,7 @@ def test_oidcc_max_age_1(app: Flask, rp: ConformanceRP, clock: FrozenClock) -> N
     assert second.id_token["sub"] == first.id_token["sub"]
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_max_age_10000(app: Flask, rp: ConformanceRP, clock: FrozenClock) -> None:
     browser = person(app)
@@ -292,7 +295,7 @@ def test_oidcc_max_age_10000(app: Flask, rp: ConformanceRP, clock: FrozenClock) 
 # -- 22-27: parameters that must be accepted ---------------------------------------------------------
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_ensure_request_with_unknown_parameter_succeeds(app: Flask, rp: ConformanceRP) -> None:
     flow = rp.flow(person(app), extra="foobar")
@@ -321,8 +324,8 @@ def test_oidcc_login_hint(app: Flask, rp: ConformanceRP) -> None:
     assert 'name="username" type="text" value="citizen"' in signin.get_data(as_text=True)
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_ui_locales(app: Flask, rp: ConformanceRP) -> None:
     browser = person(app)  # the browser asks for English; ui_locales wins (OIDC Core 3.1.2.1)
     rp.flow(browser, ui_locales="ar")
@@ -332,14 +335,14 @@ def test_oidcc_ui_locales(app: Flask, rp: ConformanceRP) -> None:
     assert "<h1>تسجيل الدخول</h1>" in html  # "Sign in"
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_claims_locales(app: Flask, rp: ConformanceRP) -> None:
     flow = rp.flow(person(app), scope="openid profile", claims_locales="ar")
     assert rp.userinfo_claims(flow)["name"]
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_ensure_request_with_acr_values_succeeds(app: Flask, rp: ConformanceRP) -> None:
     # The suite asks for every advertised value; the acr SHOULD be one of them (a warning otherwise).
@@ -354,7 +357,7 @@ def test_oidcc_ensure_request_with_acr_values_succeeds(app: Flask, rp: Conforman
 
 
 @BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_codereuse(app: Flask, rp: ConformanceRP) -> None:
     request = rp.request()
     code = rp.expect_code(person(app).authorize(rp.url(request)), request)
@@ -363,7 +366,7 @@ def test_oidcc_codereuse(app: Flask, rp: ConformanceRP) -> None:
 
 
 @BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_codereuse_30seconds(app: Flask, rp: ConformanceRP, clock: FrozenClock) -> None:
     request = rp.request()
     code = rp.expect_code(person(app).authorize(rp.url(request)), request)
@@ -377,14 +380,14 @@ def test_oidcc_codereuse_30seconds(app: Flask, rp: ConformanceRP, clock: FrozenC
     assert refused.json is not None and refused.json["error"] == "invalid_token"
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_ensure_registered_redirect_uri(app: Flask, rp: ConformanceRP) -> None:
     request = rp.request(redirect_uri="https://evil.example/callback")
     assert_error_page(person(app).get(rp.url(request)))
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_ensure_post_request_succeeds(app: Flask, rp: ConformanceRP) -> None:
     # A cross-site POST carries no SameSite=Lax cookie: Hawiya parks it and continues with a GET.
@@ -398,7 +401,7 @@ def test_oidcc_ensure_post_request_succeeds(app: Flask, rp: ConformanceRP) -> No
 
 
 @BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_server_client_secret_post(
     app: Flask, registry: Registry, world: World, clock: FrozenClock, response_mode: str
 ) -> None:
@@ -426,7 +429,7 @@ def test_oidcc_server_client_secret_post(
 # -- 33-36: request objects and claims --------------------------------------------------------------
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupported(
     app: Flask, rp: ConformanceRP
@@ -438,7 +441,7 @@ def test_oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupport
     assert not signed_in_again(browser, 0)
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported(
     app: Flask, rp: ConformanceRP
@@ -451,8 +454,8 @@ def test_oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupp
     assert not signed_in_again(browser, 0)
 
 
-@BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@ONE_BACKEND
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_claims_essential(app: Flask, rp: ConformanceRP) -> None:
     claims_request = {"userinfo": {"name": {"essential": True}}}
     browser = person(app)
@@ -465,7 +468,7 @@ def test_oidcc_claims_essential(app: Flask, rp: ConformanceRP) -> None:
     assert "name" not in flow.id_token, "name was asked for in userinfo only"
 
 
-@BOTH_BACKENDS
+@ONE_BACKEND
 @EACH_RESPONSE_MODE
 def test_oidcc_ensure_request_object_with_redirect_uri(app: Flask, rp: ConformanceRP) -> None:
     # Hawiya does not process request objects (request_not_supported), so a redirect_uri inside one is
@@ -515,7 +518,7 @@ def _refresh(rp: ConformanceRP, refresh_token: str) -> Any:
 
 
 @BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_refresh_token(
     app: Flask, registry: Registry, world: World, clock: FrozenClock, response_mode: str
 ) -> None:
@@ -545,7 +548,7 @@ def test_oidcc_refresh_token(
 
 
 @BOTH_BACKENDS
-@EACH_RESPONSE_MODE
+@DEFAULT_RESPONSE_MODE
 def test_oidcc_ensure_request_with_valid_pkce_succeeds(app: Flask, rp: ConformanceRP) -> None:
     verifier, challenge = pkce_pair()
     flow = rp.flow(person(app), verifier=verifier, code_challenge=challenge, code_challenge_method="S256")

@@ -29,7 +29,7 @@ from idp.keys.keystore import SUPPORTED_ALGS, Rotation, RotationRefused
 from idp.keys.schedule import KeySchedule
 from idp.registry import Registry
 from idp.storage.repositories.audit import AuditRepository
-from tests.conftest import BOTH_BACKENDS, PASSWORD, Backend, World, initialised, make_settings
+from tests.conftest import BOTH_BACKENDS, PASSWORD, Backend, World, initialised, make_registry, make_settings
 from tests.support.agency import Agency, userinfo_status
 from tests.support.audit import audit_events
 from tests.support.flask_person import FlaskPerson
@@ -607,7 +607,7 @@ def test_every_change_is_audited_and_no_key_material_reaches_the_audit_trail_or_
         master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
         previous_master_key=registry.settings.master_key,
     )
-    rotated = Registry(new_master, clock)
+    rotated = make_registry(new_master, clock)
     try:
         assert rotated.keystore.reseal() > 0
         secrets_seen |= private_values(rotated)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import secrets
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,10 +23,10 @@ from idp.registry import Registry
 from idp.settings import Settings
 from idp.storage.models import InstanceSecret, SigningKey
 from idp.storage.repositories.keys import KeyRepository
-from tests.cli.test_cli import ROOT, assert_clean_error, new_instance
-from tests.conftest import PASSWORD, World, free_port
+from tests.conftest import PASSWORD, World, free_port, make_registry
 from tests.support.agency import Agency, userinfo_status
 from tests.support.audit import audit_events
+from tests.support.cli import assert_clean_error, new_instance
 from tests.support.flask_person import FlaskPerson
 
 
@@ -64,7 +62,7 @@ def open_registry(clock: FrozenClock) -> Iterator[Callable[[Settings], Registry]
     opened: list[Registry] = []
 
     def make(settings: Settings) -> Registry:
-        registry = Registry(dataclasses.replace(settings, signer_url=None, signer_secret=None), clock)
+        registry = make_registry(dataclasses.replace(settings, signer_url=None, signer_secret=None), clock)
         opened.append(registry)
         return registry
 
@@ -145,22 +143,13 @@ def test_serve_with_a_wrong_master_key_prints_one_clear_line_and_exits_2(tmp_pat
     instance = new_instance(tmp_path)
     instance.ok("init")
     port = free_port()
-    attempts = {
-        "HAWIYA_MASTER_KEY": {**instance.env, "HAWIYA_MASTER_KEY": new_master_key()},
-        "another key file": instance.env,
+    attempts: dict[str, dict[str, str]] = {
+        "HAWIYA_MASTER_KEY": {"HAWIYA_MASTER_KEY": new_master_key()},
+        "another key file": {},
     }
     instance.master_key_file.write_text(new_master_key() + "\n")  # a backup of another deployment's key
     for name, env in attempts.items():
-        result = subprocess.run(
-            [sys.executable, "-m", "idp.cli", "serve", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=30,
-            check=False,
-        )
-        line = assert_clean_error(result)
+        line = assert_clean_error(instance.run("serve", "--port", str(port), **env))
         assert "signing key" in line and "check the master key" in line, (name, line)
 
 

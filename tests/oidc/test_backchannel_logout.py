@@ -33,7 +33,6 @@ from idp.keys.sealing import create_master_key_file
 from idp.oidc.backchannel import BACKOFF, LOGOUT_EVENT, TOKEN_LIFETIME
 from idp.registry import Registry
 from idp.settings import Settings
-from tests.cli.test_cli import new_instance
 from tests.conftest import (
     BOTH_BACKENDS,
     PASSWORD,
@@ -48,6 +47,7 @@ from tests.conftest import (
 from tests.rp.test_flask_integration import load_example, serve, session_cookie, sign_in
 from tests.support.agency import Agency, jwt_claims
 from tests.support.audit import audit_events
+from tests.support.cli import new_instance
 from tests.support.flask_person import FlaskPerson
 from tests.support.person import Person, hidden_fields
 

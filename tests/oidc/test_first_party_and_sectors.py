@@ -19,14 +19,13 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from idp.clock import FrozenClock
 from idp.errors import InvalidInput, NotFound
 from idp.registry import Registry
-from tests.cli.test_cli import Instance, assert_clean_error, new_instance
 from tests.conftest import PASSWORD, World, free_port
 from tests.support.agency import Agency, jwt_claims, userinfo_status
 from tests.support.audit import audit_events
 from tests.support.browser import serve
+from tests.support.cli import Instance, assert_clean_error, new_instance
 from tests.support.flask_person import FlaskPerson, authorize_url, pkce_pair, query_of
 from tests.support.mfa import MfaPerson, open_account, submit
 
@@ -84,11 +83,6 @@ def request_url(agency: Agency, **extra: str) -> tuple[str, str]:
 
 
 # -- first-party clients -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def citizen(app: Flask, world: World, clock: FrozenClock) -> MfaPerson:
-    return MfaPerson(app, "citizen", PASSWORD, clock=clock)
 
 
 def test_a_first_party_client_gets_implied_consent_recorded_shown_and_withdrawable(

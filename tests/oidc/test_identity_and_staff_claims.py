@@ -17,7 +17,6 @@ import jwt
 import pytest
 from flask import Flask
 
-from idp.clock import FrozenClock
 from idp.registry import Registry
 from tests.conftest import PASSWORD, World
 from tests.support.flask_person import FlaskPerson, authorize_url, pkce_pair, query_of
@@ -225,12 +224,6 @@ def test_an_identity_claim_is_not_released_to_a_client_not_registered_for_identi
 
 
 # -- staff -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff(app: Flask, world: World, clock: FrozenClock) -> MfaPerson:
-    """The staff member of the Ministry of Health (sets up an authenticator app at first sign-in)."""
-    return MfaPerson(app, "staff", PASSWORD, clock=clock)
 
 
 def test_staff_claims_go_to_the_staff_member_s_own_agency_only(

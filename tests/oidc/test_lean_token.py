@@ -23,7 +23,7 @@ from flask import Flask
 from idp.app import create_app
 from idp.http.lean_token import LeanClientCredentials
 from idp.registry import Registry
-from tests.conftest import BOTH_BACKENDS, Backend, initialised, make_settings
+from tests.conftest import BOTH_BACKENDS, Backend, initialised, make_registry, make_settings
 from tests.support.audit import audit_events
 
 API = "https://records.example.test/api"
@@ -50,7 +50,7 @@ class Pair:
 def pair(tmp_path: Any, backend: Backend) -> Iterator[Pair]:
     settings = make_settings(tmp_path, backend)
     registry = initialised(settings)
-    other = Registry(dataclasses.replace(settings, lean_token_path=False))
+    other = make_registry(dataclasses.replace(settings, lean_token_path=False))
     api = registry.clients.create(
         name="Records API client",
         redirect_uris=[],

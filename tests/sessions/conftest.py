@@ -12,7 +12,7 @@ from flask import Flask
 from idp.clock import FrozenClock
 from idp.sessions.service import SsoSession
 from tests.conftest import PASSWORD, World
-from tests.support.mfa import MfaPerson, Rp
+from tests.support.mfa import MfaPerson
 
 FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SAFARI_IPHONE = (
@@ -44,12 +44,6 @@ class Ended:
 def ended() -> Ended:
     """A fresh recorder of ended sessions."""
     return Ended()
-
-
-@pytest.fixture
-def rp(app: Flask, world: World) -> Rp:
-    """The confidential client of the test world (the Ministry of Health)."""
-    return Rp.of_world(app, world)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from idp.storage.repositories.audit import AuditRepository
 from idp.storage.repositories.clients import ClientRepository
 from idp.storage.repositories.consents import ConsentRepository
 from idp.storage.repositories.keys import KeyRepository
-from tests.conftest import BOTH_BACKENDS, Backend, make_settings
+from tests.conftest import BOTH_BACKENDS, Backend, make_registry, make_settings
 
 pytestmark = BOTH_BACKENDS
 
@@ -51,7 +51,7 @@ def _utc(value: datetime) -> datetime:
 @pytest.fixture
 def migrated(tmp_path: Path, backend: Backend, clock: FrozenClock) -> Iterator[Registry]:
     """A registry on a freshly migrated database, without signing keys (fast)."""
-    registry = Registry(make_settings(tmp_path, backend), clock=clock)
+    registry = make_registry(make_settings(tmp_path, backend), clock)
     registry.db.upgrade()
     yield registry
     registry.close()
@@ -104,8 +104,8 @@ def _head() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
-def test_migrations_run_to_head_and_are_idempotent(tmp_path: Path, backend: Backend) -> None:
-    db = Database(make_settings(tmp_path, backend).database_url)
+def test_migrations_run_to_head_and_are_idempotent(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
     try:
         assert db.is_initialised() is False
         db.upgrade()
@@ -338,7 +338,7 @@ def test_consent_merge_unions_scopes_and_claims(migrated: Registry) -> None:
 
 def _other_master_key_registry(tmp_path: Path, backend: Backend, clock: FrozenClock) -> Registry:
     other = base64.b64encode(secrets.token_bytes(32)).decode()
-    return Registry(make_settings(tmp_path, backend, master_key=other), clock=clock)
+    return make_registry(make_settings(tmp_path, backend, master_key=other), clock)
 
 
 def test_signing_keys_are_stored_sealed(

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.support.needs import unavailable
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -38,10 +39,7 @@ def require_browser() -> None:
     """Skip locally (fail in CI) when Chromium or its driver is missing."""
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        message = f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests must run in CI: {message}")
-        pytest.skip(message)
+        unavailable(f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver")
 
 
 def serve(app: Any, host: str, port: int) -> tuple[BaseWSGIServer, threading.Thread]:
