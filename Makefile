@@ -4,21 +4,30 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-remote-signer setup lint typecheck clean translations i18n interop-op bench bench-peer
+.PHONY: run test test-fast test-drills test-remote-signer setup lint typecheck clean translations i18n interop-op bench bench-peer
 
 run: setup ## Set up and serve the IdP (localhost:8000) with demo data, and two demo agencies (127.0.0.1:8101, :8102)
 	$(BIN)/hawiya init
 	$(BIN)/hawiya demo
 	$(BIN)/python clients/python/examples/serve_demos.py -- $(BIN)/hawiya serve
 
-test: setup interop-op bench-peer ## Set up and run the whole suite (lint, types, tests)
+# The suite runs on every core (pytest-xdist); the time budget of each stage is in docs/testing.md.
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
+
+test: test-fast test-drills ## Set up and run the whole suite: lint, types, tests, then the drills
+
+test-fast: setup interop-op bench-peer ## Lint, types and every test but the drills (the quick run during work)
 	$(BIN)/ruff check idp tests bench clients/python
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(PYTEST) -m "not drill"
 	$(MAKE) test-remote-signer
 
+test-drills: setup interop-op bench-peer ## The second stage: multi-process drills (tests marked drill)
+	$(PYTEST) -m drill
+
 test-remote-signer: setup ## The protocol suites again, every signature made out of process (the HSM/KMS seam)
-	HAWIYA_TEST_SIGNER=remote $(BIN)/pytest -q tests/conformance tests/e2e/test_third_party_clients.py tests/oidc/test_smoke_flow.py
+	HAWIYA_TEST_SIGNER=remote $(PYTEST) -q -m "not drill" tests/conformance tests/e2e/test_third_party_clients.py tests/oidc/test_smoke_flow.py
 
 setup: $(STAMP) translations
 

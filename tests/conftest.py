@@ -1,6 +1,10 @@
 """Shared fixtures: settings on a temporary embedded default, optionally PostgreSQL + Redis,
 an initialised registry and app, and a live server on localhost for real clients and browsers.
 
+Every database starts as a copy of one migrated once per test process; every registry gets the
+suite's cheap Argon2id hasher and signing keys from a pool (``make_registry``), unless the test is
+marked ``real_hashing`` or ``real_keygen``. docs/testing.md explains both and the time budget.
+
 PostgreSQL (127.0.0.1:5432, trust, database test) and Redis (127.0.0.1:6379) are used when they
 answer; locally without them the backend-matrix tests skip, under CI=true they must run.
 

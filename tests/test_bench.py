@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_servers
+from tests.support.needs import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)")
+@pytest.mark.drill
+@pytest.mark.real_hashing
 def test_the_client_credentials_benchmark_runs_without_errors() -> None:
+    if shutil.which("wrk") is None:
+        unavailable("wrk is not installed (.ci/run installs it; Debian: apt-get install wrk)")
     require_servers()
     done = subprocess.run(
         [

@@ -345,6 +345,7 @@ def wait_for_user_token(drill: Drill, kid: str | None, timeout: float = 30.0) ->
 # -- the test ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.drill
 @BOTH_BACKENDS
 def test_rotation_drill_rotate_twice_and_revoke_once(tmp_path: Path, backend: Backend) -> None:
     began = time.monotonic()
