@@ -1,4 +1,4 @@
-"""``hawiya keys``, run as an operator runs it (separate processes, settings from ``HAWIYA_*``):
+"""``hawiya keys``, run as an operator runs it (settings from ``HAWIYA_*``; tests/support/cli.py):
 list, rotate, revoke, prune, and master-key rotation for the embedded default (``rotate-master``)
 and for a key passed by environment (``reseal`` with ``HAWIYA_PREVIOUS_MASTER_KEY``). Output shows
 states and timestamps, never key material; refusals are one clean line and exit status 2."""

@@ -1,10 +1,11 @@
 """``hawiya orgs``: an operator registers organisations, gives people roles in them (with an
-optional expiry), takes roles away, suspends and reactivates, each as a separate process the way an
-operator runs it; refusals are one clean line; the demo brings a business owned by the demo
-citizen."""
+optional expiry), takes roles away, suspends and reactivates, the way an operator runs it (the
+first command through the real entry point, the rest in process: tests/support/cli.py); refusals
+are one clean line; the demo brings a business owned by the demo citizen."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.audit import audit_events
-from tests.support.cli import Instance, assert_clean_error, new_instance
+from tests.support.cli import Instance, assert_clean_error, new_instance, succeeded
 from tests.support.identity import national_id
 
 
@@ -39,9 +40,8 @@ def _in_two_days() -> str:
 
 
 def test_an_organisation_from_creation_to_suspension(hawiya: Instance) -> None:
-    created = hawiya.json(
-        "orgs", "create", "--number", "cr-5001", "--name", "Pearl Foods", "--name-ar", "أغذية اللؤلؤ"
-    )
+    args = ("orgs", "create", "--number", "cr-5001", "--name", "Pearl Foods", "--name-ar", "أغذية اللؤلؤ")
+    created = json.loads(succeeded(hawiya.run_process(*args, "--json")))  # the real entry point
     assert created["registration_number"] == "CR-5001" and created["status"] == "active"
     assert created["name_ar"] == "أغذية اللؤلؤ"
 
