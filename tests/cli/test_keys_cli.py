@@ -235,6 +235,8 @@ def test_keys_revoke_needs_a_reason(hawiya: Instance) -> None:
 
 def test_keys_prune_removes_only_retired_keys_whose_tokens_have_all_expired(hawiya: Instance) -> None:
     hawiya.ok("keys", "rotate", "--alg", "ES256", "--force")  # at least one retired key
+    revoked = by_state(key_rows(hawiya), "PS256")["current"][0]  # and one revoked: it must stay
+    hawiya.ok("keys", "revoke", revoked, "--reason", "drill")
     retired = [row["kid"] for row in key_rows(hawiya) if row["state"] == "retired"]
     assert retired
     assert hawiya.ok("keys", "prune").strip() == "pruned 0 key(s)", "their tokens may still be live"
@@ -257,6 +259,7 @@ def test_keys_prune_removes_only_retired_keys_whose_tokens_have_all_expired(hawi
     after = key_rows(hawiya)
     assert [row for row in before if row["kid"] not in retired] == after
     assert {row["state"] for row in after} == {"current", "next", "revoked"}
+    assert revoked in {row["kid"] for row in after}
     assert hawiya.ok("keys", "prune").strip() == "pruned 0 key(s)"
 
 

@@ -58,6 +58,11 @@ def test_serve_answers_logs_without_queries_and_stops(tmp_path: Path, server: st
         assert answer.headers["Cache-Control"] == "no-store"
         assert answer.json()["token_type"] == "Bearer"
         assert requests.get(f"{url}/authorize?code=never-logged-code&state=s", timeout=10).status_code == 400
+        # Access lines reach standard output within a second (idp/http/access_log.py); granian stops
+        # its workers without that last flush, so wait for them rather than race the stop.
+        deadline = time.monotonic() + 15
+        while '"GET /authorize"' not in (tmp_path / "serve.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
