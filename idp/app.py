@@ -124,6 +124,10 @@ def create_app(
         app.extensions["hawiya.key_schedule"] = KeySchedule(
             registry.keystore, rotation_days=settings.key_rotation_days
         ).start()
+    if start_schedule:
+        # Timed-out sessions end on time (and their agencies hear of it) without their browser;
+        # one sweeper per process, claiming due sessions atomically.
+        app.extensions["hawiya.session_sweeper"] = registry.session_sweeper.start()
     if settings.backchannel_logout_worker and start_schedule:
         # One per process (each gunicorn worker): jobs are claimed atomically, so they never clash.
         app.extensions["hawiya.logout_worker"] = registry.logout_worker.start()

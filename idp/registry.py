@@ -47,6 +47,7 @@ from idp.oidc.tokens import TokenIssuer
 from idp.oidc.userinfo import UserinfoService
 from idp.sessions.interactions import InteractionStore
 from idp.sessions.service import SessionService, Timeouts
+from idp.sessions.sweeper import SessionSweeper
 from idp.settings import LOA_HIGH, LOA_LOW, LOA_SUBSTANTIAL, Settings
 from idp.storage.db import Database
 from idp.storage.ephemeral import EphemeralStore, open_store
@@ -199,6 +200,7 @@ class Registry:
             self.passkeys,
             self._throttle("factor", self.settings.factor_max_failures, self.settings.factor_throttle_window),
             self.audit,
+            self.clock,
         )
 
     @cached_property
@@ -310,6 +312,11 @@ class Registry:
             # (queued for the back-channel worker; the person never waits on an agency).
             on_end=(self.session_tokens.session_ended, self.backchannel.session_ended),
         )
+
+    @cached_property
+    def session_sweeper(self) -> SessionSweeper:
+        """The worker that ends timed-out sessions on time (started by create_app)."""
+        return SessionSweeper(self.sessions, interval=self.settings.session_sweep_interval)
 
     @cached_property
     def interactions(self) -> InteractionStore:
@@ -482,6 +489,8 @@ class Registry:
 
     def close(self) -> None:
         """Release connections."""
+        if "session_sweeper" in self.__dict__:
+            self.session_sweeper.stop()  # before the store and the listeners it uses go
         if "logout_worker" in self.__dict__:
             self.logout_worker.stop()  # before the store and database it uses go
         if "audit" in self.__dict__:

@@ -75,6 +75,10 @@ class Settings:
     session_idle_ttl_high: int = 15 * 60
     #: Absolute lifetime of a session at the high level, seconds, counted from sign-in (AAL3: 12 h).
     session_absolute_ttl_high: int = 12 * 3600
+    #: How often each server process ends the sessions that timed out, seconds: their agencies
+    #: hear of it (back-channel logout) at most this long after the timeout, even when the
+    #: browser never comes back.
+    session_sweep_interval: int = 30
     #: Lifetime of a refresh token issued with ``offline_access`` consent, seconds (30 days).
     #: Without it, refresh tokens live only as long as the SSO session they were issued in.
     offline_refresh_ttl: int = 30 * 24 * 3600
@@ -268,6 +272,7 @@ class Settings:
             "session_absolute_ttl",
             "session_idle_ttl_high",
             "session_absolute_ttl_high",
+            "session_sweep_interval",
             "interaction_ttl",
             "workers",
             "threads",

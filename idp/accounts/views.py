@@ -31,7 +31,7 @@ from idp.errors import (
     NotFound,
     TooManyAttempts,
 )
-from idp.http.context import SSO_COOKIE, clear_cookie, client_ip, services, set_cookie
+from idp.http.context import SSO_COOKIE, clear_cookie, client_ip, read_cookie, services, set_cookie
 from idp.sessions.service import SsoSession
 
 bp = Blueprint("accounts", __name__)
@@ -46,7 +46,7 @@ def _html(body: str, status: int = 200) -> Response:
 
 def signed_in_session() -> tuple[str, SsoSession] | None:
     """This browser's SSO session and its cookie handle, or None when nobody is signed in."""
-    handle = request.cookies.get(SSO_COOKIE)
+    handle = read_cookie(SSO_COOKIE)
     session = services().sessions.find(handle)
     return (handle, session) if handle and session else None
 
@@ -54,7 +54,7 @@ def signed_in_session() -> tuple[str, SsoSession] | None:
 def is_recent(session: SsoSession) -> bool:
     """True when the session's sign-in (or password re-entry) is at most ``reauth_max_age`` old."""
     reg = services()
-    return reg.clock.now() - session.auth_time <= reg.settings.reauth_max_age
+    return reg.clock.now() - session.last_authenticated <= reg.settings.reauth_max_age
 
 
 def recent_sign_in(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -122,8 +122,11 @@ def reauth() -> Response:
     except (AuthenticationFailed, TooManyAttempts) as failure:
         status = 429 if isinstance(failure, TooManyAttempts) else 401
         return _html(render_template("accounts/reauth.html", person=person, error=failure.code), status)
-    reg.sessions.reauthenticated(handle, session, result, ip=client_ip())
-    return redirect(url_for("accounts.home"), code=303)
+    # Only the password's time moves; the browser gets a new handle (the old one stops working).
+    new_handle, _session = reg.sessions.reauthenticated(handle, session, result, ip=client_ip())
+    response = redirect(url_for("accounts.home"), code=303)
+    set_cookie(response, SSO_COOKIE, new_handle)
+    return response
 
 
 @bp.post("/account/totp")

@@ -31,35 +31,59 @@ that unlocks it), so a passwordless sign-in reports ``mfa`` too. A recovery code
 SP 800-63B-4 3.1.2): a single-use code from a list the person holds, which RFC 8176 has no value
 for; Hawiya reports it as ``otp`` (it is a one-time password) with ``pwd`` and ``mfa``, so an agency
 sees the same ``amr`` for either way of reaching ``substantial``. The audit trail tells them apart.
+
+Each factor is recorded as a ``Proof`` with its own time (idp/authn/results.py), and what a set of
+proofs is worth is decided there, for the proofs fresh enough for a request. The second-factor page
+asks ``factor_offer`` which of the person's factors can lift what is fresh to the level asked, and
+offers only those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass
 
 from idp.authn.factors import TOTP, WEBAUTHN, Factor
-from idp.authn.results import AuthResult, level_rank
-from idp.settings import LOA_HIGH, LOA_LOW, LOA_SUBSTANTIAL, MFA_REQUIRED_ACCOUNT_TYPES
+from idp.authn.results import PASSWORD, AuthResult, Proof, assess, level_rank, merge
+from idp.settings import ACR_VALUES, LOA_HIGH, LOA_LOW, LOA_SUBSTANTIAL, MFA_REQUIRED_ACCOUNT_TYPES
 
 #: How each second factor is reported (RFC 8176).
 FACTOR_AMR = {"totp": ("otp",), "recovery_code": ("otp",)}
 
 
+def password_proof(at: int) -> Proof:
+    """A right password: level low on its own."""
+    return Proof(PASSWORD, at, LOA_LOW, (PASSWORD,))
+
+
+def code_proof(method: str, at: int) -> Proof:
+    """A right TOTP or recovery code: substantial, and only beside a password."""
+    return Proof(method, at, LOA_SUBSTANTIAL, FACTOR_AMR[method], needs_password=True)
+
+
+def passkey_proof(at: int, *, backup_eligible: bool, user_verified: bool) -> Proof:
+    """A WebAuthn assertion. One that verified its user is two factors on its own; one that did not
+    is something the person has, which counts only beside their password."""
+    flags = {"backup_eligible": backup_eligible, "user_verified": user_verified}
+    return Proof(WEBAUTHN, at, passkey_level(**flags), passkey_amr(**flags), needs_password=not user_verified)
+
+
+def _proven(account_id: str, proofs: tuple[Proof, ...]) -> AuthResult:
+    """What ``proofs`` prove together (they always prove something: a password or a key)."""
+    result = assess(account_id, proofs)
+    if result is None:
+        raise ValueError("these proofs prove nothing on their own")
+    return result
+
+
 def password_only(account_id: str, auth_time: int) -> AuthResult:
     """A password sign-in: ``pwd``, level low."""
-    return AuthResult(account_id=account_id, auth_time=auth_time, amr=("pwd",), acr=LOA_LOW)
+    return _proven(account_id, (password_proof(auth_time),))
 
 
-def _stronger(result: AuthResult, extra_amr: tuple[str, ...], level: str) -> AuthResult:
-    amr = tuple(dict.fromkeys((*result.amr, *extra_amr, "mfa")))
-    acr = result.acr if level_rank(result.acr) > level_rank(level) else level
-    return replace(result, amr=amr, acr=acr)
-
-
-def with_second_factor(result: AuthResult, method: str) -> AuthResult:
-    """``result`` (which carries ``pwd``) completed by a code: level substantial."""
-    return _stronger(result, FACTOR_AMR[method], LOA_SUBSTANTIAL)
+def with_second_factor(result: AuthResult, method: str, at: int) -> AuthResult:
+    """``result`` (which carries ``pwd``) completed by a code proven at ``at``: level substantial."""
+    return _proven(result.account_id, merge(result.proven, (code_proof(method, at),)))
 
 
 def passkey_amr(*, backup_eligible: bool, user_verified: bool) -> tuple[str, ...]:
@@ -72,21 +96,17 @@ def passkey_level(*, backup_eligible: bool, user_verified: bool) -> str:
     return LOA_HIGH if user_verified and not backup_eligible else LOA_SUBSTANTIAL
 
 
-def with_passkey(result: AuthResult, *, backup_eligible: bool, user_verified: bool) -> AuthResult:
-    """``result`` (a password, or a session being stepped up) completed by a WebAuthn assertion."""
-    flags = {"backup_eligible": backup_eligible, "user_verified": user_verified}
-    return _stronger(result, passkey_amr(**flags), passkey_level(**flags))
+def with_passkey(result: AuthResult, *, backup_eligible: bool, user_verified: bool, at: int) -> AuthResult:
+    """``result`` (a password, or a session being stepped up) completed by a WebAuthn assertion
+    made at ``at``."""
+    proof = passkey_proof(at, backup_eligible=backup_eligible, user_verified=user_verified)
+    return _proven(result.account_id, merge(result.proven, (proof,)))
 
 
 def passwordless(account_id: str, auth_time: int, *, backup_eligible: bool) -> AuthResult:
     """A sign-in with a discoverable credential and user verification (required), no password."""
-    flags = {"backup_eligible": backup_eligible, "user_verified": True}
-    return AuthResult(
-        account_id=account_id,
-        auth_time=auth_time,
-        amr=(*passkey_amr(**flags), "mfa"),
-        acr=passkey_level(**flags),
-    )
+    proof = passkey_proof(auth_time, backup_eligible=backup_eligible, user_verified=True)
+    return _proven(account_id, (proof,))
 
 
 def factor_level(factors: Iterable[Factor]) -> str:
@@ -109,3 +129,63 @@ def factor_level(factors: Iterable[Factor]) -> str:
 def account_minimum(account_type: str) -> str:
     """The least level an account of this type may hold a session at (staff must use MFA)."""
     return LOA_SUBSTANTIAL if account_type in MFA_REQUIRED_ACCOUNT_TYPES else LOA_LOW
+
+
+def next_level(acr: str) -> str:
+    """The level above ``acr`` (high stays high): what a step-up is for when nobody said."""
+    rank = level_rank(acr)
+    return ACR_VALUES[min(max(rank, 0) + 1, len(ACR_VALUES) - 1)] if rank >= 0 else LOA_LOW
+
+
+@dataclass(frozen=True)
+class FactorOffer:
+    """What the second-factor page offers, for the level asked: only what can reach it, so that
+    nothing is spent (a recovery code) that could not satisfy the request."""
+
+    #: Whose factors these are.
+    account_id: str
+    #: The level asked (None: any).
+    level: str | None
+    #: A code (TOTP or recovery code) can reach it.
+    codes: bool
+    #: One of the person's WebAuthn credentials can reach it.
+    keys: bool
+    #: The person has an authenticator app (the page says which code to type).
+    has_app: bool
+
+    @property
+    def anything(self) -> bool:
+        """True when something on offer can reach the level."""
+        return self.codes or self.keys
+
+
+def factor_offer(base: AuthResult, factors: Iterable[Factor], asked: str | None) -> FactorOffer:
+    """Which of the person's ``factors`` can lift ``base`` (the fresh proofs the page builds on) to
+    ``asked``. A code reaches substantial and only beside a fresh password; a WebAuthn credential
+    reaches its own level (passkey_level), beside a fresh password or, when it verifies its user,
+    alone. A credential's user verification is known from its registration (an assertion that does
+    not verify its user reaches less, and is simply not enough)."""
+    factors = list(factors)
+    password = base.rests_on(PASSWORD)
+
+    def reaches(level: str) -> bool:
+        return asked is None or level_rank(level) >= level_rank(asked)
+
+    keys = [factor for factor in factors if factor.kind == WEBAUTHN]
+    usable_keys = [
+        factor
+        for factor in keys
+        if (password or factor.user_verified)
+        and reaches(
+            passkey_level(
+                backup_eligible=bool(factor.backup_eligible), user_verified=bool(factor.user_verified)
+            )
+        )
+    ]
+    return FactorOffer(
+        account_id=base.account_id,
+        level=asked,
+        codes=password and bool(factors) and reaches(LOA_SUBSTANTIAL),
+        keys=bool(usable_keys),
+        has_app=any(factor.kind == TOTP for factor in factors),
+    )

@@ -13,6 +13,7 @@ import json
 import secrets
 from dataclasses import asdict, dataclass, replace
 
+from idp.authn.assurance import password_only
 from idp.authn.results import AuthResult
 from idp.clock import Clock
 from idp.storage.ephemeral import EphemeralStore
@@ -34,7 +35,7 @@ class PendingSignin:
     @property
     def result(self) -> AuthResult:
         """What the password alone proved."""
-        return AuthResult(self.account_id, self.auth_time, ("pwd",))
+        return password_only(self.account_id, self.auth_time)
 
 
 class PendingSignins:

@@ -15,13 +15,21 @@ from idp.accounts.service import AccountService
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn import recovery, totp
-from idp.authn.assurance import account_minimum, factor_level, with_passkey, with_second_factor
+from idp.authn.assurance import (
+    FactorOffer,
+    account_minimum,
+    factor_level,
+    factor_offer,
+    with_passkey,
+    with_second_factor,
+)
 from idp.authn.factors import Authenticators, Factor, TotpReplayed
 from idp.authn.passkeys import Passkeys
 from idp.authn.recovery import RecoveryCodes
 from idp.authn.results import AuthResult
 from idp.authn.throttle import Throttle
 from idp.authn.webauthn import PasskeyRejected
+from idp.clock import Clock
 from idp.errors import InvalidCode, TooManyAttempts
 from idp.settings import LOA_LOW
 
@@ -62,6 +70,7 @@ class SecondFactor:
         passkeys: Passkeys,
         throttle: Throttle,
         audit: AuditLog,
+        clock: Clock,
     ) -> None:
         self._accounts = accounts
         self._authenticators = authenticators
@@ -69,6 +78,10 @@ class SecondFactor:
         self._passkeys = passkeys
         self._throttle = throttle
         self._audit = audit
+        self._clock = clock
+
+    def _now(self) -> int:
+        return int(self._clock.now())
 
     # -- policy -----------------------------------------------------------------------------------
 
@@ -85,6 +98,10 @@ class SecondFactor:
     def reachable_level(self, account_id: str) -> str:
         """The highest level a password plus what the person holds can reach."""
         return factor_level(self._authenticators.factors(account_id))
+
+    def offer(self, base: AuthResult, asked: str | None) -> FactorOffer:
+        """What the second-factor page may offer to lift ``base`` (what is fresh) to ``asked``."""
+        return factor_offer(base, self._authenticators.factors(base.account_id), asked)
 
     def must_keep_a_factor(self, account_id: str) -> bool:
         """True when policy forbids removing the account's last factor (staff)."""
@@ -131,7 +148,7 @@ class SecondFactor:
             raise InvalidCode("the code is not correct")
 
         self._throttle.succeeded(account_id)
-        result = with_second_factor(base, method)
+        result = with_second_factor(base, method, self._now())
         self._audit.record(
             AuditEvent.FACTOR_SUCCEEDED,
             subject=account_id,
@@ -161,7 +178,9 @@ class SecondFactor:
             )
             raise
         self._throttle.succeeded(account_id)
-        result = with_passkey(base, backup_eligible=use.backup_eligible, user_verified=use.user_verified)
+        result = with_passkey(
+            base, backup_eligible=use.backup_eligible, user_verified=use.user_verified, at=self._now()
+        )
         self._audit.record(
             AuditEvent.FACTOR_SUCCEEDED,
             subject=account_id,
@@ -197,7 +216,7 @@ class SecondFactor:
         codes = self._codes.generate(account_id, ip=ip) if first else None
         result = None
         if base is not None:
-            result = with_second_factor(base, "totp")
+            result = with_second_factor(base, "totp", self._now())
             self._audit.record(
                 AuditEvent.FACTOR_SUCCEEDED,
                 subject=account_id,

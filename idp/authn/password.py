@@ -12,6 +12,7 @@ from idp.accounts.policy import normalise
 from idp.accounts.service import AccountService
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
+from idp.authn.assurance import password_only
 from idp.authn.results import AuthResult
 from idp.authn.throttle import Throttle
 from idp.clock import Clock
@@ -67,7 +68,7 @@ class PasswordAuthenticator:
             self._accounts.replace_password_hash(record.person.id, self._hasher.hash(candidate))
             self._audit.record(AuditEvent.PASSWORD_REHASHED, subject=record.person.id)
         self._throttle.succeeded(username.lower())
-        result = AuthResult(account_id=record.person.id, auth_time=int(self._clock.now()))
+        result = password_only(record.person.id, int(self._clock.now()))
         self._audit.record(
             AuditEvent.SIGNIN_SUCCEEDED, subject=record.person.id, ip=ip, detail={"amr": ["pwd"]}
         )

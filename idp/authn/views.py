@@ -3,20 +3,29 @@ account has one, or must enrol one) the second factor (``/signin/factor``: a cod
 key) or the enrolment of a first one (``/signin/enrol``).
 
 The same ``/signin/factor`` page serves a step-up: a signed-in person whose session is below what
-an agency asks for gives only the missing factor, never the password again.
+an agency asks for gives only the missing factor, never the password again. The page offers only
+the factors that can reach the level asked (the parked authorization request carries it), and a
+factor that cannot is refused before it is checked: a recovery code is never spent on a request it
+cannot satisfy.
+
+Every authentication step renews what the browser holds: a new SSO handle (idp/sessions/service.py)
+and, at sign-in and step-up, a new form session (Flask's signed cookie, where Flask-WTF keeps the
+CSRF token), so nothing planted in or copied from the browser before it is worth anything after.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask import session as form_session
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from idp.authn import qr
-from idp.authn.factors import TOTP, WEBAUTHN, TotpEnrolment
+from idp.authn.assurance import FactorOffer, next_level
+from idp.authn.factors import TotpEnrolment
 from idp.authn.flow import PendingSignin
 from idp.authn.mfa import ENROL, FACTOR, FactorOutcome
-from idp.authn.results import AuthResult, level_rank
+from idp.authn.results import AuthResult
 from idp.authn.webauthn import MAX_CREDENTIAL_JSON, PasskeyRejected
 from idp.errors import AuthenticationFailed, InvalidCode, TooManyAttempts
 from idp.http.context import (
@@ -25,11 +34,12 @@ from idp.http.context import (
     SSO_COOKIE,
     clear_cookie,
     client_ip,
+    read_cookie,
     services,
     set_cookie,
 )
 from idp.sessions.interactions import Interaction
-from idp.settings import LOA_SUBSTANTIAL
+from idp.settings import LOA_HIGH
 
 bp = Blueprint("authn", __name__)
 
@@ -41,7 +51,7 @@ def _interaction() -> Interaction | None:
     ix = request.values.get("ix")
     if not ix:
         return None
-    return services().interactions.load(ix, request.cookies.get(INTERACTION_COOKIE))
+    return services().interactions.load(ix, read_cookie(INTERACTION_COOKIE))
 
 
 def _html(body: str, status: int = 200) -> Response:
@@ -132,15 +142,23 @@ def signin_passkey() -> Response:
     return _signed_in(result, interaction, redirect(_next_url(interaction)))
 
 
+def _renew_form_session() -> None:
+    """Start a new form session: Flask-WTF keeps the CSRF token in it (``csrf_token``), so a token
+    known before this authentication step (planted with a form cookie, or read over a shoulder) is
+    refused after it, and a new one is made for the next page."""
+    form_session.clear()
+
+
 def _signed_in(result: AuthResult, interaction: Interaction | None, response: Response) -> Response:
     """Start this browser's SSO session for ``result`` (ending its previous one)."""
     reg = services()
-    old = request.cookies.get(SSO_COOKIE)
+    old = read_cookie(SSO_COOKIE)
     if old:
         reg.sessions.end(old, reason="replaced", ip=client_ip())
     handle, _session = reg.sessions.start(result, ip=client_ip(), user_agent=request.user_agent.string)
     if interaction is not None:
         reg.interactions.update(interaction, authenticated=True)
+    _renew_form_session()
     set_cookie(response, SSO_COOKIE, handle)
     clear_cookie(response, PENDING_COOKIE)
     return response
@@ -156,13 +174,14 @@ def after_first_factor(result: AuthResult, interaction: Interaction | None = Non
         return _signed_in(result, interaction, redirect(_next_url(interaction)))
     handle = reg.pending_signins.start(result, step)
     endpoint = "authn.factor" if step == FACTOR else "authn.enrol"
+    _renew_form_session()
     response = redirect(url_for(endpoint, ix=_ix(interaction)))
     set_cookie(response, PENDING_COOKIE, handle, max_age=reg.pending_signins.ttl)
     return response
 
 
 def _pending() -> tuple[str, PendingSignin] | None:
-    handle = request.cookies.get(PENDING_COOKIE)
+    handle = read_cookie(PENDING_COOKIE)
     pending = services().pending_signins.find(handle)
     return (handle, pending) if handle and pending else None
 
@@ -172,48 +191,86 @@ def _pending() -> tuple[str, PendingSignin] | None:
 
 def _factor_page(
     interaction: Interaction | None,
-    base: AuthResult,
+    offer: FactorOffer,
     *,
     step_up: bool,
     error: str | None = None,
     status: int = 200,
 ) -> Response:
-    """The second-factor page: a security-key button when the account has one, and the code
-    form unless a code cannot help (a step-up from a session a code already raised)."""
+    """The second-factor page: a security-key button and the code form, each only when it can
+    reach the level asked; otherwise what the level needs."""
     reg = services()
-    kinds = reg.authenticators.confirmed_kinds(base.account_id)  # one read for both questions
     body = render_template(
         "authn/factor.html",
         ix=_ix(interaction),
         client=_service_of(interaction),
         step_up=step_up,
         error=error,
-        passkey=reg.passkeys.begin_assertion(base.account_id) if WEBAUTHN in kinds else None,
-        codes=not step_up or level_rank(base.acr) < level_rank(LOA_SUBSTANTIAL),
-        has_app=TOTP in kinds,
+        passkey=reg.passkeys.begin_assertion(offer.account_id) if offer.keys else None,
+        codes=offer.codes,
+        has_app=offer.has_app,
+        needs_high=offer.level == LOA_HIGH,
     )
     return _html(body, status)
 
 
+def _asked(interaction: Interaction | None, base: AuthResult, *, step_up: bool) -> str | None:
+    """The level the page must reach: the parked request's (its acr_values, claims, the agency's
+    minimum), else for a step-up the next level up (the account area and the staff console send
+    people here to be raised), else any."""
+    if interaction is not None and interaction.acr:
+        return interaction.acr
+    return next_level(base.acr) if step_up else None
+
+
+def _offer(base: AuthResult, asked: str | None, *, step_up: bool) -> FactorOffer:
+    """What the page offers. Finishing a sign-in, when nothing the person holds reaches the level
+    asked, every factor stays on offer: the sign-in itself still completes (and the agency is told
+    its requirement cannot be met), as it did before the level was known here."""
+    reg = services()
+    offer = reg.mfa.offer(base, asked)
+    if not step_up and not offer.anything:
+        offer = reg.mfa.offer(base, None)
+    return offer
+
+
 @bp.route("/signin/factor", methods=["GET", "POST"])
 def factor() -> Response:
-    """Ask for a TOTP or recovery code: to finish a sign-in, or to step a session up."""
+    """Ask for a code or a security key: to finish a sign-in, or to step a session up."""
     reg = services()
     interaction = _interaction()
     pending = _pending()
-    sso_handle = request.cookies.get(SSO_COOKIE)
+    sso_handle = read_cookie(SSO_COOKIE)
     session = None if pending else reg.sessions.find(sso_handle)
     if pending is not None and pending[1].step == ENROL:
         return redirect(url_for("authn.enrol", ix=_ix(interaction)))
     if pending is None and (session is None or not sso_handle):
         return redirect(url_for("authn.signin", ix=_ix(interaction)))
     step_up = pending is None
-    base = pending[1].result if pending is not None else session.auth_result  # type: ignore[union-attr]
+    if pending is not None:
+        base: AuthResult | None = pending[1].result
+    else:
+        assert session is not None  # noqa: S101 - step_up implies it
+        # A step-up builds on what is fresh enough for the request (its max_age), nothing older.
+        base = session.assess(interaction.fresh_since if interaction is not None else None)
+    if base is None:
+        return redirect(url_for("authn.signin", ix=_ix(interaction)))  # nothing fresh: sign in
+    offer = _offer(base, _asked(interaction, base, step_up=step_up), step_up=step_up)
     if request.method == "GET":
-        return _factor_page(interaction, base, step_up=step_up)
+        return _factor_page(interaction, offer, step_up=step_up)
 
+    key = "credential" in request.form
+    if not (offer.keys if key else offer.codes):
+        # Refused unread: a factor that cannot reach the level asked is never spent on it.
+        return _factor_page(
+            interaction,
+            offer,
+            step_up=step_up,
+            error="key_not_enough" if key else "code_not_enough",
+            status=400,
+        )
     try:
-        if "credential" in request.form:
+        if key:
             ceremony, credential = _passkey_form()
             outcome = reg.mfa.verify_passkey(base, ceremony, credential, ip=client_ip())
         else:
@@ -221,7 +278,7 @@ def factor() -> Response:
     except (InvalidCode, PasskeyRejected, TooManyAttempts) as failure:
         return _factor_page(
             interaction,
-            base,
+            offer,
             step_up=step_up,
             error=_error_of(failure),
             status=429 if isinstance(failure, TooManyAttempts) else 401,
@@ -231,8 +288,11 @@ def factor() -> Response:
             return redirect(url_for("authn.signin", ix=_ix(interaction)))  # finished by a twin request
         return _signed_in(outcome.result, interaction, _after_factor(outcome, interaction))
     assert session is not None and sso_handle  # noqa: S101 - step_up implies both
-    reg.sessions.step_up(sso_handle, session, outcome.result, ip=client_ip())
-    return _after_factor(outcome, interaction)
+    handle, _raised = reg.sessions.step_up(sso_handle, session, outcome.result, ip=client_ip())
+    _renew_form_session()
+    response = _after_factor(outcome, interaction)
+    set_cookie(response, SSO_COOKIE, handle)
+    return response
 
 
 def _after_factor(outcome: FactorOutcome, interaction: Interaction | None) -> Response:

@@ -1,4 +1,13 @@
-"""Request-scoped helpers: the registry, the client IP, cookies with the deployment's flags."""
+"""Request-scoped helpers: the registry, the client IP, cookies with the deployment's flags.
+
+On an https issuer the cookies that carry a sign-in (``SSO_COOKIE``, ``PENDING_COOKIE``,
+``INTERACTION_COOKIE``) are named with the ``__Host-`` prefix (RFC 6265bis 4.1.3.2): a browser
+accepts such a cookie only with Secure, Path=/ and no Domain, so no other host under the same
+domain (a sibling agency's site, a forgotten test server) can plant or overwrite one, and a cookie
+planted without the prefix is never read. Plain-http development on localhost cannot send Secure
+cookies, so there the names stay bare. Views read these cookies with ``read_cookie`` and write them
+with ``set_cookie``/``clear_cookie``, which apply the prefix.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,9 @@ INTERACTION_COOKIE = "hawiya_ix"
 #: A sign-in waiting for its second step (idp/authn/flow.py).
 PENDING_COOKIE = "hawiya_pending"
 LANG_COOKIE = "hawiya_lang"
+#: The cookies named with ``__Host-`` on an https issuer.
+HOST_ONLY_COOKIES = frozenset({SSO_COOKIE, INTERACTION_COOKIE, PENDING_COOKIE})
+HOST_PREFIX = "__Host-"
 
 
 def services() -> Registry:
@@ -26,12 +38,25 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
+def cookie_name(name: str) -> str:
+    """The name a cookie really has in this deployment (``__Host-`` prefixed where it applies)."""
+    if name in HOST_ONLY_COOKIES and services().settings.secure_cookies:
+        return HOST_PREFIX + name
+    return name
+
+
+def read_cookie(name: str) -> str | None:
+    """The value of the cookie ``name`` (by its real name) on this request, if any."""
+    return request.cookies.get(cookie_name(name))
+
+
 def set_cookie(
     response: Response, name: str, value: str, *, max_age: int | None = None, http_only: bool = True
 ) -> None:
-    """Set a cookie: HttpOnly, SameSite=Lax, Secure except on plain-http localhost."""
+    """Set a cookie: HttpOnly, SameSite=Lax, Path=/, no Domain, Secure except on plain-http
+    localhost (which the ``__Host-`` prefix needs)."""
     response.set_cookie(
-        name,
+        cookie_name(name),
         value,
         max_age=max_age,
         path="/",
@@ -44,5 +69,5 @@ def set_cookie(
 def clear_cookie(response: Response, name: str) -> None:
     """Remove a cookie."""
     response.delete_cookie(
-        name, path="/", secure=services().settings.secure_cookies, httponly=True, samesite="Lax"
+        cookie_name(name), path="/", secure=services().settings.secure_cookies, httponly=True, samesite="Lax"
     )

@@ -32,15 +32,24 @@ from idp.accounts.organisations import Acting
 from idp.audit.events import AuditEvent
 from idp.authn.results import level_rank
 from idp.errors import InteractionExpired, KeyUnavailable
-from idp.http.context import INTERACTION_COOKIE, SSO_COOKIE, clear_cookie, client_ip, services, set_cookie
+from idp.http.context import (
+    INTERACTION_COOKIE,
+    SSO_COOKIE,
+    clear_cookie,
+    client_ip,
+    read_cookie,
+    services,
+    set_cookie,
+)
 from idp.http.errors import error_page
 from idp.keys.signer import InvalidToken
-from idp.oidc.acr import UnmetAuthenticationRequirementsError, requirement
+from idp.oidc.acr import AcrRequirement, UnmetAuthenticationRequirementsError, requirement
 from idp.oidc.claims import STAFF_CLAIMS, releases_staff_claims
 from idp.oidc.claims_request import CLAIM_SCOPE, ClaimsRequest, InvalidClaimsRequest, parse_claims_request
 from idp.oidc.clients import RegisteredClient
 from idp.oidc.consent import ConsentRequest, needs_consent
 from idp.oidc.discovery import provider_metadata
+from idp.oidc.freshness import fresh_since
 from idp.oidc.logout import PARAMETERS as LOGOUT_PARAMETERS
 from idp.oidc.logout import CheckedLogout, InvalidLogoutRequest, LogoutRequest
 from idp.oidc.server import AuthorizationRequest, AuthorizedUser
@@ -113,7 +122,7 @@ def _known_client_and_redirect(params: dict[str, list[str]]) -> bool:
 def resume() -> Response:
     """Continue a parked authorization request (after sign-in, or after a cross-site POST)."""
     reg = services()
-    interaction = reg.interactions.load(request.args.get("ix"), request.cookies.get(INTERACTION_COOKIE))
+    interaction = reg.interactions.load(request.args.get("ix"), read_cookie(INTERACTION_COOKIE))
     return _authorize(interaction.params, interaction)
 
 
@@ -164,15 +173,23 @@ def _error(oauth_request: AuthorizationRequest, error: OAuth2Error) -> Response:
     )
 
 
-def _max_age_exceeded(params: dict[str, str], auth_time: int, now: float) -> bool:
-    raw = params.get("max_age", "")
-    if not raw.isdigit():
-        return False
-    return now - auth_time > int(raw)
-
-
-def _park(params: dict[str, list[str]], interaction: Interaction | None) -> Interaction:
-    return interaction or services().interactions.park(params)
+def _park(
+    params: dict[str, list[str]],
+    interaction: Interaction | None,
+    *,
+    acr: str | None = None,
+    max_age: str | None = None,
+    login: bool = False,
+) -> Interaction:
+    """The request parked (or its parked form), with what the sign-in pages must know of it: the
+    level it needs and from when a proof is fresh enough for it (counted from its parking)."""
+    reg = services()
+    if interaction is None:
+        interaction = reg.interactions.park(params)
+    since = fresh_since(max_age=max_age, login=login, parked_at=interaction.created_at, now=reg.clock.now())
+    if (interaction.acr, interaction.fresh_since) != (acr, since):
+        interaction = reg.interactions.update(interaction, acr=acr, fresh_since=since)
+    return interaction
 
 
 def _go(endpoint: str, interaction: Interaction) -> Response:
@@ -214,6 +231,21 @@ def _check_request(data: dict[str, str], redirect_uri: str, client: RegisteredCl
         raise InvalidRequestError(str(bad), redirect_uri=redirect_uri) from None
 
 
+def _requirement(
+    data: dict[str, str], claims_request: ClaimsRequest, client: RegisteredClient, account_type: str | None
+) -> AcrRequirement:
+    """The level the request needs: its acr_values and essential acr claim, the client's minimum,
+    and (``account_type`` known) the account's (staff must use MFA)."""
+    return requirement(
+        acr_values=data.get("acr_values"),
+        essential=claims_request.essential_acr,
+        minimums=(
+            client.min_acr,
+            LOA_SUBSTANTIAL if account_type in MFA_REQUIRED_ACCOUNT_TYPES else None,
+        ),
+    )
+
+
 def _acting_for(account_id: str, data: dict[str, str], interaction: Interaction | None) -> Acting | None:
     """Acting on behalf (the ``business`` scope): the organisation the person chose on the picker
     page, else the one the agency hinted at (``org_hint``: id or registration number), if the person
@@ -231,7 +263,7 @@ def _authorize(
 ) -> Response:
     reg = services()
     oauth_request = AuthorizationRequest(reg.settings.issuer + "/authorize", params)
-    handle = request.cookies.get(SSO_COOKIE)
+    handle = read_cookie(SSO_COOKIE)
     session = reg.sessions.find(handle)
     person = reg.accounts.find(session.account_id) if session else None
     user = None
@@ -249,29 +281,42 @@ def _authorize(
         return _error(oauth_request, error)
 
     prompts = set(data.get("prompt", "").split())
-    fresh = interaction is not None and interaction.authenticated
-    stale = user is not None and (
-        "login" in prompts
-        or _max_age_exceeded(data, user.context.auth.auth_time, reg.clock.now())
-        or (hint_sub is not None and hint_sub != reg.subjects.subject(client, user.person.id))
+    max_age, login = data.get("max_age"), "login" in prompts
+    # What the request itself needs; the account's own minimum joins once the person is known.
+    asked = _requirement(data, claims_request, client, None)
+    signed_in_here = interaction is not None and interaction.authenticated
+    # Only the factors proven recently enough for this request count (max_age, prompt=login).
+    since = fresh_since(
+        max_age=max_age,
+        login=login,
+        parked_at=interaction.created_at if interaction else None,
+        now=reg.clock.now(),
     )
-    if user is None or (stale and not fresh):
+    fresh = session.assess(since) if user is not None and session is not None else None
+    someone_else = (
+        user is not None and hint_sub is not None and hint_sub != reg.subjects.subject(client, user.person.id)
+    )
+    if someone_else and signed_in_here:
+        # OIDC Core 3.1.2.1: the hint names the person the client expects; whoever signed in on
+        # the way is not them, and the client must not get a code for someone else.
+        return _error(
+            oauth_request,
+            LoginRequiredError(
+                "the person signed in is not the one id_token_hint names", redirect_uri=grant.redirect_uri
+            ),
+        )
+    if user is None or fresh is None or someone_else:
         if "none" in prompts:
             return _error(oauth_request, LoginRequiredError(redirect_uri=grant.redirect_uri))
-        return _go("authn.signin", _park(params, interaction))
+        return _go("authn.signin", _park(params, interaction, acr=asked.level, max_age=max_age, login=login))
+    # What is asserted (acr, amr, auth_time) rests on the fresh proofs alone.
+    user = replace(user, context=AuthContext(fresh, user.context.sid))
 
-    # Step-up (issue 5): the session must reach what the client, the request and policy require.
-    needed = requirement(
-        acr_values=data.get("acr_values"),
-        essential=claims_request.essential_acr,
-        minimums=(
-            client.min_acr,
-            LOA_SUBSTANTIAL if user.person.account_type in MFA_REQUIRED_ACCOUNT_TYPES else None,
-        ),
-    )
+    # Step-up (issue 5): the fresh proofs must reach what the client, the request and policy require.
+    needed = _requirement(data, claims_request, client, user.person.account_type)
     if not needed.satisfiable:
         return _error(oauth_request, UnmetAuthenticationRequirementsError(redirect_uri=grant.redirect_uri))
-    if needed.level is not None and not user.context.auth.meets(needed.level):
+    if needed.level is not None and not fresh.meets(needed.level):
         if level_rank(reg.mfa.reachable_level(user.person.id)) < level_rank(needed.level):
             return _error(
                 oauth_request,
@@ -280,9 +325,17 @@ def _authorize(
                     redirect_uri=grant.redirect_uri,
                 ),
             )
+        if reg.mfa.offer(fresh, needed.level).anything:
+            # The missing (or stale) factor alone, on top of what is fresh.
+            if "none" in prompts:
+                return _error(oauth_request, InteractionRequiredError(redirect_uri=grant.redirect_uri))
+            return _go(
+                "authn.factor", _park(params, interaction, acr=needed.level, max_age=max_age, login=login)
+            )
+        # Nothing the person holds lifts what is fresh (the password is stale too): sign in again.
         if "none" in prompts:
-            return _error(oauth_request, InteractionRequiredError(redirect_uri=grant.redirect_uri))
-        return _go("authn.factor", _park(params, interaction))
+            return _error(oauth_request, LoginRequiredError(redirect_uri=grant.redirect_uri))
+        return _go("authn.signin", _park(params, interaction, acr=needed.level, max_age=max_age, login=login))
 
     scopes = set(oauth_request.scope.split())
     if "business" in scopes and not denied:
@@ -343,8 +396,8 @@ def _consent_request(interaction: Interaction) -> tuple[RegisteredClient, Consen
 def organisation() -> Response:
     """Ask which organisation the person acts for (the ``business`` scope)."""
     reg = services()
-    interaction = reg.interactions.load(request.values.get("ix"), request.cookies.get(INTERACTION_COOKIE))
-    session = reg.sessions.find(request.cookies.get(SSO_COOKIE))
+    interaction = reg.interactions.load(request.values.get("ix"), read_cookie(INTERACTION_COOKIE))
+    session = reg.sessions.find(read_cookie(SSO_COOKIE))
     if session is None:
         return _go("authn.signin", interaction)
     client = _client_of(interaction)
@@ -376,8 +429,8 @@ def organisation() -> Response:
 def consent() -> Response:
     """Ask the person to allow the agency to receive the requested claims."""
     reg = services()
-    interaction = reg.interactions.load(request.values.get("ix"), request.cookies.get(INTERACTION_COOKIE))
-    session = reg.sessions.find(request.cookies.get(SSO_COOKIE))
+    interaction = reg.interactions.load(request.values.get("ix"), read_cookie(INTERACTION_COOKIE))
+    session = reg.sessions.find(read_cookie(SSO_COOKIE))
     if session is None:
         return _go("authn.signin", interaction)
     client, asked = _consent_request(interaction)
@@ -582,7 +635,7 @@ def logout_resume() -> Response:
 def _logout(params: dict[str, list[str]]) -> Response:
     """Sign out at once for a hint of this very session; otherwise ask the person first."""
     reg = services()
-    handle = request.cookies.get(SSO_COOKIE)
+    handle = read_cookie(SSO_COOKIE)
     session = reg.sessions.find(handle)
     try:
         checked = reg.rp_logout.check(LogoutRequest.from_params(params))
@@ -614,7 +667,7 @@ def _logout(params: dict[str, list[str]]) -> Response:
 def logout_confirm() -> Response:
     """The person's answer on the confirmation page (Hawiya's own form, CSRF-protected)."""
     reg = services()
-    handle = request.cookies.get(SSO_COOKIE)
+    handle = read_cookie(SSO_COOKIE)
     params = {name: request.form.getlist(name) for name in LOGOUT_PARAMETERS if name in request.form}
     try:
         checked: CheckedLogout | None = reg.rp_logout.check(LogoutRequest.from_params(params))

@@ -4,6 +4,11 @@ When /authorize needs the person (sign-in or consent), the request's parameters 
 ephemeral store under a random id, and the browser gets that id both in the page URL and in a
 cookie. Resuming requires both to match, so a link to someone else's parked request is useless.
 This also lets a cross-site POST to /authorize continue after sign-in.
+
+The authorization endpoint also leaves what the sign-in pages must know of the request, in terms
+they understand without the protocol: the level it needs (``acr``, so the second-factor page offers
+only factors that reach it) and from when a proof counts as fresh for it (``fresh_since``, from its
+``max_age`` or ``prompt=login``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ class Interaction:
     #: Set once the person approved on the consent page of this interaction.
     consented: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    #: The least level the request needs (acr_values, an essential acr claim, the client's minimum,
+    #: the account's), as the authorization endpoint found it; None: any.
+    acr: str | None = None
+    #: Proofs made at or after this time (seconds since the epoch) are fresh enough for the
+    #: request; None: every proof is.
+    fresh_since: float | None = None
 
     def param(self, name: str) -> str | None:
         """The first value of a parameter."""
@@ -44,9 +55,17 @@ class InteractionStore:
         self._clock = clock
         self._ttl = ttl
 
-    def park(self, params: dict[str, list[str]]) -> Interaction:
+    def park(
+        self, params: dict[str, list[str]], *, acr: str | None = None, fresh_since: float | None = None
+    ) -> Interaction:
         """Park a new interaction."""
-        interaction = Interaction(id=secrets.token_urlsafe(24), params=params, created_at=self._clock.now())
+        interaction = Interaction(
+            id=secrets.token_urlsafe(24),
+            params=params,
+            created_at=self._clock.now(),
+            acr=acr,
+            fresh_since=fresh_since,
+        )
         self._save(interaction)
         return interaction
 

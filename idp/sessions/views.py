@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from idp.accounts.views import come_back_after, recent_sign_in, signed_in_session
 from idp.errors import NotFound
-from idp.http.context import SSO_COOKIE, clear_cookie, client_ip, services
+from idp.http.context import SSO_COOKIE, clear_cookie, client_ip, read_cookie, services
 from idp.oidc.clients import RegisteredClient
 from idp.sessions.service import ENDED_BY_PERSON, SIGNOUT, SsoSession
 from idp.sessions.user_agents import Device, parse_user_agent
@@ -34,7 +34,7 @@ _SID_MAX = 64
 def home() -> Response:
     """What Hawiya is, and who is signed in on this browser."""
     reg = services()
-    session = reg.sessions.find(request.cookies.get(SSO_COOKIE))
+    session = reg.sessions.find(read_cookie(SSO_COOKIE))
     person = reg.accounts.find(session.account_id) if session else None
     return Response(render_template("home.html", person=person), mimetype="text/html")
 
@@ -42,7 +42,7 @@ def home() -> Response:
 @bp.post("/signout")
 def signout() -> Response:
     """End this browser's SSO session."""
-    handle = request.cookies.get(SSO_COOKIE)
+    handle = read_cookie(SSO_COOKIE)
     if handle:
         services().sessions.end(handle, reason=SIGNOUT, ip=client_ip())
     return _signed_out()
@@ -114,7 +114,7 @@ def end_session(current: SsoSession) -> Response:
     """End one of the person's sessions; ending this browser's own is signing out."""
     sid = request.form.get("sid", "")[:_SID_MAX]
     if sid == current.sid:
-        handle = request.cookies.get(SSO_COOKIE)
+        handle = read_cookie(SSO_COOKIE)
         if handle:
             services().sessions.end(handle, reason=SIGNOUT, ip=client_ip())
         return _signed_out()
@@ -131,7 +131,7 @@ def end_other_sessions(current: SsoSession) -> Response:
     services().sessions.end_all(
         current.account_id,
         ENDED_BY_PERSON,
-        except_handle=request.cookies.get(SSO_COOKIE),
+        except_handle=read_cookie(SSO_COOKIE),
         ip=client_ip(),
     )
     return redirect(url_for("sessions.list_sessions", done="others"), code=303)

@@ -583,6 +583,8 @@ def test_bad_passwordless_responses_are_refused_and_audited(
         "credential": json.dumps(key.authenticate(passkey_options_on(_text(page)))),
     }
     assert person.post("/signin/passkey", fields).status_code == 302
+    # Signing in renewed the form session: the replay carries a CSRF token of the new one.
+    fields["csrf_token"] = passkey_fields_on(_text(person.get("/signin")))["csrf_token"]
     replayed = person.post("/signin/passkey", fields)
     assert replayed.status_code == 401 and EXPIRED in _text(replayed)
     assert _last(registry, "signin.failed") == {

@@ -148,7 +148,9 @@ def test_every_cookie_is_secure_on_an_https_issuer(tmp_path: Path, backend: Back
         page = person.get("/signin")
         response = person.sign_in(page)
         assert response.status_code == 302
-        header = cookie_header(response, "hawiya_sso")
+        header = cookie_header(
+            response, "__Host-hawiya_sso"
+        )  # the prefix: tests/sessions/test_session_hygiene.py
         assert {"secure", "httponly"} <= cookie_flags(header)
         assert "samesite=lax" in {part.strip().lower() for part in header.split(";")}
         # The form (CSRF) cookie too.

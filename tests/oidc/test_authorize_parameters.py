@@ -235,6 +235,22 @@ def test_hint_for_another_person_with_prompt_none_is_login_required(
     assert visited(person, "/signin")
 
 
+def test_hint_for_another_person_is_login_required_even_after_a_fresh_sign_in(
+    app: Flask, agency: Agency, world: World
+) -> None:
+    """OIDC Core 3.1.2.1: the hint names the person the agency expects. Someone else signing in on
+    the way (here at a browser where nobody was signed in) does not become that person: the agency
+    gets login_required, never a code for them."""
+    _person, tokens = signed_in(app, agency)  # the citizen, whose ID token the agency keeps
+    resident = FlaskPerson(app, "resident", PASSWORD)
+    back = resident.go(agency.url(id_token_hint=tokens["id_token"]))
+    assert visited(resident, "/signin")
+    assert back.split("?", 1)[0] == world.redirect_uri
+    params = query_of(back)
+    assert params["error"] == ["login_required"] and "code" not in params, params
+    assert params["state"] == ["s-1"] and params["iss"] == [ISSUER]
+
+
 def test_hint_issued_to_another_client_is_invalid_request(app: Flask, agency: Agency, world: World) -> None:
     person = citizen(app)
     verifier, challenge = pkce_pair()

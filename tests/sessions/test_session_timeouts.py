@@ -84,7 +84,7 @@ def test_a_step_up_to_high_shortens_the_idle_time(
     clock.advance(30 * 60)
     found = registry.sessions.find(handle)
     assert found is not None  # half an hour idle is fine at substantial
-    registry.sessions.step_up(handle, found, _result(registry, world.citizen_id, LOA_HIGH))
+    handle, _raised = registry.sessions.step_up(handle, found, _result(registry, world.citizen_id, LOA_HIGH))
     clock.advance(15 * 60 + 1)  # but not at high
     assert registry.sessions.find(handle) is None
     assert not registry.sessions.is_live(session.sid)
@@ -104,7 +104,9 @@ def test_a_step_up_to_high_shortens_the_absolute_lifetime(
             clock.advance(30 * 60)
             found = registry.sessions.find(handle)
             assert found is not None
-        registry.sessions.step_up(handle, found, _result(registry, world.citizen_id, LOA_HIGH))
+        handle, _raised = registry.sessions.step_up(
+            handle, found, _result(registry, world.citizen_id, LOA_HIGH)
+        )
         clock.advance(1)
         assert registry.sessions.find(handle) is None
         assert _ended_reasons(registry) == ["timeout"]

@@ -228,8 +228,8 @@ class Rp:
         assert params.get("state") == state and params.get("iss") == self.registry.settings.issuer, params
         return params
 
-    def id_token(self, location: str, state: str = "s-1") -> dict[str, Any]:
-        """Redeem the code in ``location`` and return the verified ID token's claims."""
+    def tokens(self, location: str, state: str = "s-1") -> dict[str, Any]:
+        """Redeem the code in ``location``: the token response."""
         params = self.back(location, state)
         assert "code" in params, params
         response = self.app.test_client().post(
@@ -244,8 +244,31 @@ class Rp:
         )
         assert response.status_code == 200, response.get_data(as_text=True)
         assert response.json is not None
-        _header, claims = self.registry.verifier.verify(response.json["id_token"], typ="jwt")
-        assert claims["aud"] == self.client_id and claims["nonce"] == "n-" + state
+        tokens: dict[str, Any] = response.json
+        return tokens
+
+    def refresh(self, refresh_token: str) -> dict[str, Any]:
+        """Spend ``refresh_token``: the token response."""
+        response = self.app.test_client().post(
+            "/token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            auth=(self.client_id, self.secret),
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.json is not None
+        tokens: dict[str, Any] = response.json
+        return tokens
+
+    def claims(self, id_token: str) -> dict[str, Any]:
+        """The claims of an ID token, its signature checked against Hawiya's keys."""
+        _header, claims = self.registry.verifier.verify(id_token, typ="jwt")
+        assert claims["aud"] == self.client_id
+        return claims
+
+    def id_token(self, location: str, state: str = "s-1") -> dict[str, Any]:
+        """Redeem the code in ``location`` and return the verified ID token's claims."""
+        claims = self.claims(self.tokens(location, state)["id_token"])
+        assert claims["nonce"] == "n-" + state
         return claims
 
 
