@@ -28,6 +28,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from idp.accounts.identity import proofing_meets
 from idp.accounts.organisations import Acting
 from idp.audit.events import AuditEvent
 from idp.authn.results import level_rank
@@ -260,6 +261,16 @@ def _authorize(
             return _error(oauth_request, LoginRequiredError(redirect_uri=grant.redirect_uri))
         return _go("authn.signin", _park(params, interaction))
 
+    # How well the identity was proven is not how strongly the person signed in: no step-up helps.
+    if not proofing_meets(user.person.proofing_level, client.min_proofing):
+        return _error(
+            oauth_request,
+            UnmetAuthenticationRequirementsError(
+                f"the person's identity is not proven to the level this service requires "
+                f"({client.min_proofing})",
+                redirect_uri=grant.redirect_uri,
+            ),
+        )
     # Step-up (issue 5): the session must reach what the client, the request and policy require.
     needed = requirement(
         acr_values=data.get("acr_values"),
