@@ -750,6 +750,12 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
     type=click.Choice(list(ACR_VALUES)),
     help="The least level of assurance every sign-in to this client must reach (step-up).",
 )
+@click.option(
+    "--min-proofing",
+    type=click.Choice(list(PROOFING_LEVELS)),
+    help="The least proofing level of the people this client is given (self_asserted < document_check "
+    "< counter).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
 @operation("clients.manage")
@@ -774,6 +780,7 @@ def clients_create(
     name_ar: str | None,
     client_id: str | None,
     min_acr: str | None,
+    min_proofing: str | None,
     as_json: bool,
     actor: str,
 ) -> None:
@@ -810,6 +817,7 @@ def clients_create(
         name_ar=name_ar,
         client_id=client_id,
         min_acr=min_acr,
+        min_proofing=min_proofing,
         actor=actor,
     )
     if as_json:

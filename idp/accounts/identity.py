@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 
-#: How the person's identity was established: separate from how strongly they sign in (acr).
-PROOFING_LEVELS = ("self_asserted", "counter", "document_check")
+#: How the person's identity was established, weakest first: what they said of themselves, an
+#: identity document checked remotely, the document checked in person at a service counter.
+#: Separate from how strongly they sign in (acr); a client may require a minimum (min_proofing).
+PROOFING_LEVELS = ("self_asserted", "document_check", "counter")
 #: Roles a staff account may hold; each gates operations (see ``idp.admin.permissions``).
 STAFF_ROLES = ("admin", "key-officer", "auditor", "helpdesk")
 
@@ -21,6 +23,16 @@ _WEIGHTS = (2, 1, 6, 3, 7, 9, 10, 5, 8, 4)
 _DIGITS = re.compile(r"^[0-9]{11}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _PASSPORT = re.compile(r"^[A-Z0-9]{5,20}$")
+
+
+def proofing_rank(level: str | None) -> int:
+    """The strength of a proofing level (0 self_asserted, 1 document_check, 2 counter); -1 otherwise."""
+    return PROOFING_LEVELS.index(level) if level in PROOFING_LEVELS else -1
+
+
+def proofing_meets(level: str | None, required: str | None) -> bool:
+    """True when an identity proven at ``level`` satisfies a ``required`` minimum (None: any)."""
+    return required is None or proofing_rank(level) >= proofing_rank(required)
 
 
 def check_digit(first_ten: str) -> int | None:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
+from idp.accounts.identity import PROOFING_LEVELS
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
@@ -72,6 +73,8 @@ class RegisteredClient(ClientMixin):
     sector_identifier: str
     min_acr: str | None
     secret_hash: str | None = None
+    #: The least proofing level of the people this client may be given (None: any).
+    min_proofing: str | None = None
     #: A government service staff marked first-party: consent implied (still recorded).
     first_party: bool = False
     resources: tuple[str, ...] = ()
@@ -167,6 +170,7 @@ def _registered(row: Client) -> RegisteredClient:
         subject_type=row.subject_type,
         sector_identifier=row.sector_identifier or _sector_of(row.redirect_uris),
         min_acr=row.min_acr,
+        min_proofing=row.min_proofing,
         first_party=bool(row.first_party),
         secret_hash=row.secret_hash,
         resources=tuple(row.resources or ()),
@@ -290,6 +294,7 @@ class ClientService:
         agency: str | None = None,
         name_ar: str | None = None,
         min_acr: str | None = None,
+        min_proofing: str | None = None,
         client_id: str | None = None,
         first_party: bool = False,
         sector_identifier_uri: str | None = None,
@@ -336,6 +341,8 @@ class ClientService:
             raise InvalidInput("subject type must be pairwise or public")
         if min_acr is not None and min_acr not in ACR_VALUES:
             raise InvalidInput(f"minimum acr must be one of {', '.join(ACR_VALUES)}")
+        if min_proofing is not None and min_proofing not in PROOFING_LEVELS:
+            raise InvalidInput(f"minimum proofing level must be one of {', '.join(PROOFING_LEVELS)}")
         if auth_method == "private_key_jwt":
             if bool(jwks) == bool(jwks_uri):
                 raise InvalidInput("private_key_jwt needs exactly one of --jwks or --jwks-uri")
@@ -380,6 +387,7 @@ class ClientService:
                 subject_type=subject_type,
                 sector_identifier=sector_identifier,
                 min_acr=min_acr,
+                min_proofing=min_proofing,
                 first_party=first_party,
                 sector_identifier_uri=sector_identifier_uri,
                 created_at=self._now(),

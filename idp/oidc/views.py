@@ -28,6 +28,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from idp.accounts.identity import proofing_meets
 from idp.accounts.organisations import Acting
 from idp.audit.events import AuditEvent
 from idp.authn.results import level_rank
@@ -312,6 +313,16 @@ def _authorize(
     # What is asserted (acr, amr, auth_time) rests on the fresh proofs alone.
     user = replace(user, context=AuthContext(fresh, user.context.sid))
 
+    # How well the identity was proven is not how strongly the person signed in: no step-up helps.
+    if not proofing_meets(user.person.proofing_level, client.min_proofing):
+        return _error(
+            oauth_request,
+            UnmetAuthenticationRequirementsError(
+                f"the person's identity is not proven to the level this service requires "
+                f"({client.min_proofing})",
+                redirect_uri=grant.redirect_uri,
+            ),
+        )
     # Step-up (issue 5): the fresh proofs must reach what the client, the request and policy require.
     needed = _requirement(data, claims_request, client, user.person.account_type)
     if not needed.satisfiable:

@@ -94,6 +94,8 @@ class Client(Base):
     subject_type: Mapped[str] = mapped_column(String(10), default="pairwise")
     sector_identifier: Mapped[str | None] = mapped_column(String(255), nullable=True)
     min_acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The least proofing level (idp.accounts.identity.PROOFING_LEVELS) of the people it is given.
+    min_proofing: Mapped[str | None] = mapped_column(String(32), nullable=True)
     #: A government service staff marked first-party: consent is implied (still recorded).
     first_party: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: OIDC Core 8.1: an https URL listing the redirect URIs of the sector's clients.
