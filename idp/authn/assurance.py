@@ -1,34 +1,44 @@
 """Levels of assurance: what an authentication is worth (``acr``) and how it happened (``amr``).
 
-==============================  =========  ===========  ==========================================
-Hawiya ``acr``                  NIST AAL   eIDAS        reached by
-==============================  =========  ===========  ==========================================
-``urn:hawiya:loa:low``          AAL1       low          a password alone
-``urn:hawiya:loa:substantial``  AAL2       substantial  password + TOTP, password + recovery code,
-                                                        password + any WebAuthn credential, or a
-                                                        synced passkey (backup-eligible) with user
-                                                        verification, with or without a password
-``urn:hawiya:loa:high``         AAL3       high         a device-bound WebAuthn credential (not
-                                                        backup-eligible) with user verification,
-                                                        with or without a password
-==============================  =========  ===========  ==========================================
+``acr`` states the strength of the *authentication* only, as NIST SP 800-63B-4 authenticator
+assurance levels (AAL); it says nothing of identity proofing (that is the ``proofing_level``
+claim). Each row is exactly what the functions below assert:
 
-Why a synced passkey stops at substantial: NIST SP 800-63B-4 AAL3 needs a non-exportable key, and
-a passkey that syncs to a cloud account is exportable by design. A credential whose authenticator
-did not verify the user is something the person *has*; beside a password it makes two factors,
-but Hawiya does not assume a hardware key from a response that says nothing of it (``attestation:
-none``), so it too stops at substantial.
+==============================  ========  =====================================================
+Hawiya ``acr``                  NIST      reached by
+==============================  ========  =====================================================
+``urn:hawiya:loa:low``          AAL1      a password alone
+``urn:hawiya:loa:substantial``  AAL2      password + TOTP, password + recovery code, password +
+                                          any WebAuthn credential; or, with no password, a
+                                          WebAuthn credential with user verification that is
+                                          *not* proven hardware (an ordinary passkey, synced or
+                                          not, self attestation, no attestation)
+``urn:hawiya:loa:high``         AAL3      a WebAuthn credential whose registration verified an
+                                          attestation chain to a trust anchor (FIDO MDS3 entry
+                                          or operator root), from a model the AAGUID policy
+                                          admits, not backup-eligible, used *with* user
+                                          verification; with or without a password
+==============================  ========  =====================================================
 
-(NIST SP 800-63B-4 authenticator assurance levels; eIDAS Implementing Regulation 2015/1502 levels.)
+Why proof: AAL3 needs a device-bound, non-exportable key. The backup-eligible (BE) and user-verified
+(UV) flags are the authenticator's word about itself, and any software can set them (a Python
+script registered a BE=0, UV=1 credential with ``attestation: none`` and signed in at high until
+this rule). Only an attestation statement signed by a key whose chain ends at a root Hawiya trusts
+says which model made the credential; the FIDO metadata (or the operator, for their own roots)
+vouches that the model keeps keys in hardware. That proof is stored with the credential
+(``hardware_attested``) and never inferred from flags. BE=1 (a synced passkey: exportable by
+design) or UV missing still stops at substantial, attested or not. Ordinary passkeys are
+registered with ``attestation: none`` (privacy: the model stays unknown) and so stop at substantial.
 
 ``amr`` values are those of RFC 8176: ``pwd`` for the password, ``otp`` for a one-time code, and
-``mfa`` whenever two independent factors were used. A WebAuthn credential adds ``hwk`` (a
-device-bound key) or ``swk`` (a synced passkey, whose key lives in software outside the device),
-``user`` (the presence test every ceremony makes) and ``pin`` when the authenticator verified the
-user: WebAuthn says *that* it did, not whether by PIN or biometrics, so ``pin`` stands for both.
-A passkey with user verification is two factors on its own (the device, and the PIN or biometric
-that unlocks it), so a passwordless sign-in reports ``mfa`` too. A recovery code is a look-up secret (NIST
-SP 800-63B-4 3.1.2): a single-use code from a list the person holds, which RFC 8176 has no value
+``mfa`` whenever two independent factors were used. A WebAuthn credential adds ``hwk`` only when
+it is proven hardware (the attested, device-bound key above: "proof-of-possession of a
+hardware-secured key"), else ``swk`` (nothing proves where the key lives); ``user`` (the presence
+test every ceremony makes) and ``pin`` when the authenticator verified the user: WebAuthn says
+*that* it did, not whether by PIN or biometrics, so ``pin`` stands for both. A passkey with user
+verification is two factors on its own (the device, and the PIN or biometric that unlocks it), so
+a passwordless sign-in reports ``mfa`` too. A recovery code is a look-up secret (NIST SP
+800-63B-4 3.1.2): a single-use code from a list the person holds, which RFC 8176 has no value
 for; Hawiya reports it as ``otp`` (it is a one-time password) with ``pwd`` and ``mfa``, so an agency
 sees the same ``amr`` for either way of reaching ``substantial``. The audit trail tells them apart.
 """
@@ -62,25 +72,43 @@ def with_second_factor(result: AuthResult, method: str) -> AuthResult:
     return _stronger(result, FACTOR_AMR[method], LOA_SUBSTANTIAL)
 
 
-def passkey_amr(*, backup_eligible: bool, user_verified: bool) -> tuple[str, ...]:
-    """What a WebAuthn assertion adds to ``amr``."""
-    return ("swk" if backup_eligible else "hwk", "user", *(("pin",) if user_verified else ()))
+def passkey_amr(*, backup_eligible: bool, user_verified: bool, hardware_attested: bool) -> tuple[str, ...]:
+    """What a WebAuthn assertion adds to ``amr``: ``hwk`` only for a key proven to be device-bound
+    hardware by a verified attestation (and not backup-eligible), else ``swk``."""
+    device_bound = hardware_attested and not backup_eligible
+    return ("hwk" if device_bound else "swk", "user", *(("pin",) if user_verified else ()))
 
 
-def passkey_level(*, backup_eligible: bool, user_verified: bool) -> str:
-    """The level a WebAuthn credential reaches: high only device-bound and user-verified."""
-    return LOA_HIGH if user_verified and not backup_eligible else LOA_SUBSTANTIAL
+def passkey_level(*, backup_eligible: bool, user_verified: bool, hardware_attested: bool) -> str:
+    """The level a WebAuthn credential reaches: high only when a verified attestation proved it
+    device-bound hardware, it is not backup-eligible, and the user was verified; else substantial.
+    The flags alone never reach high: any software can set them."""
+    if hardware_attested and user_verified and not backup_eligible:
+        return LOA_HIGH
+    return LOA_SUBSTANTIAL
 
 
-def with_passkey(result: AuthResult, *, backup_eligible: bool, user_verified: bool) -> AuthResult:
+def with_passkey(
+    result: AuthResult, *, backup_eligible: bool, user_verified: bool, hardware_attested: bool
+) -> AuthResult:
     """``result`` (a password, or a session being stepped up) completed by a WebAuthn assertion."""
-    flags = {"backup_eligible": backup_eligible, "user_verified": user_verified}
+    flags = {
+        "backup_eligible": backup_eligible,
+        "user_verified": user_verified,
+        "hardware_attested": hardware_attested,
+    }
     return _stronger(result, passkey_amr(**flags), passkey_level(**flags))
 
 
-def passwordless(account_id: str, auth_time: int, *, backup_eligible: bool) -> AuthResult:
+def passwordless(
+    account_id: str, auth_time: int, *, backup_eligible: bool, hardware_attested: bool
+) -> AuthResult:
     """A sign-in with a discoverable credential and user verification (required), no password."""
-    flags = {"backup_eligible": backup_eligible, "user_verified": True}
+    flags = {
+        "backup_eligible": backup_eligible,
+        "user_verified": True,
+        "hardware_attested": hardware_attested,
+    }
     return AuthResult(
         account_id=account_id,
         auth_time=auth_time,
@@ -90,12 +118,15 @@ def passwordless(account_id: str, auth_time: int, *, backup_eligible: bool) -> A
 
 
 def factor_level(factors: Iterable[Factor]) -> str:
-    """The highest level a password plus one of the confirmed ``factors`` reaches."""
+    """The highest level a password plus one of the confirmed ``factors`` reaches (a WebAuthn
+    credential by what its registration proved and verified)."""
     best = LOA_LOW
     for factor in factors:
         if factor.kind == WEBAUTHN:
             level = passkey_level(
-                backup_eligible=bool(factor.backup_eligible), user_verified=bool(factor.user_verified)
+                backup_eligible=bool(factor.backup_eligible),
+                user_verified=bool(factor.user_verified),
+                hardware_attested=bool(factor.hardware_attested),
             )
         elif factor.kind == TOTP:
             level = LOA_SUBSTANTIAL
@@ -104,6 +135,21 @@ def factor_level(factors: Iterable[Factor]) -> str:
         if level_rank(level) > level_rank(best):
             best = level
     return best
+
+
+def lost_high(factors: Iterable[Factor]) -> bool:
+    """True when the person holds a WebAuthn credential that reached high before proof was required
+    (not backup-eligible and user-verified by its own flags, no verified attestation) and nothing
+    that reaches high now: the people to invite to add a high-assurance security key."""
+    held = list(factors)
+    self_reported = any(
+        factor.kind == WEBAUTHN
+        and not factor.backup_eligible
+        and factor.user_verified
+        and not factor.hardware_attested
+        for factor in held
+    )
+    return self_reported and factor_level(held) != LOA_HIGH
 
 
 def account_minimum(account_type: str) -> str:

@@ -161,7 +161,12 @@ class SecondFactor:
             )
             raise
         self._throttle.succeeded(account_id)
-        result = with_passkey(base, backup_eligible=use.backup_eligible, user_verified=use.user_verified)
+        result = with_passkey(
+            base,
+            backup_eligible=use.backup_eligible,
+            user_verified=use.user_verified,
+            hardware_attested=use.hardware_attested,
+        )
         self._audit.record(
             AuditEvent.FACTOR_SUCCEEDED,
             subject=account_id,

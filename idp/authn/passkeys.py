@@ -60,6 +60,8 @@ class PasskeyUse:
     authenticator_id: str
     backup_eligible: bool
     user_verified: bool
+    #: What the credential's registration proved (a verified attestation of device-bound hardware).
+    hardware_attested: bool
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,13 @@ class Passkeys:
             now=self._now(),
         ):
             raise PasskeyRejected("stale_counter", "this passkey was used at the same moment elsewhere")
-        return PasskeyUse(row.account_id, row.id, verified.backup_eligible, verified.user_verified)
+        return PasskeyUse(
+            row.account_id,
+            row.id,
+            verified.backup_eligible,
+            verified.user_verified,
+            hardware_attested=bool(row.hardware_attested),
+        )
 
     # -- passwordless sign-in ---------------------------------------------------------------------
 
@@ -264,7 +272,12 @@ class Passkeys:
             )
             raise
         self._throttle.succeeded(subject)
-        result = passwordless(use.account_id, int(self._clock.now()), backup_eligible=use.backup_eligible)
+        result = passwordless(
+            use.account_id,
+            int(self._clock.now()),
+            backup_eligible=use.backup_eligible,
+            hardware_attested=use.hardware_attested,
+        )
         self._audit.record(
             AuditEvent.SIGNIN_SUCCEEDED,
             subject=use.account_id,
