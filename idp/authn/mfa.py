@@ -15,7 +15,7 @@ from idp.accounts.service import AccountService
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn import recovery, totp
-from idp.authn.assurance import account_minimum, factor_level, with_passkey, with_second_factor
+from idp.authn.assurance import account_minimum, factor_level, lost_high, with_passkey, with_second_factor
 from idp.authn.factors import Authenticators, Factor, TotpReplayed
 from idp.authn.passkeys import Passkeys
 from idp.authn.recovery import RecoveryCodes
@@ -85,6 +85,11 @@ class SecondFactor:
     def reachable_level(self, account_id: str) -> str:
         """The highest level a password plus what the person holds can reach."""
         return factor_level(self._authenticators.factors(account_id))
+
+    def lost_high(self, account_id: str) -> bool:
+        """True when the person's keys reached high before proof of hardware was required and
+        nothing they hold reaches it now (idp.authn.assurance.lost_high)."""
+        return lost_high(self._authenticators.factors(account_id))
 
     def must_keep_a_factor(self, account_id: str) -> bool:
         """True when policy forbids removing the account's last factor (staff)."""
@@ -212,12 +217,22 @@ class SecondFactor:
         return Enrolled(factor, codes, result)
 
     def register_passkey(
-        self, account_id: str, ceremony_id: str, credential: str, *, label: str, ip: str | None = None
+        self,
+        account_id: str,
+        ceremony_id: str,
+        credential: str,
+        *,
+        label: str,
+        ip: str | None = None,
+        high_assurance: bool = False,
     ) -> Enrolled:
-        """Keep a newly created WebAuthn credential; the account's first factor also gets
-        recovery codes (PasskeyRejected when the response is refused)."""
+        """Keep a newly created WebAuthn credential (``high_assurance``: a security key for
+        high-assurance services, attested); the account's first factor also gets recovery codes
+        (PasskeyRejected when the response is refused)."""
         first = not self._authenticators.confirmed_kinds(account_id)
-        factor = self._passkeys.finish_registration(account_id, ceremony_id, credential, label=label, ip=ip)
+        factor = self._passkeys.finish_registration(
+            account_id, ceremony_id, credential, label=label, ip=ip, high_assurance=high_assurance
+        )
         codes = self._codes.generate(account_id, ip=ip) if first else None
         return Enrolled(factor, codes)
 
