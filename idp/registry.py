@@ -15,6 +15,7 @@ from idp.accounts.passwords import PasswordHasher
 from idp.accounts.policy import PasswordPolicy
 from idp.accounts.registration import Registrations
 from idp.accounts.service import AccountService
+from idp.admin.assurance import HighAssuranceReport
 from idp.admin.console import StaffAuthority, StaffConsole
 from idp.admin.keys import KeyAdministration
 from idp.audit.recorder import AuditLog
@@ -306,6 +307,11 @@ class Registry:
             ),
             self.attestation_trust,
         )
+
+    @cached_property
+    def high_assurance_report(self) -> HighAssuranceReport:
+        """Clients whose minimum level is high, and how many of their users can still reach it."""
+        return HighAssuranceReport(self.clients, self.consents, self.mfa)
 
     @cached_property
     def pending_signins(self) -> PendingSignins:
