@@ -35,8 +35,9 @@ def create_app(
         raise ConfigurationError("the database is not initialised: run `hawiya init` first")
     if not settings.signer_url:
         registry.keystore.check_unsealable()  # a wrong master key or tampered key fails here, clearly
-    if settings.staff_attestation == "direct":
-        registry.passkeys  # noqa: B018 - loads the attestation trust anchors: a bad file fails here
+    # Reads the attestation trust anchors and verifies the FIDO metadata BLOB: a bad file, or a
+    # BLOB whose signature does not chain to its root, fails here, not on the first registration.
+    registry.attestation_trust  # noqa: B018
 
     app = Flask(
         "idp",

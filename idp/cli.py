@@ -891,6 +891,29 @@ def clients_rotate_secret(client_id: str, as_json: bool, actor: str) -> None:
         click.echo(f"client_secret: {secret}   (shown once: store it now)")
 
 
+@clients.command("high-assurance-report")
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+def clients_high_assurance_report(as_json: bool) -> None:
+    """List the clients whose minimum level (--min-acr) is high and, for each, how many of its users
+    (people who gave it a consent or for whom it holds a usable refresh token) hold no factor that
+    reaches high now, and how many of those lost it when high began to need a security key whose
+    attestation proves it hardware (keys registered before reach substantial)."""
+    rows = _ready(_registry()).high_assurance_report.clients()
+    if as_json:
+        click.echo(json.dumps([asdict(row) for row in rows], ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no client requires urn:hawiya:loa:high")
+        return
+    click.echo(f"{'CLIENT':<28} {'STATUS':<9} {'USERS':>6} {'WITHOUT HIGH':>13} {'LOST HIGH':>10}  NAME")
+    for row in rows:
+        click.echo(
+            f"{row.client_id:<28} {row.status:<9} {row.users:>6} {row.without_high:>13} "
+            f"{row.lost_high:>10}  {row.name}"
+        )
+
+
 # -- keys ---------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ Services are created lazily, so ``hawiya init`` can build what it needs before t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cached_property
 
 from idp.accounts.activation import ActivationCodes
@@ -14,11 +15,14 @@ from idp.accounts.passwords import PasswordHasher
 from idp.accounts.policy import PasswordPolicy
 from idp.accounts.registration import Registrations
 from idp.accounts.service import AccountService
+from idp.admin.assurance import HighAssuranceReport
 from idp.admin.console import StaffAuthority, StaffConsole
 from idp.admin.keys import KeyAdministration
 from idp.audit.recorder import AuditLog
+from idp.authn.attestation import AttestationTrust
 from idp.authn.factors import Authenticators
 from idp.authn.flow import PendingSignins
+from idp.authn.mds import load_metadata
 from idp.authn.mfa import SecondFactor
 from idp.authn.passkeys import Passkeys, RelyingParty
 from idp.authn.password import PasswordAuthenticator
@@ -266,12 +270,29 @@ class Registry:
         )
 
     @cached_property
+    def attestation_trust(self) -> AttestationTrust:
+        """What proves a key is hardware: the operator's PEM roots, the verified FIDO metadata BLOB
+        and the AAGUID policy (files read once; a bad one is a ConfigurationError)."""
+        s = self.settings
+        return AttestationTrust(
+            operator_roots=load_trust_anchors(s.attestation_trust_anchors)
+            if s.attestation_trust_anchors
+            else (),
+            metadata=(
+                load_metadata(
+                    s.fido_mds_blob, s.fido_mds_root, now=datetime.fromtimestamp(self.clock.now(), UTC)
+                )
+                if s.fido_mds_blob
+                else None
+            ),
+            allowed=s.aaguid_allow_list,
+            denied=s.aaguid_deny_list,
+        )
+
+    @cached_property
     def passkeys(self) -> Passkeys:
         """WebAuthn ceremonies: registering passkeys and security keys, signing in with them."""
         settings = self.settings
-        anchors = None
-        if settings.staff_attestation == "direct":
-            anchors = load_trust_anchors(settings.attestation_trust_anchors)
         return Passkeys(
             AuthenticatorRepository(self.db),
             self.accounts,
@@ -284,9 +305,15 @@ class Registry:
                 name="Hawiya",
                 origin=settings.webauthn_origin,
                 timeout=settings.webauthn_timeout,
-                staff_trust_anchors=anchors,
+                staff_attestation=settings.staff_attestation == "direct",
             ),
+            self.attestation_trust,
         )
+
+    @cached_property
+    def high_assurance_report(self) -> HighAssuranceReport:
+        """Clients whose minimum level is high, and how many of their users can still reach it."""
+        return HighAssuranceReport(self.clients, self.consents, self.mfa)
 
     @cached_property
     def pending_signins(self) -> PendingSignins:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,11 +130,31 @@ class Settings:
     #: How long a passkey ceremony (its challenge) stays usable, seconds.
     webauthn_timeout: int = 300
     #: Attestation required of staff security keys: ``none`` (any authenticator) or ``direct`` (a
-    #: certificate chain to one of ``attestation_trust_anchors``). People's passkeys are never
-    #: asked for attestation (privacy; the FIDO metadata service is the operator's to mirror).
+    #: certificate chain to one of ``attestation_trust_anchors``). People's ordinary passkeys are
+    #: never asked for attestation (privacy): they reach ``substantial`` at most.
     staff_attestation: str = "none"
-    #: PEM file of the attestation root certificates the operator trusts (with ``direct``).
+    #: PEM file of attestation root certificates the operator trusts, for any authenticator model:
+    #: staff keys must chain to one with ``direct``, and a "security key for high-assurance
+    #: services" that chains to one is proven hardware (``high``). Keep only roots that certify
+    #: device-bound hardware keys (those the government issues, say): Hawiya takes the operator's
+    #: word for every model they sign.
     attestation_trust_anchors: str = ""
+    #: A FIDO Metadata Service BLOB (MDS3: the JWT file from https://mds3.fidoalliance.org/), read
+    #: at start-up; the operator downloads it (Hawiya never fetches it) and restarts to refresh it.
+    #: Its signature must verify with a chain to ``fido_mds_root``; then each entry's attestation
+    #: root certificates become trust anchors for that entry's AAGUID only, for the high-assurance
+    #: registration. Entries with a revoked or compromised status, or whose keys are not kept in
+    #: hardware (``keyProtection``), prove nothing.
+    fido_mds_blob: str = ""
+    #: The root certificate (PEM or DER) the BLOB's signing chain must end at: FIDO's is GlobalSign
+    #: Root CA - R3. Required with ``fido_mds_blob``.
+    fido_mds_root: str = ""
+    #: AAGUIDs (comma-separated) of the only authenticator models an attested key may be (staff keys
+    #: with ``direct``, and high-assurance security keys); empty: any model with a trusted chain.
+    attestation_aaguid_allow: str = ""
+    #: AAGUIDs (comma-separated) of authenticator models an attested key may never be, whatever
+    #: anchors its chain (a model the agency has withdrawn, say).
+    attestation_aaguid_deny: str = ""
     #: Where mail goes: ``outbox`` (files under instance/outbox/) or an ``smtp://``/``smtps://`` relay.
     mail_url: str = "outbox"
     #: The From address of Hawiya's mail.
@@ -208,6 +229,17 @@ class Settings:
         return f"{parts.scheme}://{parts.netloc}"
 
     @property
+    def aaguid_allow_list(self) -> frozenset[str] | None:
+        """The AAGUIDs an attested key may be (lower-case, hyphenated); None when any may."""
+        allowed = _aaguids("attestation_aaguid_allow", self.attestation_aaguid_allow)
+        return allowed or None
+
+    @property
+    def aaguid_deny_list(self) -> frozenset[str]:
+        """The AAGUIDs an attested key may never be (lower-case, hyphenated)."""
+        return _aaguids("attestation_aaguid_deny", self.attestation_aaguid_deny)
+
+    @property
     def uses_redis(self) -> bool:
         """True when the ephemeral store is Redis."""
         return self.ephemeral_url.startswith(("redis://", "rediss://", "unix://"))
@@ -253,6 +285,19 @@ class Settings:
             raise ConfigurationError(
                 "HAWIYA_STAFF_ATTESTATION=direct needs HAWIYA_ATTESTATION_TRUST_ANCHORS, a PEM file"
             )
+        if self.attestation_trust_anchors and not Path(self.attestation_trust_anchors).is_file():
+            raise ConfigurationError("HAWIYA_ATTESTATION_TRUST_ANCHORS must name a PEM file")
+        if bool(self.fido_mds_blob) != bool(self.fido_mds_root):
+            raise ConfigurationError(
+                "HAWIYA_FIDO_MDS_BLOB and HAWIYA_FIDO_MDS_ROOT go together: the BLOB and the root"
+                " certificate its signature must chain to"
+            )
+        for name in ("fido_mds_blob", "fido_mds_root"):
+            if getattr(self, name) and not Path(getattr(self, name)).is_file():
+                raise ConfigurationError(f"HAWIYA_{name.upper()} must name a file")
+        both = (self.aaguid_allow_list or frozenset()) & self.aaguid_deny_list
+        if both:
+            raise ConfigurationError(f"AAGUID {min(both)} is both allowed and denied")
         if self.server not in SERVERS:
             raise ConfigurationError(f"HAWIYA_SERVER must be one of {', '.join(SERVERS)}")
         if self.default_locale not in LOCALES:
@@ -310,6 +355,19 @@ class Settings:
             return cls(**values)
         except TypeError as exc:  # an unknown override name
             raise ConfigurationError(str(exc)) from None
+
+
+def _aaguids(name: str, raw: str) -> frozenset[str]:
+    """A comma-separated list of AAGUIDs, canonical; ConfigurationError on anything else."""
+    found = set()
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        try:
+            found.add(str(uuid.UUID(item.strip())))
+        except ValueError:
+            raise ConfigurationError(f"HAWIYA_{name.upper()}: {item.strip()!r} is not an AAGUID") from None
+    return frozenset(found)
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

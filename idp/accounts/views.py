@@ -81,6 +81,8 @@ def _account_page(session: SsoSession, *, error: str | None = None, status: int 
         person=reg.accounts.get(session.account_id),
         factors=reg.authenticators.factors(session.account_id),
         codes=reg.recovery_codes.status(session.account_id),
+        lost_high=reg.mfa.lost_high(session.account_id),
+        high_assurance=reg.passkeys.can_prove_hardware,
         must_keep=reg.mfa.must_keep_a_factor(session.account_id),
         consents=[
             (consent, reg.clients.active(consent.client_id))
@@ -221,6 +223,54 @@ def passkey_finish(session: SsoSession) -> Response:
         )
     except PasskeyRejected as rejected:
         return _passkey_page(session, label=label, error=rejected.reason, status=400)
+    if enrolled.recovery_codes:
+        next_url = url_for("accounts.home", done="added")
+        body = render_template("authn/recovery_codes.html", codes=enrolled.recovery_codes, next_url=next_url)
+        return _html(body)
+    return redirect(url_for("accounts.home", done="added"), code=303)
+
+
+def _security_key_page(
+    session: SsoSession, *, label: str, error: str | None = None, status: int = 200
+) -> Response:
+    """The high-assurance registration page: a ceremony asking for direct attestation, or (no trust
+    anchor configured) the notice that no such key can be registered here."""
+    reg = services()
+    ceremony = (
+        reg.passkeys.begin_registration(session.account_id, high_assurance=True)
+        if reg.passkeys.can_prove_hardware
+        else None
+    )
+    body = render_template("accounts/security_key.html", passkey=ceremony, label=label, error=error)
+    return _html(body, status)
+
+
+@bp.post("/account/security-keys/new")
+@recent_sign_in
+def security_key_start(session: SsoSession) -> Response:
+    """Begin adding a security key for high-assurance services (attested, user verification)."""
+    return _security_key_page(session, label=request.form.get("label", "")[:100])
+
+
+@bp.post("/account/security-keys")
+@recent_sign_in
+def security_key_finish(session: SsoSession) -> Response:
+    """Keep the new security key once its attestation proves it hardware the service trusts."""
+    reg = services()
+    label = request.form.get("label", "")[:200]
+    if not reg.passkeys.can_prove_hardware:
+        return _security_key_page(session, label=label, status=409)
+    try:
+        enrolled = reg.mfa.register_passkey(
+            session.account_id,
+            request.form.get("ceremony", "")[:64],
+            request.form.get("credential", "")[:MAX_CREDENTIAL_JSON],
+            label=label or _("Security key"),
+            ip=client_ip(),
+            high_assurance=True,
+        )
+    except PasskeyRejected as rejected:
+        return _security_key_page(session, label=label, error=rejected.reason, status=400)
     if enrolled.recovery_codes:
         next_url = url_for("accounts.home", done="added")
         body = render_template("authn/recovery_codes.html", codes=enrolled.recovery_codes, next_url=next_url)

@@ -1,34 +1,44 @@
 """Levels of assurance: what an authentication is worth (``acr``) and how it happened (``amr``).
 
-==============================  =========  ===========  ==========================================
-Hawiya ``acr``                  NIST AAL   eIDAS        reached by
-==============================  =========  ===========  ==========================================
-``urn:hawiya:loa:low``          AAL1       low          a password alone
-``urn:hawiya:loa:substantial``  AAL2       substantial  password + TOTP, password + recovery code,
-                                                        password + any WebAuthn credential, or a
-                                                        synced passkey (backup-eligible) with user
-                                                        verification, with or without a password
-``urn:hawiya:loa:high``         AAL3       high         a device-bound WebAuthn credential (not
-                                                        backup-eligible) with user verification,
-                                                        with or without a password
-==============================  =========  ===========  ==========================================
+``acr`` states the strength of the *authentication* only, as NIST SP 800-63B-4 authenticator
+assurance levels (AAL); it says nothing of identity proofing (that is the ``proofing_level``
+claim). Each row is exactly what the functions below assert:
 
-Why a synced passkey stops at substantial: NIST SP 800-63B-4 AAL3 needs a non-exportable key, and
-a passkey that syncs to a cloud account is exportable by design. A credential whose authenticator
-did not verify the user is something the person *has*; beside a password it makes two factors,
-but Hawiya does not assume a hardware key from a response that says nothing of it (``attestation:
-none``), so it too stops at substantial.
+==============================  ========  =====================================================
+Hawiya ``acr``                  NIST      reached by
+==============================  ========  =====================================================
+``urn:hawiya:loa:low``          AAL1      a password alone
+``urn:hawiya:loa:substantial``  AAL2      password + TOTP, password + recovery code, password +
+                                          any WebAuthn credential; or, with no password, a
+                                          WebAuthn credential with user verification that is
+                                          *not* proven hardware (an ordinary passkey, synced or
+                                          not, self attestation, no attestation)
+``urn:hawiya:loa:high``         AAL3      a WebAuthn credential whose registration verified an
+                                          attestation chain to a trust anchor (FIDO MDS3 entry
+                                          or operator root), from a model the AAGUID policy
+                                          admits, not backup-eligible, used *with* user
+                                          verification; with or without a password
+==============================  ========  =====================================================
 
-(NIST SP 800-63B-4 authenticator assurance levels; eIDAS Implementing Regulation 2015/1502 levels.)
+Why proof: AAL3 needs a device-bound, non-exportable key. The backup-eligible (BE) and user-verified
+(UV) flags are the authenticator's word about itself, and any software can set them (a Python
+script registered a BE=0, UV=1 credential with ``attestation: none`` and signed in at high until
+this rule). Only an attestation statement signed by a key whose chain ends at a root Hawiya trusts
+says which model made the credential; the FIDO metadata (or the operator, for their own roots)
+vouches that the model keeps keys in hardware. That proof is stored with the credential
+(``hardware_attested``) and never inferred from flags. BE=1 (a synced passkey: exportable by
+design) or UV missing still stops at substantial, attested or not. Ordinary passkeys are
+registered with ``attestation: none`` (privacy: the model stays unknown) and so stop at substantial.
 
 ``amr`` values are those of RFC 8176: ``pwd`` for the password, ``otp`` for a one-time code, and
-``mfa`` whenever two independent factors were used. A WebAuthn credential adds ``hwk`` (a
-device-bound key) or ``swk`` (a synced passkey, whose key lives in software outside the device),
-``user`` (the presence test every ceremony makes) and ``pin`` when the authenticator verified the
-user: WebAuthn says *that* it did, not whether by PIN or biometrics, so ``pin`` stands for both.
-A passkey with user verification is two factors on its own (the device, and the PIN or biometric
-that unlocks it), so a passwordless sign-in reports ``mfa`` too. A recovery code is a look-up secret (NIST
-SP 800-63B-4 3.1.2): a single-use code from a list the person holds, which RFC 8176 has no value
+``mfa`` whenever two independent factors were used. A WebAuthn credential adds ``hwk`` only when
+it is proven hardware (the attested, device-bound key above: "proof-of-possession of a
+hardware-secured key"), else ``swk`` (nothing proves where the key lives); ``user`` (the presence
+test every ceremony makes) and ``pin`` when the authenticator verified the user: WebAuthn says
+*that* it did, not whether by PIN or biometrics, so ``pin`` stands for both. A passkey with user
+verification is two factors on its own (the device, and the PIN or biometric that unlocks it), so
+a passwordless sign-in reports ``mfa`` too. A recovery code is a look-up secret (NIST SP
+800-63B-4 3.1.2): a single-use code from a list the person holds, which RFC 8176 has no value
 for; Hawiya reports it as ``otp`` (it is a one-time password) with ``pwd`` and ``mfa``, so an agency
 sees the same ``amr`` for either way of reaching ``substantial``. The audit trail tells them apart.
 
@@ -61,10 +71,14 @@ def code_proof(method: str, at: int) -> Proof:
     return Proof(method, at, LOA_SUBSTANTIAL, FACTOR_AMR[method], needs_password=True)
 
 
-def passkey_proof(at: int, *, backup_eligible: bool, user_verified: bool) -> Proof:
+def passkey_proof(at: int, *, backup_eligible: bool, user_verified: bool, hardware_attested: bool) -> Proof:
     """A WebAuthn assertion. One that verified its user is two factors on its own; one that did not
     is something the person has, which counts only beside their password."""
-    flags = {"backup_eligible": backup_eligible, "user_verified": user_verified}
+    flags = {
+        "backup_eligible": backup_eligible,
+        "user_verified": user_verified,
+        "hardware_attested": hardware_attested,
+    }
     return Proof(WEBAUTHN, at, passkey_level(**flags), passkey_amr(**flags), needs_password=not user_verified)
 
 
@@ -86,37 +100,59 @@ def with_second_factor(result: AuthResult, method: str, at: int) -> AuthResult:
     return _proven(result.account_id, merge(result.proven, (code_proof(method, at),)))
 
 
-def passkey_amr(*, backup_eligible: bool, user_verified: bool) -> tuple[str, ...]:
-    """What a WebAuthn assertion adds to ``amr``."""
-    return ("swk" if backup_eligible else "hwk", "user", *(("pin",) if user_verified else ()))
+def passkey_amr(*, backup_eligible: bool, user_verified: bool, hardware_attested: bool) -> tuple[str, ...]:
+    """What a WebAuthn assertion adds to ``amr``: ``hwk`` only for a key proven to be device-bound
+    hardware by a verified attestation (and not backup-eligible), else ``swk``."""
+    device_bound = hardware_attested and not backup_eligible
+    return ("hwk" if device_bound else "swk", "user", *(("pin",) if user_verified else ()))
 
 
-def passkey_level(*, backup_eligible: bool, user_verified: bool) -> str:
-    """The level a WebAuthn credential reaches: high only device-bound and user-verified."""
-    return LOA_HIGH if user_verified and not backup_eligible else LOA_SUBSTANTIAL
+def passkey_level(*, backup_eligible: bool, user_verified: bool, hardware_attested: bool) -> str:
+    """The level a WebAuthn credential reaches: high only when a verified attestation proved it
+    device-bound hardware, it is not backup-eligible, and the user was verified; else substantial.
+    The flags alone never reach high: any software can set them."""
+    if hardware_attested and user_verified and not backup_eligible:
+        return LOA_HIGH
+    return LOA_SUBSTANTIAL
 
 
-def with_passkey(result: AuthResult, *, backup_eligible: bool, user_verified: bool, at: int) -> AuthResult:
+def credential_level(factor: Factor) -> str:
+    """The level a registered WebAuthn credential reaches when it verifies its user as registered."""
+    return passkey_level(
+        backup_eligible=bool(factor.backup_eligible),
+        user_verified=bool(factor.user_verified),
+        hardware_attested=bool(factor.hardware_attested),
+    )
+
+
+def with_passkey(
+    result: AuthResult, *, backup_eligible: bool, user_verified: bool, hardware_attested: bool, at: int
+) -> AuthResult:
     """``result`` (a password, or a session being stepped up) completed by a WebAuthn assertion
     made at ``at``."""
-    proof = passkey_proof(at, backup_eligible=backup_eligible, user_verified=user_verified)
+    proof = passkey_proof(
+        at, backup_eligible=backup_eligible, user_verified=user_verified, hardware_attested=hardware_attested
+    )
     return _proven(result.account_id, merge(result.proven, (proof,)))
 
 
-def passwordless(account_id: str, auth_time: int, *, backup_eligible: bool) -> AuthResult:
+def passwordless(
+    account_id: str, auth_time: int, *, backup_eligible: bool, hardware_attested: bool
+) -> AuthResult:
     """A sign-in with a discoverable credential and user verification (required), no password."""
-    proof = passkey_proof(auth_time, backup_eligible=backup_eligible, user_verified=True)
+    proof = passkey_proof(
+        auth_time, backup_eligible=backup_eligible, user_verified=True, hardware_attested=hardware_attested
+    )
     return _proven(account_id, (proof,))
 
 
 def factor_level(factors: Iterable[Factor]) -> str:
-    """The highest level a password plus one of the confirmed ``factors`` reaches."""
+    """The highest level a password plus one of the confirmed ``factors`` reaches (a WebAuthn
+    credential by what its registration proved and verified)."""
     best = LOA_LOW
     for factor in factors:
         if factor.kind == WEBAUTHN:
-            level = passkey_level(
-                backup_eligible=bool(factor.backup_eligible), user_verified=bool(factor.user_verified)
-            )
+            level = credential_level(factor)
         elif factor.kind == TOTP:
             level = LOA_SUBSTANTIAL
         else:
@@ -124,6 +160,21 @@ def factor_level(factors: Iterable[Factor]) -> str:
         if level_rank(level) > level_rank(best):
             best = level
     return best
+
+
+def lost_high(factors: Iterable[Factor]) -> bool:
+    """True when the person holds a WebAuthn credential that reached high before proof was required
+    (not backup-eligible and user-verified by its own flags, no verified attestation) and nothing
+    that reaches high now: the people to invite to add a high-assurance security key."""
+    held = list(factors)
+    self_reported = any(
+        factor.kind == WEBAUTHN
+        and not factor.backup_eligible
+        and factor.user_verified
+        and not factor.hardware_attested
+        for factor in held
+    )
+    return self_reported and factor_level(held) != LOA_HIGH
 
 
 def account_minimum(account_type: str) -> str:
@@ -173,14 +224,7 @@ def factor_offer(base: AuthResult, factors: Iterable[Factor], asked: str | None)
 
     keys = [factor for factor in factors if factor.kind == WEBAUTHN]
     usable_keys = [
-        factor
-        for factor in keys
-        if (password or factor.user_verified)
-        and reaches(
-            passkey_level(
-                backup_eligible=bool(factor.backup_eligible), user_verified=bool(factor.user_verified)
-            )
-        )
+        factor for factor in keys if (password or factor.user_verified) and reaches(credential_level(factor))
     ]
     return FactorOffer(
         account_id=base.account_id,

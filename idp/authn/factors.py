@@ -59,6 +59,8 @@ class Factor:
     #: WebAuthn only: may sync to other devices (BE); verified its user when registered (UV).
     backup_eligible: bool | None = None
     user_verified: bool | None = None
+    #: WebAuthn only: a verified attestation proved it device-bound hardware (what ``high`` needs).
+    hardware_attested: bool | None = None
 
     @property
     def synced(self) -> bool:
@@ -69,7 +71,14 @@ class Factor:
 def factor_of(row: Authenticator) -> Factor:
     """What may be shown of an authenticator row."""
     return Factor(
-        row.id, row.kind, row.label, row.created_at, row.last_used_at, row.backup_eligible, row.user_verified
+        row.id,
+        row.kind,
+        row.label,
+        row.created_at,
+        row.last_used_at,
+        row.backup_eligible,
+        row.user_verified,
+        bool(row.hardware_attested) if row.kind == WEBAUTHN else None,
     )
 
 

@@ -20,6 +20,7 @@ from idp.authn.assurance import (
     account_minimum,
     factor_level,
     factor_offer,
+    lost_high,
     with_passkey,
     with_second_factor,
 )
@@ -103,6 +104,11 @@ class SecondFactor:
         """What the second-factor page may offer to lift ``base`` (what is fresh) to ``asked``."""
         return factor_offer(base, self._authenticators.factors(base.account_id), asked)
 
+    def lost_high(self, account_id: str) -> bool:
+        """True when the person's keys reached high before proof of hardware was required and
+        nothing they hold reaches it now (idp.authn.assurance.lost_high)."""
+        return lost_high(self._authenticators.factors(account_id))
+
     def must_keep_a_factor(self, account_id: str) -> bool:
         """True when policy forbids removing the account's last factor (staff)."""
         person = self._accounts.find(account_id)
@@ -179,7 +185,11 @@ class SecondFactor:
             raise
         self._throttle.succeeded(account_id)
         result = with_passkey(
-            base, backup_eligible=use.backup_eligible, user_verified=use.user_verified, at=self._now()
+            base,
+            backup_eligible=use.backup_eligible,
+            user_verified=use.user_verified,
+            hardware_attested=use.hardware_attested,
+            at=self._now(),
         )
         self._audit.record(
             AuditEvent.FACTOR_SUCCEEDED,
@@ -226,12 +236,22 @@ class SecondFactor:
         return Enrolled(factor, codes, result)
 
     def register_passkey(
-        self, account_id: str, ceremony_id: str, credential: str, *, label: str, ip: str | None = None
+        self,
+        account_id: str,
+        ceremony_id: str,
+        credential: str,
+        *,
+        label: str,
+        ip: str | None = None,
+        high_assurance: bool = False,
     ) -> Enrolled:
-        """Keep a newly created WebAuthn credential; the account's first factor also gets
-        recovery codes (PasskeyRejected when the response is refused)."""
+        """Keep a newly created WebAuthn credential (``high_assurance``: a security key for
+        high-assurance services, attested); the account's first factor also gets recovery codes
+        (PasskeyRejected when the response is refused)."""
         first = not self._authenticators.confirmed_kinds(account_id)
-        factor = self._passkeys.finish_registration(account_id, ceremony_id, credential, label=label, ip=ip)
+        factor = self._passkeys.finish_registration(
+            account_id, ceremony_id, credential, label=label, ip=ip, high_assurance=high_assurance
+        )
         codes = self._codes.generate(account_id, ip=ip) if first else None
         return Enrolled(factor, codes)
 

@@ -10,6 +10,14 @@ The user handle of every credential is the account id (a random UUID: no persona
 the authenticator). The signature counter and the backup-eligible flag are checked on each use: a
 counter that does not move forward means a cloned key, and a credential whose BE flag changes is
 not the credential that was registered (WebAuthn L3 6.1.3); either is refused and audited.
+
+What a credential is worth is decided once, at registration: ``hardware_attested`` is stored only
+when an attestation chain was verified against the trust anchors for its model and the AAGUID
+policy admitted it (idp.authn.attestation), and the credential is not backup-eligible. That happens
+for a "security key for high-assurance services" (its own ceremony: direct attestation, user
+verification required) and for staff keys under ``staff_attestation``; ordinary passkeys are asked
+for no attestation, so nothing is proven about them and they stop at substantial
+(idp.authn.assurance).
 """
 
 from __future__ import annotations
@@ -28,18 +36,22 @@ from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn import webauthn
 from idp.authn.assurance import passwordless
+from idp.authn.attestation import AttestationTrust
 from idp.authn.factors import WEBAUTHN, Factor, clean_label, factor_of
 from idp.authn.results import AuthResult
 from idp.authn.throttle import Throttle
 from idp.authn.webauthn import PasskeyRejected
 from idp.clock import Clock
-from idp.errors import TooManyAttempts
+from idp.errors import NotAllowed, TooManyAttempts
 from idp.settings import MFA_REQUIRED_ACCOUNT_TYPES
 from idp.storage.ephemeral import EphemeralStore
 from idp.storage.models import Authenticator
 from idp.storage.repositories.authenticators import AuthenticatorRepository
 
 REGISTER = "register"
+#: A security key for high-assurance services: its own purpose, so an ordinary ceremony's response
+#: (made without attestation) can never be posted as a high-assurance one, nor the other way round.
+REGISTER_HIGH = "register-high"
 SIGNIN = "signin"
 FACTOR = "factor"
 
@@ -60,6 +72,8 @@ class PasskeyUse:
     authenticator_id: str
     backup_eligible: bool
     user_verified: bool
+    #: What the credential's registration proved (a verified attestation of device-bound hardware).
+    hardware_attested: bool
 
 
 @dataclass(frozen=True)
@@ -70,8 +84,8 @@ class RelyingParty:
     name: str
     origin: str
     timeout: int
-    #: PEM roots that staff security keys must chain to; None when staff need no attestation.
-    staff_trust_anchors: tuple[bytes, ...] | None = None
+    #: Staff security keys must carry an attestation chain to the operator's roots.
+    staff_attestation: bool = False
 
 
 class Passkeys:
@@ -86,6 +100,7 @@ class Passkeys:
         clock: Clock,
         audit: AuditLog,
         rp: RelyingParty,
+        trust: AttestationTrust | None = None,
     ) -> None:
         self._repository = repository
         self._accounts = accounts
@@ -94,6 +109,7 @@ class Passkeys:
         self._clock = clock
         self._audit = audit
         self._rp = rp
+        self._trust = trust or AttestationTrust()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -110,8 +126,21 @@ class Passkeys:
 
     # -- registration -----------------------------------------------------------------------------
 
-    def begin_registration(self, account_id: str) -> Ceremony:
-        """Options to create a new credential for the account (its existing ones excluded)."""
+    @property
+    def can_prove_hardware(self) -> bool:
+        """True when a security key for high-assurance services can be registered here (some
+        trust anchor is configured); without one, no credential can reach high."""
+        return self._trust.can_prove_hardware
+
+    def begin_registration(self, account_id: str, *, high_assurance: bool = False) -> Ceremony:
+        """Options to create a new credential for the account (its existing ones excluded).
+
+        An ordinary passkey is asked for no attestation (privacy), except a staff key under
+        ``staff_attestation``. With ``high_assurance`` (a security key for high-assurance
+        services): direct attestation and user verification required; NotAllowed when no trust
+        anchor could verify its chain."""
+        if high_assurance and not self.can_prove_hardware:
+            raise NotAllowed("this service cannot register high-assurance security keys", code="no_anchors")
         person = self._accounts.get(account_id)
         challenge = secrets.token_bytes(32)
         options = webauthn.registration_options(
@@ -122,25 +151,59 @@ class Passkeys:
             display_name=person.name or person.username,
             challenge=challenge,
             exclude=[row.credential_id for row in self.credentials(account_id) if row.credential_id],
-            direct_attestation=self._anchors_for(person.account_type) is not None,
+            direct_attestation=high_assurance or self._staff_attested(person.account_type),
+            security_key=high_assurance,
             timeout_ms=self._rp.timeout * 1000,
         )
-        return Ceremony(self._park(REGISTER, account_id, challenge), options)
+        purpose = REGISTER_HIGH if high_assurance else REGISTER
+        return Ceremony(self._park(purpose, account_id, challenge), options)
 
     def finish_registration(
-        self, account_id: str, ceremony_id: str, raw_credential: str, *, label: str, ip: str | None = None
+        self,
+        account_id: str,
+        ceremony_id: str,
+        raw_credential: str,
+        *,
+        label: str,
+        ip: str | None = None,
+        high_assurance: bool = False,
     ) -> Factor:
-        """Verify the browser's answer to ``begin_registration`` and keep the credential."""
+        """Verify the browser's answer to ``begin_registration`` (made with the same
+        ``high_assurance``) and keep the credential; PasskeyRejected otherwise.
+
+        An attested registration (high assurance, or a staff key under ``staff_attestation``)
+        passes the AAGUID policy and has its chain verified against the anchors for its model
+        (high assurance: the operator's roots and the model's FIDO metadata roots; staff: the
+        operator's roots). Such a key, not backup-eligible, is stored as proven hardware. A
+        high-assurance key must also verify its user and be device-bound, or it is refused."""
         person = self._accounts.get(account_id)
+        staff_attested = self._staff_attested(person.account_type)
         try:
-            challenge = self._take(ceremony_id, REGISTER, account_id)
+            challenge = self._take(ceremony_id, REGISTER_HIGH if high_assurance else REGISTER, account_id)
+            credential = webauthn.parse_credential(raw_credential)
+            anchors, claimed = None, None
+            if high_assurance or staff_attested:
+                # The claimed AAGUID picks the anchors and meets the policy (a clear refusal before
+                # any chain is checked); the attestation verified next signs the very bytes it
+                # came from, so once verified it is the model's.
+                claimed = webauthn.aaguid_of(credential)
+                self._trust.admit(claimed)
+                anchors = self._trust.anchors_for(claimed) if high_assurance else self._trust.operator_roots
             new = webauthn.verify_registration(
-                webauthn.parse_credential(raw_credential),
+                credential,
                 challenge=challenge,
                 rp_id=self._rp.rp_id,
                 origin=self._rp.origin,
-                trust_anchors=self._anchors_for(person.account_type),
+                trust_anchors=anchors,
             )
+            if new.attested:
+                if new.aaguid != claimed:
+                    raise PasskeyRejected("malformed")
+                self._trust.check_chain(new.aaguid, new.attestation_chain)
+            if high_assurance and not new.user_verified:
+                raise PasskeyRejected("no_user_verification", "a high-assurance key must verify its user")
+            if high_assurance and new.backup_eligible:
+                raise PasskeyRejected("synced", "a passkey that syncs cannot be a high-assurance key")
             row = Authenticator(
                 id=str(uuid.uuid4()),
                 account_id=account_id,
@@ -154,6 +217,7 @@ class Passkeys:
                 user_verified=new.user_verified,
                 transports=list(new.transports),
                 aaguid=new.aaguid,
+                hardware_attested=new.attested and not new.backup_eligible,
                 created_at=self._now(),
                 confirmed_at=self._now(),
             )
@@ -178,6 +242,8 @@ class Passkeys:
                 "user_verified": new.user_verified,
                 "attestation": new.attestation_format,
                 "attested": new.attested,
+                "hardware_attested": row.hardware_attested,
+                "high_assurance": high_assurance,
                 "aaguid": new.aaguid,
             },
         )
@@ -241,7 +307,13 @@ class Passkeys:
             now=self._now(),
         ):
             raise PasskeyRejected("stale_counter", "this passkey was used at the same moment elsewhere")
-        return PasskeyUse(row.account_id, row.id, verified.backup_eligible, verified.user_verified)
+        return PasskeyUse(
+            row.account_id,
+            row.id,
+            verified.backup_eligible,
+            verified.user_verified,
+            hardware_attested=bool(row.hardware_attested),
+        )
 
     # -- passwordless sign-in ---------------------------------------------------------------------
 
@@ -264,7 +336,12 @@ class Passkeys:
             )
             raise
         self._throttle.succeeded(subject)
-        result = passwordless(use.account_id, int(self._clock.now()), backup_eligible=use.backup_eligible)
+        result = passwordless(
+            use.account_id,
+            int(self._clock.now()),
+            backup_eligible=use.backup_eligible,
+            hardware_attested=use.hardware_attested,
+        )
         self._audit.record(
             AuditEvent.SIGNIN_SUCCEEDED,
             subject=use.account_id,
@@ -280,10 +357,9 @@ class Passkeys:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _anchors_for(self, account_type: str) -> tuple[bytes, ...] | None:
-        if account_type in MFA_REQUIRED_ACCOUNT_TYPES:
-            return self._rp.staff_trust_anchors
-        return None
+    def _staff_attested(self, account_type: str) -> bool:
+        """True when this account's keys must carry an attestation (staff, with ``direct``)."""
+        return self._rp.staff_attestation and account_type in MFA_REQUIRED_ACCOUNT_TYPES
 
     @staticmethod
     def _key(ceremony_id: str) -> str:

@@ -10,13 +10,17 @@ Trust anchors: py_webauthn skips the certificate-chain check when it is given no
 certificates, and accepts packed *self* attestation (no ``x5c``). So when anchors are required the
 statement must carry an ``x5c`` chain, its format must be one whose chain is checked only against
 the roots given here (packed, fido-u2f, tpm: not formats for which py_webauthn adds vendor roots
-of its own), and the anchors list must not be empty.
+of its own), and the anchors list must not be empty. py_webauthn does not compare the AAGUID an
+attestation certificate names (its id-fido-gen-ce-aaguid extension) with the one in the
+authenticator data; WebAuthn L3 8.2.1 requires it, and Hawiya's per-model anchors and AAGUID policy
+rely on it, so it is checked here.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +44,7 @@ from webauthn.helpers.structs import (
     AuthenticatorTransport,
     CredentialDeviceType,
     PublicKeyCredentialDescriptor,
+    PublicKeyCredentialHint,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
@@ -101,9 +106,11 @@ class NewCredential:
     user_verified: bool
     #: ``none``, ``packed``, ``fido-u2f``, ``tpm`` ...
     attestation_format: str
-    #: True when an attestation chain was verified against the operator's trust anchors.
+    #: True when an attestation chain was verified against the trust anchors given.
     attested: bool
     transports: tuple[str, ...]
+    #: The verified attestation chain (DER, leaf first) when ``attested``; else empty.
+    attestation_chain: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,23 @@ def credential_id_of(credential: Mapping[str, Any]) -> bytes:
     return unb64url(str(credential.get("rawId") or credential.get("id") or ""))
 
 
+def aaguid_of(credential: Mapping[str, Any]) -> str:
+    """The AAGUID a registration response *claims* (lower-case, hyphenated; all zeros when none):
+    to choose the anchors its chain is checked against. Believe it only once
+    ``verify_registration`` has verified the attestation that signs it."""
+    response = credential.get("response")
+    raw = response.get("attestationObject") if isinstance(response, Mapping) else None
+    if not isinstance(raw, str):
+        raise PasskeyRejected("malformed")
+    try:
+        attested = parse_attestation_object(unb64url(raw)).auth_data.attested_credential_data
+    except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError, IndexError):
+        raise PasskeyRejected("malformed") from None
+    if attested is None:
+        raise PasskeyRejected("malformed")
+    return str(uuid.UUID(bytes=attested.aaguid))
+
+
 def user_handle_of(credential: Mapping[str, Any]) -> bytes | None:
     """The user handle of a discoverable credential's assertion, when it gave one."""
     response = credential.get("response")
@@ -184,9 +208,12 @@ def registration_options(
     exclude: Sequence[bytes],
     direct_attestation: bool,
     timeout_ms: int,
+    security_key: bool = False,
 ) -> dict[str, Any]:
     """PublicKeyCredentialCreationOptions as JSON: a discoverable credential preferred (so it
-    can sign in without a username), user verification preferred, existing credentials excluded."""
+    can sign in without a username), user verification preferred, existing credentials excluded.
+    ``security_key`` (the high-assurance registration): user verification required, and the
+    browser hinted to offer a security key first (WebAuthn L3 ``hints``)."""
     options = generate_registration_options(
         rp_id=rp_id,
         rp_name=rp_name,
@@ -202,10 +229,13 @@ def registration_options(
         ),
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.PREFERRED,
-            user_verification=UserVerificationRequirement.PREFERRED,
+            user_verification=UserVerificationRequirement.REQUIRED
+            if security_key
+            else UserVerificationRequirement.PREFERRED,
         ),
         exclude_credentials=[PublicKeyCredentialDescriptor(id=ident) for ident in exclude],
         supported_pub_key_algs=list(ALGORITHMS),
+        hints=[PublicKeyCredentialHint.SECURITY_KEY] if security_key else None,
     )
     result: dict[str, Any] = json.loads(options_to_json(options))
     return result
@@ -268,8 +298,11 @@ def verify_registration(
         )
     except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PasskeyRejected(_reason(exc)) from None
-    if anchored and (verified.fmt not in ANCHORED_FORMATS or not _has_chain(verified.attestation_object)):
+    chain = _chain(verified.attestation_object) if anchored else ()
+    if anchored and (verified.fmt not in ANCHORED_FORMATS or not chain):
         raise PasskeyRejected("attestation", "this security key is not one the service accepts")
+    if anchored and not _certificate_names(chain[0], verified.aaguid):
+        raise PasskeyRejected("attestation", "the attestation certificate is for another model")
     response = credential.get("response")
     transports = response.get("transports") if isinstance(response, Mapping) else None
     return NewCredential(
@@ -283,6 +316,7 @@ def verify_registration(
         attestation_format=str(verified.fmt.value if hasattr(verified.fmt, "value") else verified.fmt),
         attested=anchored,
         transports=tuple(t for t in transports or () if isinstance(t, str) and t in _TRANSPORTS),
+        attestation_chain=chain,
     )
 
 
@@ -319,12 +353,31 @@ def verify_authentication(
     )
 
 
-def _has_chain(attestation_object: bytes) -> bool:
+def _chain(attestation_object: bytes) -> tuple[bytes, ...]:
+    """The statement's x5c chain (DER, leaf first); empty when it has none (self attestation)."""
     try:
         statement = parse_attestation_object(attestation_object).att_stmt
     except (WebAuthnException, ValueError):
+        return ()
+    return tuple(statement.x5c or ()) if statement is not None else ()
+
+
+#: id-fido-gen-ce-aaguid: the AAGUID of the model an attestation certificate was issued for.
+_AAGUID_EXTENSION = x509.ObjectIdentifier("1.3.6.1.4.1.45724.1.1.4")
+
+
+def _certificate_names(leaf: bytes, aaguid: str) -> bool:
+    """False when the attestation certificate names a model other than ``aaguid`` (its extension
+    is an OCTET STRING of the 16 bytes); True when it names it, or names none (it need not)."""
+    try:
+        extension = x509.load_der_x509_certificate(leaf).extensions.get_extension_for_oid(_AAGUID_EXTENSION)
+    except x509.ExtensionNotFound:
+        return True
+    except ValueError:
         return False
-    return bool(statement.x5c)
+    value = extension.value
+    named = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
+    return named[:2] == b"\x04\x10" and named[2:] == uuid.UUID(aaguid).bytes
 
 
 def _reason(exc: Exception) -> str:

@@ -107,6 +107,13 @@ class ConsentService:
             for row in self._repository.for_account(account_id)
         ]
 
+    def users_of(self, client_id: str) -> set[str]:
+        """The people who use ``client_id``, as far as Hawiya keeps a trace: those who gave it a
+        consent (implied ones of first-party clients included) and those it holds a usable refresh
+        token for. A person who signed in once with nothing to consent to (``openid`` alone) and
+        no refresh token leaves no such trace, and is not counted."""
+        return self._repository.accounts_of(client_id) | self._refresh.holders(client_id)
+
     def withdraw(self, account_id: str, client_id: str, *, ip: str | None = None) -> bool:
         """Forget the consent and revoke what the client holds on it; False when there was none."""
         if not self._repository.delete(account_id, client_id):

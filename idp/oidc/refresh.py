@@ -178,6 +178,10 @@ class RefreshTokens:
             self._ledger.revoke_grant("family:" + family)
         return families
 
+    def holders(self, client_id: str) -> set[str]:
+        """The accounts ``client_id`` holds a usable refresh token for, now."""
+        return self._repository.holders(client_id, self._now())
+
     def revoke_for_grant(self, account_id: str, client_id: str) -> int:
         """A withdrawn consent takes down every family the person's grant gave the client, and the
         access tokens they issued; how many families."""

@@ -154,6 +154,13 @@ RULES: tuple[Rule, ...] = (
         forbidden=("webauthn",),
     ),
     Rule(
+        "f-fido2",
+        "python-fido2 (the FIDO metadata BLOB) sits behind idp/authn/mds.py",
+        scope=("idp/*",),
+        exempt=("idp/authn/mds.py",),
+        forbidden=("fido2",),
+    ),
+    Rule(
         "f-segno",
         "segno (QR codes) sits behind idp/authn/qr.py",
         scope=("idp/*",),

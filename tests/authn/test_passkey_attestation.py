@@ -12,9 +12,11 @@ from typing import Any, cast
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
 from werkzeug.test import TestResponse
 
 from idp.app import create_app
+from idp.clock import FrozenClock
 from idp.errors import ConfigurationError
 from idp.registry import Registry
 from idp.settings import Settings
@@ -23,6 +25,7 @@ from tests.support.audit import audit_events
 from tests.support.authenticator import Attestation, SoftAuthenticator
 from tests.support.mfa import (
     MfaPerson,
+    Rp,
     add_passkey_in_account,
     open_account,
     passkey_action_on,
@@ -113,6 +116,41 @@ def test_staff_keys_without_a_trusted_chain_are_refused(
         page = refused  # a fresh ceremony to try again
     assert len(_details(registry, "authenticator.rejected")) == len(cases)
     assert [detail["kind"] for detail in _details(registry, "authenticator.added")] == ["totp"]
+
+
+@pytest.mark.parametrize(
+    ("synced", "level", "amr"),
+    [
+        (False, "urn:hawiya:loa:high", ["hwk", "user", "pin", "mfa"]),
+        # Attested, but backup-eligible: a synced key is exportable, whoever made it.
+        (True, "urn:hawiya:loa:substantial", ["swk", "user", "pin", "mfa"]),
+    ],
+    ids=["device-bound", "synced"],
+)
+def test_an_attested_staff_key_is_proven_hardware_only_when_device_bound(
+    app: Flask,
+    rp: Rp,
+    staff: MfaPerson,
+    staff_account: TestResponse,
+    issuer: Attestation,
+    registry: Registry,
+    clock: FrozenClock,
+    synced: bool,
+    level: str,
+    amr: list[str],
+) -> None:
+    key = _key(registry, attestation=issuer, backup_eligible=synced)
+    start = submit(staff, staff_account, "/account/passkeys/new", label="Agency key")
+    assert _register(staff, start, key).status_code == 303
+    (added,) = [d for d in _details(registry, "authenticator.added") if d["kind"] == "webauthn"]
+    assert (added["attested"], added["hardware_attested"], added["synced"]) == (True, not synced, synced)
+    submit(staff, staff.get("/account"), "/signout")
+    clock.advance(120)
+    person = MfaPerson(app, "", "", clock=clock, key=key)
+    answered = person.use_key(person.open_page(rp.url(), "/signin"))
+    assert answered.status_code == 302
+    claims = rp.id_token(person.go(answered.location or ""))
+    assert (claims["acr"], claims["amr"]) == (level, amr)
 
 
 def test_people_are_never_asked_for_attestation(citizen: MfaPerson, registry: Registry) -> None:

@@ -4,8 +4,9 @@
 sends (in the WebAuthn JSON form, binary values base64url), it returns the JSON a browser's
 ``PublicKeyCredential.toJSON()`` would post back, with real authenticator data and real ES256
 (P-256) signatures that py_webauthn verifies unmodified. ``Attestation`` makes a test attestation
-CA and a packed-attestation certificate it issued. python-fido2 is used only to encode CBOR and
-COSE keys; the authenticator data is built here, byte by byte.
+CA and a packed-attestation certificate it issued (and more of the same model, on request).
+python-fido2 is used only to encode CBOR and COSE keys; the authenticator data is built here, byte
+by byte.
 
 Keyword overrides on ``register`` and ``authenticate`` (origin, RP ID, challenge, counter, flags)
 let tests forge responses a server must refuse.
@@ -117,6 +118,23 @@ class Attestation:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
+        return cls._issue(ca_cert, ca_key, aaguid)
+
+    def another_of_the_same_model(self) -> Attestation:
+        """A second attestation certificate (and key) from the same CA, for the same AAGUID: another
+        batch of the same model, as a maker issues them."""
+        return self._issue(self.ca_cert, self.ca_key, self.aaguid)
+
+    def for_model(self, aaguid: bytes) -> Attestation:
+        """An attestation certificate (and key) from the same CA for another model, ``aaguid``."""
+        return self._issue(self.ca_cert, self.ca_key, aaguid)
+
+    @classmethod
+    def _issue(
+        cls, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, aaguid: bytes | None
+    ) -> Attestation:
+        now = datetime.datetime.now(datetime.UTC)
+        ca_name = ca_cert.subject
         leaf_key = ec.generate_private_key(ec.SECP256R1())
         builder = (
             x509.CertificateBuilder()
@@ -152,6 +170,10 @@ class Attestation:
     def ca_pem(self) -> bytes:
         """The CA certificate in PEM (a trust anchor for the relying party)."""
         return self.ca_cert.public_bytes(serialization.Encoding.PEM)
+
+    def leaf_der(self) -> bytes:
+        """The attestation certificate in DER (as ``x5c`` carries it)."""
+        return self.leaf_cert.public_bytes(serialization.Encoding.DER)
 
     @property
     def aaguid(self) -> bytes | None:

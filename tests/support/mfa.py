@@ -332,3 +332,21 @@ def add_passkey_in_account(
     if 'id="recovery-codes"' in page:
         person.recovery_codes = recovery_codes_on(page)
     return done
+
+
+def add_security_key_in_account(
+    person: MfaPerson, key: SoftAuthenticator, *, label: str = "Agency key"
+) -> TestResponse:
+    """Add ``key``'s new credential as a security key for high-assurance services (the account
+    page's second registration, with attestation); the page after (recovery codes for a first
+    factor, the redirect back to the account, or the page refusing the key)."""
+    start = submit(person, open_account(person), "/account/security-keys/new", label=label)
+    assert start.status_code == 200, start.get_data(as_text=True)[:400]
+    html = start.get_data(as_text=True)
+    fields = passkey_fields_on(html)
+    fields.update(credential=json.dumps(key.register(passkey_options_on(html))), label=label)
+    done = person.post(passkey_action_on(html), fields)
+    page = done.get_data(as_text=True)
+    if 'id="recovery-codes"' in page:
+        person.recovery_codes = recovery_codes_on(page)
+    return done

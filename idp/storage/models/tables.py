@@ -222,6 +222,11 @@ class Authenticator(Base):
     user_verified: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     transports: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     aaguid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    #: WebAuthn: a verified attestation chain proved, at registration, a device-bound key (a model
+    #: the trust anchors and the AAGUID policy accept, not backup-eligible). Only such a key can
+    #: reach ``high``; the flags an authenticator reports of itself prove nothing. Rows made before
+    #: migration 0004 are false: nothing was proven about them.
+    hardware_attested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

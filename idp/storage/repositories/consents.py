@@ -60,6 +60,11 @@ class ConsentRepository:
                 .order_by(Consent.updated_at.desc(), Consent.client_id)
             ).all()
 
+    def accounts_of(self, client_id: str) -> set[str]:
+        """The accounts that gave ``client_id`` a consent (first-party clients' implied ones too)."""
+        with self._db.transaction() as s:
+            return set(s.scalars(select(Consent.account_id).where(Consent.client_id == client_id)).all())
+
     def delete(self, account_id: str, client_id: str) -> bool:
         """Forget the person's consent to this client; True when there was one."""
         with self._db.transaction() as s:

@@ -127,6 +127,21 @@ class RefreshTokenRepository:
             self.revoke_family(family, now)
         return sorted(set(families))
 
+    def holders(self, client_id: str, now: datetime) -> set[str]:
+        """The accounts for which ``client_id`` holds a usable refresh token (unspent, unrevoked,
+        unexpired)."""
+        with self._db.transaction() as s:
+            return set(
+                s.scalars(
+                    select(RefreshToken.account_id).where(
+                        RefreshToken.client_id == client_id,
+                        RefreshToken.consumed_at.is_(None),
+                        RefreshToken.revoked_at.is_(None),
+                        RefreshToken.expires_at > now,
+                    )
+                ).all()
+            )
+
     def _revoke(self, condition: ColumnElement[bool], now: datetime) -> int:
         with self._db.transaction() as s:
             result = s.execute(
