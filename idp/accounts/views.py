@@ -32,6 +32,7 @@ from idp.errors import (
     TooManyAttempts,
 )
 from idp.http.context import SSO_COOKIE, clear_cookie, client_ip, read_cookie, services, set_cookie
+from idp.http.csrf import renew_form_session
 from idp.sessions.service import SsoSession
 
 bp = Blueprint("accounts", __name__)
@@ -126,6 +127,7 @@ def reauth() -> Response:
         return _html(render_template("accounts/reauth.html", person=person, error=failure.code), status)
     # Only the password's time moves; the browser gets a new handle (the old one stops working).
     new_handle, _session = reg.sessions.reauthenticated(handle, session, result, ip=client_ip())
+    renew_form_session()  # an authentication step: forms opened before it need a new token
     response = redirect(url_for("accounts.home"), code=303)
     set_cookie(response, SSO_COOKIE, new_handle)
     return response

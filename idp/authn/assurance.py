@@ -199,10 +199,15 @@ class FactorOffer:
     level: str | None
     #: A code (TOTP or recovery code) can reach it.
     codes: bool
-    #: One of the person's WebAuthn credentials can reach it.
-    keys: bool
+    #: The person's WebAuthn credentials (authenticator ids) that can reach it.
+    key_ids: tuple[str, ...]
     #: The person has an authenticator app (the page says which code to type).
     has_app: bool
+
+    @property
+    def keys(self) -> bool:
+        """True when one of the person's WebAuthn credentials can reach the level."""
+        return bool(self.key_ids)
 
     @property
     def anything(self) -> bool:
@@ -230,6 +235,6 @@ def factor_offer(base: AuthResult, factors: Iterable[Factor], asked: str | None)
         account_id=base.account_id,
         level=asked,
         codes=password and bool(factors) and reaches(LOA_SUBSTANTIAL),
-        keys=bool(usable_keys),
+        key_ids=tuple(factor.id for factor in usable_keys),
         has_app=any(factor.kind == TOTP for factor in factors),
     )

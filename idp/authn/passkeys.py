@@ -27,6 +27,7 @@ import hmac
 import json
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -251,15 +252,20 @@ class Passkeys:
 
     # -- assertions -------------------------------------------------------------------------------
 
-    def begin_assertion(self, account_id: str | None) -> Ceremony:
+    def begin_assertion(self, account_id: str | None, *, only: Collection[str] | None = None) -> Ceremony:
         """Options to sign in with a credential: any of ``account_id``'s (a second factor or a
-        step-up: user verification preferred), or with none named (``account_id`` None: a
-        passwordless sign-in with a discoverable credential, user verification required)."""
+        step-up: user verification preferred), or only those whose authenticator ids are in
+        ``only`` (the keys that can reach the level asked), or with none named (``account_id``
+        None: a passwordless sign-in with a discoverable credential, user verification required)."""
         challenge = secrets.token_bytes(32)
         allow = (
             []
             if account_id is None
-            else [(row.credential_id, row.transports or []) for row in self.credentials(account_id)]
+            else [
+                (row.credential_id, row.transports or [])
+                for row in self.credentials(account_id)
+                if only is None or row.id in only
+            ]
         )
         options = webauthn.authentication_options(
             rp_id=self._rp.rp_id,

@@ -16,7 +16,6 @@ CSRF token), so nothing planted in or copied from the browser before it is worth
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
-from flask import session as form_session
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -38,6 +37,7 @@ from idp.http.context import (
     services,
     set_cookie,
 )
+from idp.http.csrf import renew_form_session
 from idp.sessions.interactions import Interaction
 from idp.settings import LOA_HIGH
 
@@ -142,13 +142,6 @@ def signin_passkey() -> Response:
     return _signed_in(result, interaction, redirect(_next_url(interaction)))
 
 
-def _renew_form_session() -> None:
-    """Start a new form session: Flask-WTF keeps the CSRF token in it (``csrf_token``), so a token
-    known before this authentication step (planted with a form cookie, or read over a shoulder) is
-    refused after it, and a new one is made for the next page."""
-    form_session.clear()
-
-
 def _signed_in(result: AuthResult, interaction: Interaction | None, response: Response) -> Response:
     """Start this browser's SSO session for ``result`` (ending its previous one)."""
     reg = services()
@@ -158,7 +151,7 @@ def _signed_in(result: AuthResult, interaction: Interaction | None, response: Re
     handle, _session = reg.sessions.start(result, ip=client_ip(), user_agent=request.user_agent.string)
     if interaction is not None:
         reg.interactions.update(interaction, authenticated=True)
-    _renew_form_session()
+    renew_form_session()
     set_cookie(response, SSO_COOKIE, handle)
     clear_cookie(response, PENDING_COOKIE)
     return response
@@ -174,7 +167,7 @@ def after_first_factor(result: AuthResult, interaction: Interaction | None = Non
         return _signed_in(result, interaction, redirect(_next_url(interaction)))
     handle = reg.pending_signins.start(result, step)
     endpoint = "authn.factor" if step == FACTOR else "authn.enrol"
-    _renew_form_session()
+    renew_form_session()
     response = redirect(url_for(endpoint, ix=_ix(interaction)))
     set_cookie(response, PENDING_COOKIE, handle, max_age=reg.pending_signins.ttl)
     return response
@@ -206,7 +199,7 @@ def _factor_page(
         client=_service_of(interaction),
         step_up=step_up,
         error=error,
-        passkey=reg.passkeys.begin_assertion(offer.account_id) if offer.keys else None,
+        passkey=reg.passkeys.begin_assertion(offer.account_id, only=offer.key_ids) if offer.keys else None,
         codes=offer.codes,
         has_app=offer.has_app,
         needs_high=offer.level == LOA_HIGH,
@@ -289,7 +282,7 @@ def factor() -> Response:
         return _signed_in(outcome.result, interaction, _after_factor(outcome, interaction))
     assert session is not None and sso_handle  # noqa: S101 - step_up implies both
     handle, _raised = reg.sessions.step_up(sso_handle, session, outcome.result, ip=client_ip())
-    _renew_form_session()
+    renew_form_session()
     response = _after_factor(outcome, interaction)
     set_cookie(response, SSO_COOKIE, handle)
     return response

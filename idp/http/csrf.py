@@ -7,8 +7,16 @@ AttributeError, a server error. Such a form simply has no token: it is refused l
 
 from __future__ import annotations
 
-from flask import request
+from flask import request, session
 from flask_wtf.csrf import CSRFProtect
+
+
+def renew_form_session() -> None:
+    """Start a new form session at an authentication step (sign-in, step-up, password re-entry):
+    Flask-WTF keeps the CSRF token in it (``csrf_token``), so a token known before the step
+    (planted with a form cookie, or read over a shoulder) is refused after it, and a new one is
+    made for the next page."""
+    session.clear()
 
 
 class HardenedCSRFProtect(CSRFProtect):

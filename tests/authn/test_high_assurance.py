@@ -325,6 +325,25 @@ def test_step_up_to_high_asks_only_for_the_attested_key(
     assert (stepped["from"], stepped["to"]) == (SUBSTANTIAL, HIGH)
 
 
+def test_step_up_to_high_lists_only_the_keys_that_can_reach_it(
+    citizen: MfaPerson, maker: Attestation, rp: Rp, registry: Registry, clock: FrozenClock
+) -> None:
+    ordinary = _key(registry)
+    assert add_passkey_in_account(citizen, ordinary).status_code == 200  # her first factor: codes
+    attested = _attested(registry, maker)
+    assert add_security_key_in_account(citizen, attested).status_code == 303
+    _sign_out(citizen, clock)
+    citizen.key = ordinary
+    first = rp.id_token(citizen.go(rp.url("first")), "first")
+    assert first["acr"] == SUBSTANTIAL
+    citizen.pages.clear()
+    page = citizen.follow(citizen.get(rp.url("up", acr_values=HIGH)))
+    assert page.request.path == "/signin/factor"
+    offered = [credential["id"] for credential in passkey_options_on(_text(page))["allowCredentials"]]
+    # The browser is offered the attested key alone: the ordinary one would stop at substantial.
+    assert offered == [attested.credentials[0].id_b64]
+
+
 def test_keys_without_a_trusted_chain_are_refused_as_high_assurance_keys(
     citizen: MfaPerson, registry: Registry
 ) -> None:
