@@ -33,7 +33,7 @@ from idp.settings import Settings
 from idp.storage.db import MIGRATIONS, Database
 from idp.storage.models import Account
 from idp.storage.repositories.authenticators import AuthenticatorRepository
-from tests.conftest import BOTH_BACKENDS, Backend, make_settings
+from tests.conftest import BOTH_BACKENDS, Backend, World, make_settings
 from tests.support.audit import audit_events
 from tests.support.authenticator import Attestation, SoftAuthenticator
 from tests.support.mds import MetadataService, mds_entry
@@ -342,6 +342,71 @@ def test_step_up_to_high_lists_only_the_keys_that_can_reach_it(
     offered = [credential["id"] for credential in passkey_options_on(_text(page))["allowCredentials"]]
     # The browser is offered the attested key alone: the ordinary one would stop at substantial.
     assert offered == [attested.credentials[0].id_b64]
+
+
+# -- the factor page offers only what can reach the level asked ------------------------------------
+
+
+@pytest.fixture
+def key_and_codes(
+    citizen: MfaPerson, rp: Rp, clock: FrozenClock, registry: Registry, maker: Attestation
+) -> SoftAuthenticator:
+    """The citizen signed in with her password alone (low), then added a security key for
+    high-assurance services (her first factor: she got recovery codes). Her session stays at low."""
+    key = _attested(registry, maker)
+    rp.id_token(citizen.go(rp.url("first")), "first")
+    add_security_key_in_account(citizen, key)
+    assert len(citizen.recovery_codes) == 10
+    clock.advance(120)
+    citizen.pages.clear()
+    return key
+
+
+@BOTH_BACKENDS
+def test_a_step_up_to_high_never_spends_a_recovery_code(
+    citizen: MfaPerson, rp: Rp, key_and_codes: SoftAuthenticator, registry: Registry, world: World
+) -> None:
+    """The attack: asked for high, the page invited a recovery code, spent it (it reaches only
+    substantial), issued nothing, and still wanted the key."""
+    page = citizen.open_page(rp.url("up", acr_values=HIGH), "/signin/factor")
+    html = page.get_data(as_text=True)
+    assert 'id="passkey-form"' in html
+    assert 'name="code"' not in html and "recovery codes instead" not in html  # no invitation to spend one
+    assert "needs a security key for high-assurance services" in html  # what is needed instead
+    # A recovery code posted anyway (an old form, a crafted post) is refused unread.
+    fields = {**hidden_fields(html), "code": citizen.recovery_codes[0]}
+    for name in ("ceremony", "credential"):
+        fields.pop(name, None)
+    refused = citizen.post("/signin/factor", fields)
+    assert refused.status_code == 400
+    assert "Recovery codes left" not in refused.get_data(as_text=True)
+    assert registry.recovery_codes.status(world.citizen_id).unused == 10
+    assert audit_events(registry, "recovery_code.used") == []
+    # The key does what was asked.
+    citizen.key = key_and_codes
+    claims = rp.id_token(citizen.go(citizen.use_key(page).location or ""), "up")
+    assert claims["acr"] == HIGH
+
+
+def test_a_step_up_to_substantial_still_offers_the_codes(
+    citizen: MfaPerson, rp: Rp, key_and_codes: SoftAuthenticator
+) -> None:
+    html = citizen.open_page(rp.url("up", acr_values=SUBSTANTIAL), "/signin/factor").get_data(as_text=True)
+    assert 'id="passkey-form"' in html and 'name="code"' in html
+    assert "recovery codes instead" in html
+
+
+def test_sign_in_for_high_offers_only_the_key(
+    citizen: MfaPerson, rp: Rp, key_and_codes: SoftAuthenticator, clock: FrozenClock
+) -> None:
+    """At sign-in too, when the agency asks for high, the page after the password offers the key
+    alone; a recovery code would only have reached substantial."""
+    submit(citizen, citizen.get("/account"), "/signout")
+    clock.advance(60)
+    page = citizen.follow(citizen.sign_in(citizen.open_page(rp.url("hi", acr_values=HIGH), "/signin")))
+    assert not isinstance(page, str) and page.request.path == "/signin/factor"
+    html = page.get_data(as_text=True)
+    assert 'id="passkey-form"' in html and 'name="code"' not in html
 
 
 def test_keys_without_a_trusted_chain_are_refused_as_high_assurance_keys(
