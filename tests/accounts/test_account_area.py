@@ -47,8 +47,11 @@ def test_changes_need_a_recent_sign_in(citizen: MfaPerson, clock: FrozenClock, r
     right = submit(citizen, reauth, "/account/reauth", password=PASSWORD)
     assert right.status_code == 303 and right.location == "/account"
     assert len(audit_events(registry, "session.reauthenticated")) == 1
-    started = submit(citizen, account, "/account/totp", label="Phone")
+    # Back on the account page the re-entry led to (its forms carry the new session's token).
+    started = submit(citizen, citizen.get(right.location), "/account/totp", label="Phone")
     assert started.status_code == 200 and 'id="secret"' in started.get_data(as_text=True)
+    # A form opened before the re-entry is refused: the re-entry was an authentication step.
+    assert submit(citizen, account, "/account/totp", label="Phone").status_code == 400
 
 
 def test_every_change_is_guarded_by_recency(citizen: MfaPerson, clock: FrozenClock) -> None:
