@@ -140,7 +140,6 @@ def test_a_step_up_renews_the_form_session(citizen: MfaPerson, rp: Rp, at_low: d
     assert citizen.post("/signout", {"csrf_token": known}).status_code == 400
 
 
-
 def test_a_password_reentry_renews_the_form_session(citizen: MfaPerson, at_low: dict[str, Any]) -> None:
     known = _csrf_token(citizen, "/account")
     done = submit(citizen, citizen.get("/account/reauth"), "/account/reauth", password=PASSWORD)
@@ -149,6 +148,7 @@ def test_a_password_reentry_renews_the_form_session(citizen: MfaPerson, at_low: 
     fresh = _csrf_token(citizen, "/account")
     assert fresh != known
     assert citizen.post("/signout", {"csrf_token": fresh}).status_code == 303
+
 
 # -- cookie names and flags ---------------------------------------------------------------------------
 
