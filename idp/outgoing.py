@@ -14,6 +14,7 @@ Neither a message's text nor its address is ever logged.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import secrets
@@ -77,6 +78,16 @@ class Attempt:
     retry_in: int | None = None
 
 
+_SEQUENCE = itertools.count()
+
+
+def _new_id() -> str:
+    """A queue id that sorts in the order messages were queued: the store claims the messages due
+    at the same time in the order of their ids, so a person's mails arrive in the order they were
+    sent (the activation code before the notice that the password was set)."""
+    return f"{time.time_ns():020d}{next(_SEQUENCE) % 10**9:09d}-{secrets.token_urlsafe(6)}"
+
+
 class MessageQueue:
     """Queues messages, and delivers them through the real senders with retries."""
 
@@ -112,11 +123,11 @@ class MessageQueue:
 
     def put_mail(self, mail: Mail) -> str:
         """Queue ``mail``; its queue id."""
-        return self._put(Outgoing(secrets.token_urlsafe(12), "mail", mail.to, mail.body, mail.subject))
+        return self._put(Outgoing(_new_id(), "mail", mail.to, mail.body, mail.subject))
 
     def put_sms(self, message: TextMessage) -> str:
         """Queue a text message; its queue id."""
-        return self._put(Outgoing(secrets.token_urlsafe(12), "sms", message.to, message.body))
+        return self._put(Outgoing(_new_id(), "sms", message.to, message.body))
 
     def _put(self, message: Outgoing, *, due: float | None = None, ttl: int = KEEP) -> str:
         sealed = self._sealer.seal(json.dumps(asdict(message)).encode(), purpose=PURPOSE)
