@@ -100,6 +100,8 @@ def import_people(idp: Hawiya, count: int, *, prefix: str = "bench") -> list[str
     path = idp.instance / f"{prefix}-people.csv"
     path.write_text(out.getvalue())
     idp.cli("users", "import", str(path), "--send-activation")
+    # The import queued the mails: deliver them now rather than wait for a server's worker pass.
+    idp.cli("mail-worker", "--once")
     return names
 
 

@@ -132,4 +132,7 @@ def create_app(
     if settings.backchannel_logout_worker and start_schedule:
         # One per process (each gunicorn worker): jobs are claimed atomically, so they never clash.
         app.extensions["hawiya.logout_worker"] = registry.logout_worker.start()
+    if settings.mail_worker and start_schedule:
+        # Mail and text messages leave the request in a queue; this delivers them (one per process).
+        app.extensions["hawiya.message_worker"] = registry.message_worker.start()
     return app

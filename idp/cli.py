@@ -33,6 +33,7 @@ from idp.errors import ConfigurationError, HawiyaError, InvalidInput, NotAllowed
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import create_master_key_file, previous_key_file
 from idp.oidc.backchannel import LogoutWorker
+from idp.outgoing import MessageWorker, describe
 from idp.registry import Registry
 from idp.settings import ACR_VALUES, MFA_REQUIRED_ACCOUNT_TYPES, Settings
 
@@ -287,6 +288,41 @@ def logout_worker(once: bool, interval: float) -> None:
             return
         click.echo(f"delivering back-channel logout tokens every {interval:g} s; Ctrl-C stops")
         worker = LogoutWorker(registry.backchannel, interval=interval).start()
+        try:
+            while worker.running:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            click.echo("stopping")
+        finally:
+            worker.stop()
+    finally:
+        registry.close()
+
+
+@main.command("mail-worker")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds between passes.",
+)
+@clean_errors
+def mail_worker(once: bool, interval: float) -> None:
+    """Deliver queued mail and text messages, with retries (every `serve` process also does, unless
+    HAWIYA_MAIL_WORKER=false)."""
+    registry = _ready(_registry())
+    try:
+        if once:
+            counts = describe(registry.messages.run_once())
+            click.echo(
+                f"{counts['delivered']} delivered, {counts['retrying']} to retry, "
+                f"{counts['abandoned']} given up"
+            )
+            return
+        click.echo(f"delivering queued mail and text messages every {interval:g} s; Ctrl-C stops")
+        worker = MessageWorker(registry.messages, interval=interval).start()
         try:
             while worker.running:
                 time.sleep(1)

@@ -1,9 +1,16 @@
-"""Sending mail: one interface, two senders.
+"""Sending mail and text messages: one interface each, and the senders behind them.
 
 The default (``HAWIYA_MAIL_URL=outbox``) writes each message as an RFC 5322 file under
 ``instance/outbox/`` (mode 0600): development and tests read the code or link from there, and no
 message ever goes into the log. ``smtp://host:port`` (or ``smtps://``, with the user and password
-in ``HAWIYA_SMTP_USER`` / ``HAWIYA_SMTP_PASSWORD``) sends through a real relay.
+in ``HAWIYA_SMTP_USER`` / ``HAWIYA_SMTP_PASSWORD``) sends through a real relay, always over TLS
+with the relay's certificate verified: ``smtp://`` requires STARTTLS (a relay that does not offer
+it is refused, never spoken to in clear), ``smtps://`` is TLS from the first byte.
+
+Text messages (``HAWIYA_SMS_URL=outbox``) are written under ``instance/outbox/sms/`` the same way.
+
+These senders deliver at once; the application never calls them inside a request: the registry puts
+a queueing sender (``idp.outgoing``) in front, and a worker delivers with retries.
 """
 
 from __future__ import annotations
@@ -30,6 +37,27 @@ class Mail:
     to: str
     subject: str
     body: str
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    """A text message (SMS) to one telephone number."""
+
+    to: str
+    body: str
+
+
+class SmsSender(Protocol):
+    """Something that delivers text messages."""
+
+    def send(self, message: TextMessage) -> None:
+        """Deliver ``message`` (or raise)."""
+        ...
+
+
+class SmtpTlsRequired(OSError):
+    """The relay does not offer STARTTLS: nothing is sent in clear (an OSError, so a queued message
+    is retried and in the end given up, like any relay that cannot take it)."""
 
 
 class MailSender(Protocol):
@@ -67,10 +95,43 @@ class OutboxSender:
             handle.write(bytes(_message(mail, self._sender)))
 
 
-class SmtpSender:
-    """Sends through an SMTP relay (STARTTLS on ``smtp://`` when offered; TLS on ``smtps://``)."""
+class SmsOutboxSender:
+    """Writes each text message to ``folder`` as ``<time>-<id>.txt`` (``To:`` line, blank line, body)."""
 
-    def __init__(self, url: str, sender: str, *, user: str | None, password: str | None) -> None:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, message: TextMessage) -> None:
+        """Write the message file (0600)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.txt"
+        fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"To: {message.to}\n\n{message.body}")
+
+
+def open_sms_sender(url: str, outbox: Path) -> SmsSender:
+    """The text-message sender ``url`` names (``outbox`` only, until a gateway is wired)."""
+    if url == "outbox":
+        return SmsOutboxSender(outbox)
+    raise ConfigurationError("HAWIYA_SMS_URL must be 'outbox'")
+
+
+class SmtpSender:
+    """Sends through an SMTP relay over TLS only: STARTTLS, required, on ``smtp://``; TLS from the
+    start on ``smtps://``. The relay's certificate is verified against the system's CAs (or
+    ``context``'s)."""
+
+    def __init__(
+        self,
+        url: str,
+        sender: str,
+        *,
+        user: str | None,
+        password: str | None,
+        context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         parts = urlsplit(url)
         self._tls = parts.scheme == "smtps"
         self._host = parts.hostname or "localhost"
@@ -78,18 +139,26 @@ class SmtpSender:
         self._sender = sender
         self._user = user
         self._password = password
+        # create_default_context verifies the certificate and the host name.
+        self._context = context or ssl.create_default_context()
+        self._timeout = timeout
 
     def send(self, mail: Mail) -> None:
-        """Deliver the message to the relay."""
-        context = ssl.create_default_context()
+        """Deliver the message to the relay; SmtpTlsRequired when ``smtp://`` offers no STARTTLS."""
         smtp: smtplib.SMTP
         if self._tls:
-            smtp = smtplib.SMTP_SSL(self._host, self._port, context=context, timeout=10)
+            smtp = smtplib.SMTP_SSL(self._host, self._port, context=self._context, timeout=self._timeout)
         else:
-            smtp = smtplib.SMTP(self._host, self._port, timeout=10)
+            smtp = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
         with smtp:
-            if not self._tls and smtp.has_extn("starttls"):
-                smtp.starttls(context=context)
+            if not self._tls:
+                smtp.ehlo()
+                # Never fall back to clear text: the codes and links in Hawiya's mail, and the
+                # relay password, would cross the network readable by anyone on the path.
+                if not smtp.has_extn("starttls"):
+                    raise SmtpTlsRequired(f"the relay {self._host}:{self._port} does not offer STARTTLS")
+                smtp.starttls(context=self._context)
+                smtp.ehlo()
             if self._user:
                 smtp.login(self._user, self._password or "")
             smtp.send_message(_message(mail, self._sender))

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any
 
 from idp.accounts.activation import ActivationCodes
 from idp.accounts.importer import AccountImporter
+from idp.accounts.notifications import NOTICES, Notifier, NotMeLinks, NotMeReports
 from idp.accounts.organisations import Organisations
 from idp.accounts.passwords import PasswordHasher
 from idp.accounts.policy import PasswordPolicy
@@ -18,6 +20,7 @@ from idp.accounts.service import AccountService
 from idp.admin.assurance import HighAssuranceReport
 from idp.admin.console import StaffAuthority, StaffConsole
 from idp.admin.keys import KeyAdministration
+from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn.attestation import AttestationTrust
 from idp.authn.factors import Authenticators
@@ -30,11 +33,12 @@ from idp.authn.recovery import RecoveryCodes
 from idp.authn.throttle import Throttle
 from idp.authn.webauthn import load_trust_anchors
 from idp.clock import Clock, SystemClock
+from idp.emails import MailRenderer
 from idp.keys.keystore import KeyFactory, KeyStore, generate_key
 from idp.keys.remote import RemoteSigner
 from idp.keys.sealing import Sealer, load_master_key, load_previous_master_keys
 from idp.keys.signer import Signer, SoftwareSigner, TokenVerifier
-from idp.mail import MailSender, open_sender
+from idp.mail import MailSender, SmsSender, open_sender, open_sms_sender
 from idp.oidc.backchannel import BackchannelLogout, LogoutWorker
 from idp.oidc.claims import SubjectService
 from idp.oidc.clients import ClientService
@@ -49,6 +53,7 @@ from idp.oidc.server import HawiyaServer
 from idp.oidc.session_tokens import SessionTokens
 from idp.oidc.tokens import TokenIssuer
 from idp.oidc.userinfo import UserinfoService
+from idp.outgoing import MessageQueue, MessageWorker, QueueingMailSender, QueueingSmsSender
 from idp.sessions.interactions import InteractionStore
 from idp.sessions.service import SessionService, Timeouts
 from idp.sessions.sweeper import SessionSweeper
@@ -98,8 +103,16 @@ class Registry:
 
     @cached_property
     def audit(self) -> AuditLog:
-        """The audit log."""
-        return AuditLog(AuditRepository(self.db), self.clock)
+        """The audit log; security changes recorded in it are mailed to the person (Notifier)."""
+        log = AuditLog(AuditRepository(self.db), self.clock)
+        log.listen(self._notify)
+        return log
+
+    def _notify(self, event: AuditEvent, subject: str | None, actor: str | None, detail: Any) -> None:
+        # The notifier is built on the first event it cares about, not with the audit log (which
+        # `hawiya init` needs before there is a schema or a master key).
+        if event in NOTICES:
+            self.notifier.observe(event, subject, actor, detail)
 
     @cached_property
     def sealer(self) -> Sealer:
@@ -208,8 +221,9 @@ class Registry:
         )
 
     @cached_property
-    def mail(self) -> MailSender:
-        """Outgoing mail: files under instance/outbox/ by default, or an SMTP relay."""
+    def mail_transport(self) -> MailSender:
+        """What delivers mail, for the worker: files under instance/outbox/ by default, or an SMTP
+        relay (over TLS only)."""
         settings = self.settings
         return open_sender(
             settings.mail_url,
@@ -217,6 +231,71 @@ class Registry:
             settings.mail_from,
             user=settings.smtp_user,
             password=settings.smtp_password,
+        )
+
+    @cached_property
+    def sms_transport(self) -> SmsSender:
+        """What delivers text messages, for the worker: files under instance/outbox/sms/ by default."""
+        return open_sms_sender(self.settings.sms_url, self.settings.sms_outbox_path)
+
+    @cached_property
+    def messages(self) -> MessageQueue:
+        """The queue of outgoing mail and text messages (sealed in the ephemeral store)."""
+        return MessageQueue(
+            self.store,
+            self.sealer,
+            self.mail_transport,
+            self.sms_transport,
+            self.clock,
+            self.audit,
+            max_attempts=self.settings.mail_attempts,
+        )
+
+    @cached_property
+    def mail(self) -> MailSender:
+        """Outgoing mail, queued: never delivered inside a request (the message worker does)."""
+        return QueueingMailSender(self.messages)
+
+    @cached_property
+    def sms(self) -> SmsSender:
+        """Outgoing text messages, queued like mail."""
+        return QueueingSmsSender(self.messages)
+
+    @cached_property
+    def message_worker(self) -> MessageWorker:
+        """The mail and SMS delivery worker (started by create_app or `hawiya mail-worker`)."""
+        return MessageWorker(self.messages)
+
+    @cached_property
+    def mail_renderer(self) -> MailRenderer:
+        """Mail bodies from the templates under idp/templates/emails/, in both languages."""
+        return MailRenderer()
+
+    @cached_property
+    def not_me_links(self) -> NotMeLinks:
+        """The single-use "this wasn't me" tokens of security notifications."""
+        return NotMeLinks(self.store, ttl=self.settings.not_me_ttl)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        """Security notifications (a factor bound or removed, new recovery codes, a new password)."""
+        return Notifier(
+            self.accounts,
+            self.mail,
+            self.not_me_links,
+            self.mail_renderer,
+            self.clock,
+            not_me_url=f"{self.settings.issuer}/account/not-me",
+        )
+
+    @cached_property
+    def not_me(self) -> NotMeReports:
+        """Confirmed "this wasn't me" links: every session ends, every refresh token is revoked."""
+        return NotMeReports(
+            self.not_me_links,
+            lambda account_id, reason: self.sessions.end_all(account_id, reason),
+            self.refresh.revoke_for_account,
+            self.audit,
         )
 
     @cached_property
@@ -233,6 +312,7 @@ class Registry:
             self.audit,
             ttl=s.activation_ttl,
             activate_url=f"{s.issuer}/activate",
+            renderer=self.mail_renderer,
         )
 
     @cached_property
@@ -250,6 +330,7 @@ class Registry:
             ttl=s.registration_ttl,
             verify_url=f"{s.issuer}/register/verify",
             signin_url=f"{s.issuer}/signin",
+            renderer=self.mail_renderer,
         )
 
     @cached_property
@@ -267,6 +348,7 @@ class Registry:
             self.clock,
             self.audit,
             issuer=self.settings.issuer,
+            renderer=self.mail_renderer,
         )
 
     @cached_property
@@ -520,6 +602,8 @@ class Registry:
             self.session_sweeper.stop()  # before the store and the listeners it uses go
         if "logout_worker" in self.__dict__:
             self.logout_worker.stop()  # before the store and database it uses go
+        if "message_worker" in self.__dict__:
+            self.message_worker.stop()
         if "audit" in self.__dict__:
             self.audit.close()  # the pending batch, before the database goes
         if "store" in self.__dict__:

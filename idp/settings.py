@@ -161,6 +161,17 @@ class Settings:
     mail_from: str = "Hawiya <no-reply@hawiya.localhost>"
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
+    #: Where text messages go: ``outbox`` (files under instance/outbox/sms/) is the only sender yet;
+    #: a gateway plugs in behind the same ``SmsSender`` interface.
+    sms_url: str = "outbox"
+    #: Mail and text messages are queued and delivered by a worker in every server process. Turn it
+    #: off where ``hawiya mail-worker`` runs on its own.
+    mail_worker: bool = True
+    #: Delivery attempts of one message before it is given up (and audited as abandoned); the
+    #: retries wait 10 s, 1 min, 5 min, 30 min, then 2 h each.
+    mail_attempts: int = 6
+    #: How long a "this wasn't me" link in a security notification stays usable, seconds (7 days).
+    not_me_ttl: int = 7 * 24 * 3600
     #: How long an activation code (the first credential of a person created by staff or import)
     #: stays usable, seconds (7 days); a new code ends the earlier ones at once.
     activation_ttl: int = 7 * 24 * 3600
@@ -254,6 +265,11 @@ class Settings:
         """Where the default mail sender writes each message as a file."""
         return self.instance_path / "outbox"
 
+    @property
+    def sms_outbox_path(self) -> Path:
+        """Where the default text-message sender writes each message as a file."""
+        return self.outbox_path / "sms"
+
     # -- validation -----------------------------------------------------------------------------
 
     def _validate(self) -> None:
@@ -279,6 +295,8 @@ class Settings:
             raise ConfigurationError("HAWIYA_WEBAUTHN_RP_ID must be the issuer's host or a suffix of it")
         if self.mail_url != "outbox" and not self.mail_url.startswith(("smtp://", "smtps://")):
             raise ConfigurationError("HAWIYA_MAIL_URL must be 'outbox' or an smtp:// or smtps:// URL")
+        if self.sms_url != "outbox":
+            raise ConfigurationError("HAWIYA_SMS_URL must be 'outbox'")
         if self.staff_attestation not in ("none", "direct"):
             raise ConfigurationError("HAWIYA_STAFF_ATTESTATION must be 'none' or 'direct'")
         if self.staff_attestation == "direct" and not Path(self.attestation_trust_anchors or "-").is_file():
@@ -334,6 +352,8 @@ class Settings:
             "registration_ttl",
             "backchannel_logout_attempts",
             "backchannel_logout_timeout",
+            "mail_attempts",
+            "not_me_ttl",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")

@@ -40,6 +40,7 @@ from idp.keys.remote import SigningService
 from idp.registry import Registry
 from idp.settings import Settings
 from idp.storage.db import Database
+from tests.support import outbox
 from tests.support.identity import national_id
 from tests.support.mfa import MfaPerson, Rp
 from tests.support.needs import unavailable
@@ -101,8 +102,26 @@ def _test_costs(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def make_registry(settings: Settings, clock: FrozenClock | None = None) -> Registry:
-    """A registry for ``settings`` with the running test's hasher and key factory."""
+    """A registry for ``settings`` with the running test's hasher and key factory. Reading its
+    outbox (tests.support.outbox) first delivers what its message queue holds."""
+    outbox.watch(settings.outbox_path, lambda: _deliver_queued(settings, clock))
     return Registry(settings, clock, hasher=_costs.hasher, key_factory=_costs.key_factory)
+
+
+def _deliver_queued(settings: Settings, clock: FrozenClock | None) -> None:
+    """One pass of the message worker for ``settings`` (a registry of its own: the test's may be
+    closed by now)."""
+    registry = Registry(settings, clock)
+    try:
+        registry.messages.run_once()
+    finally:
+        registry.close()
+
+
+@pytest.fixture(autouse=True)
+def _forget_outboxes() -> Iterator[None]:
+    yield
+    outbox.forget()
 
 
 @cache
@@ -279,6 +298,8 @@ def make_settings(tmp_path: Path, backend: Backend, **overrides: Any) -> Setting
         "database_url": backend.database_url,
         "ephemeral_url": backend.ephemeral_url,
         "redis_prefix": backend.redis_prefix,
+        # Tests deliver queued mail when they read an outbox (tests.support.outbox), not in a thread.
+        "mail_worker": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -33,6 +33,7 @@ from idp.accounts.service import AccountService, Person
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
+from idp.emails import MailRenderer
 from idp.errors import InvalidCode, TooManyAttempts
 from idp.mail import Mail, MailSender
 from idp.storage.models import ActivationCode
@@ -102,6 +103,7 @@ class ActivationCodes:
         *,
         ttl: int,
         activate_url: str,
+        renderer: MailRenderer,
     ) -> None:
         self._repository = repository
         self._accounts = accounts
@@ -112,6 +114,7 @@ class ActivationCodes:
         self._audit = audit
         self.ttl = ttl
         self._activate_url = activate_url
+        self._renderer = renderer
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -187,27 +190,15 @@ class ActivationCodes:
         raise ActivationRefused(reason)
 
     def _mail_for(self, person: Person, code: str, expires_at: datetime) -> Mail:
-        until = expires_at.strftime("%Y-%m-%d %H:%M UTC")
         name_en = person.name or person.username
-        name_ar = person.name_ar or name_en
-        arabic = (
-            f"مرحبًا {name_ar}،\n\n"
-            "رمز تفعيل حسابك في هوية هو:\n\n"
-            f"    {code}\n\n"
-            f"أدخله في {self._activate_url} واختر كلمة المرور. يعمل الرمز مرة واحدة حتى {until}.\n"
-            "إذا لم تكن تتوقع هذه الرسالة فتجاهلها. لن يطلب منك أحد من هوية هذا الرمز أبدًا."
+        rendered = self._renderer.render(
+            "activation_code",
+            person.locale,
+            name_en=name_en,
+            name_ar=person.name_ar or name_en,
+            code=code,
+            url=self._activate_url,
+            until=expires_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
-        english = (
-            f"Hello {name_en},\n\n"
-            "Your Hawiya activation code is:\n\n"
-            f"    {code}\n\n"
-            f"Enter it at {self._activate_url} and choose your password. It works once, until {until}.\n"
-            "If you did not expect this message, ignore it. "
-            "Nobody from Hawiya will ever ask you for this code."
-        )
-        english_first = person.locale == "en"
-        parts = (english, arabic) if english_first else (arabic, english)
-        subject_ar, subject_en = "رمز تفعيل حسابك في هوية", "Your Hawiya activation code"
-        subject = f"{subject_en} / {subject_ar}" if english_first else f"{subject_ar} / {subject_en}"
         assert person.email is not None  # noqa: S101 - only people with an address are mailed
-        return Mail(to=person.email, subject=subject, body="\n\n".join(parts) + "\n")
+        return Mail(to=person.email, subject=rendered.subject, body=rendered.body)

@@ -25,6 +25,7 @@ from idp.accounts.service import AccountService
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
+from idp.emails import MailRenderer
 from idp.errors import InvalidInput, NotAllowed, NotFound
 from idp.mail import Mail, MailSender
 from idp.storage.models import Invitation, Membership, Organisation
@@ -180,6 +181,7 @@ class Organisations:
         audit: AuditLog,
         *,
         issuer: str,
+        renderer: MailRenderer,
     ) -> None:
         self._repository = repository
         self._accounts = accounts
@@ -187,6 +189,7 @@ class Organisations:
         self._clock = clock
         self._audit = audit
         self._issuer = issuer.rstrip("/")
+        self._renderer = renderer
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -521,27 +524,19 @@ class Organisations:
         return next(m for m in self.members(org_id) if m.account_id == account_id)
 
     def _invitation_mail(self, org: Org, invitation: Invitation, code: str, locale: str) -> Mail:
-        link = f"{self._issuer}/account/invitation?code={code}"
         role_ar, role_en = _ROLE_WORDS[invitation.role]
-        name_ar = org.name_ar or org.name
-        until = invitation.expires_at.strftime("%Y-%m-%d")
-        arabic = (
-            f"تمت دعوتك للانضمام إلى «{name_ar}» ({org.registration_number}) بصفة {role_ar} في هوية.\n"
-            f"لقبول الدعوة، افتح الرابط التالي وسجّل الدخول إلى حسابك قبل {until}:\n"
-            f"{link}\n"
-            "إذا لم تكن تتوقع هذه الدعوة فتجاهل هذه الرسالة. لا تشارك هذا الرابط مع أحد."
+        rendered = self._renderer.render(
+            "invitation",
+            locale,
+            name_en=org.name,
+            name_ar=org.name_ar or org.name,
+            role_en=role_en,
+            role_ar=role_ar,
+            registration_number=org.registration_number,
+            until=invitation.expires_at.strftime("%Y-%m-%d"),
+            link=f"{self._issuer}/account/invitation?code={code}",
         )
-        english = (
-            f"You are invited to act for {org.name} ({org.registration_number}) as {role_en} on Hawiya.\n"
-            f"To accept, open this link and sign in to your account before {until}:\n"
-            f"{link}\n"
-            "If you did not expect this invitation, ignore this message. Do not share this link."
-        )
-        parts = (english, arabic) if locale == "en" else (arabic, english)
-        subject_ar = f"دعوة للانضمام إلى {name_ar}"
-        subject_en = f"Invitation to act for {org.name}"
-        subject = f"{subject_en} / {subject_ar}" if locale == "en" else f"{subject_ar} / {subject_en}"
-        return Mail(to=invitation.email, subject=subject, body="\n\n".join(parts) + "\n")
+        return Mail(to=invitation.email, subject=rendered.subject, body=rendered.body)
 
 
 def _refusal_message(reason: str) -> str:

@@ -35,6 +35,7 @@ from idp.accounts.service import AccountService, NewAccount, Person
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
+from idp.emails import MailRenderer
 from idp.errors import Conflict, HawiyaError, InvalidCode, InvalidInput, TooManyAttempts
 from idp.mail import Mail, MailSender
 from idp.storage.ephemeral import EphemeralStore
@@ -137,6 +138,7 @@ class Registrations:
         ttl: int,
         verify_url: str,
         signin_url: str,
+        renderer: MailRenderer,
     ) -> None:
         self._accounts = accounts
         self._store = store
@@ -148,6 +150,7 @@ class Registrations:
         self.ttl = ttl
         self._verify_url = verify_url
         self._signin_url = signin_url
+        self._renderer = renderer
 
     # -- the form ---------------------------------------------------------------------------------
 
@@ -309,52 +312,11 @@ class Registrations:
 
     def _code_mail(self, email: str, username: str, code: str, link: str, locale: str) -> Mail:
         url = f"{self._verify_url}?code={link}"
-        hours = self.ttl // 3600
-        arabic = (
-            f"طلبتَ إنشاء حساب زائر في هوية باسم المستخدم «{username}».\n\n"
-            f"رمز التحقق: {code}\n\n"
-            "أدخل الرمز في الصفحة التي تركتها مفتوحة، أو افتح هذا الرابط لتأكيد بريدك:\n"
-            f"{url}\n\n"
-            f"يعمل الرمز والرابط مرة واحدة خلال {hours} ساعة. "
-            "إذا لم تطلب ذلك فتجاهل هذه الرسالة، ولن يُنشأ أي حساب."
+        rendered = self._renderer.render(
+            "registration_code", locale, username=username, code=code, url=url, hours=self.ttl // 3600
         )
-        english = (
-            f"You asked to create a Hawiya visitor account with the username “{username}”.\n\n"
-            f"Your code: {code}\n\n"
-            "Type it on the page you left open, or open this link to confirm your address:\n"
-            f"{url}\n\n"
-            f"The code and the link work once, within {hours} hours. "
-            "If you did not ask for this, ignore this message: no account is created without it."
-        )
-        return _bilingual(
-            email, ("رمز التحقق لحسابك في هوية", "Your Hawiya registration code"), arabic, english, locale
-        )
+        return Mail(email, rendered.subject, rendered.body)
 
     def _in_use_mail(self, email: str, locale: str) -> Mail:
-        arabic = (
-            "طلب أحدهم (ربما أنت) إنشاء حساب زائر في هوية بعنوان البريد هذا. "
-            "العنوان مستخدم في حساب قائم، فلم يُنشأ حساب جديد.\n"
-            f"إذا كنت أنت، فسجّل الدخول إلى حسابك القائم: {self._signin_url}\n"
-            "وإلا فتجاهل هذه الرسالة."
-        )
-        english = (
-            "Someone (perhaps you) asked to create a Hawiya visitor account with this email address. "
-            "The address already belongs to an account, so no new account was created.\n"
-            f"If it was you, sign in to your existing account: {self._signin_url}\n"
-            "Otherwise, ignore this message."
-        )
-        return _bilingual(
-            email,
-            ("طلب حساب في هوية بعنوان بريدك", "A Hawiya account was requested with your address"),
-            arabic,
-            english,
-            locale,
-        )
-
-
-def _bilingual(to: str, subjects: tuple[str, str], arabic: str, english: str, locale: str) -> Mail:
-    """One mail in both languages, the reader's first."""
-    subject_ar, subject_en = subjects
-    if locale == "en":
-        return Mail(to, f"{subject_en} / {subject_ar}", f"{english}\n\n{arabic}\n")
-    return Mail(to, f"{subject_ar} / {subject_en}", f"{arabic}\n\n{english}\n")
+        rendered = self._renderer.render("registration_in_use", locale, url=self._signin_url)
+        return Mail(email, rendered.subject, rendered.body)

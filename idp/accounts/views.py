@@ -459,3 +459,28 @@ def accept_invitation(session: SsoSession) -> Response:
     except HawiyaError as error:
         return _invitation_page(code, error=error.code, status=error.status)
     return redirect(url_for("accounts.organisations", done="accepted"), code=303)
+
+
+@bp.get("/account/not-me")
+def not_me() -> Response:
+    """The "this wasn't me" link of a security notification: a button to sign the account out
+    everywhere (no sign-in needed: the person may have lost the account). The token rides in the
+    query, which the access log never records; a GET changes nothing (mail scanners open links)."""
+    token = request.args.get("token", "")[:128]
+    valid = services().not_me.valid(token)
+    body = render_template("accounts/not_me.html", token=token, valid=valid, done=False)
+    return _html(body, 200 if valid else 404)
+
+
+@bp.post("/account/not-me")
+def confirm_not_me() -> Response:
+    """End every session of the account and revoke its tokens; then tell the person what to do."""
+    token = request.form.get("token", "")[:128]
+    try:
+        services().not_me.report(token, ip=client_ip())
+    except NotFound:
+        body = render_template("accounts/not_me.html", token="", valid=False, done=False)
+        return _html(body, 404)
+    response = _html(render_template("accounts/not_me.html", token="", valid=False, done=True))
+    clear_cookie(response, SSO_COOKIE)  # this browser's session has ended with the others
+    return response

@@ -52,6 +52,11 @@ class AuditEvent(StrEnum):
     # Accounts
     ACCOUNT_CREATED = "account.created"
     PASSWORD_CHANGED = "password.changed"
+    #: The person followed the "this wasn't me" link of a security notification and confirmed:
+    #: every session ended, every refresh token revoked (detail: the notification, counts).
+    ACCOUNT_NOT_ME_REPORTED = "account.not_me_reported"
+    #: A queued mail or text message was given up after its last attempt (detail: channel, error).
+    MESSAGE_ABANDONED = "message.abandoned"
     # First credentials, self-registration, bulk import
     ACTIVATION_CODE_ISSUED = "activation_code.issued"
     ACTIVATION_CODE_USED = "activation_code.used"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +53,10 @@ class AuditEntry:
     detail: Mapping[str, Any]
 
 
+#: Called after an event is recorded: (event, subject, actor, detail).
+Listener = Callable[[AuditEvent, "str | None", "str | None", Mapping[str, Any]], None]
+
+
 class AuditLog:
     """Write events from the closed catalogue, and read the newest back."""
 
@@ -63,9 +67,15 @@ class AuditLog:
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._batching: threading.Event | None = None
+        self._listeners: list[Listener] = []
 
     #: A batch is written when it holds this many records, or after ``interval`` seconds.
     BATCH_SIZE = 500
+
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener`` after each event is recorded (security notifications follow the
+        changes they tell of here). A listener that raises is logged; the record stands."""
+        self._listeners.append(listener)
 
     def start_batching(self, interval: float = 0.25) -> None:
         """Write HIGH_VOLUME events in batches from a background thread (``hawiya serve``); the rest
@@ -134,6 +144,11 @@ class AuditLog:
         else:
             self._repository.append(AuditRecord(**row))
         log.info("audit %s subject=%s client=%s", event.value, subject, client_id)
+        for listener in self._listeners:
+            try:
+                listener(event, subject, actor, safe)
+            except Exception:
+                log.exception("an audit listener failed on %s", event.value)
 
     def recent(
         self, *, event: str | None = None, subject: str | None = None, limit: int = 100

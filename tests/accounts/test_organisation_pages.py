@@ -5,8 +5,6 @@ survives signing in first; every refusal is a page that says why, with a 4xx sta
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -21,6 +19,7 @@ from idp.registry import Registry
 from tests.conftest import BOTH_BACKENDS, PASSWORD, World
 from tests.support.audit import audit_events
 from tests.support.mfa import MfaPerson, open_account, submit
+from tests.support.outbox import messages
 from tests.support.person import hidden_fields
 
 PAGE = "/account/organisations"
@@ -86,9 +85,7 @@ def _code_of(link: str) -> str:
 
 
 def _invitation_link(registry: Registry) -> str:
-    folder = registry.settings.outbox_path
-    (path,) = sorted(folder.glob("*.eml"))
-    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    (message,) = messages(registry.settings.outbox_path)
     body = str(message.get_content())
     found = re.search(r"https?://[^/\s]+(/account/invitation\?code=[A-Za-z0-9_-]+)", body)
     assert found, body

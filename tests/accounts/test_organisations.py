@@ -5,8 +5,6 @@ holds every grant and every refusal."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import functools
 import hashlib
 import logging
@@ -16,7 +14,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -28,6 +25,7 @@ from idp.registry import Registry
 from idp.storage.models import Invitation
 from idp.storage.repositories.audit import AuditRepository
 from tests.conftest import BOTH_BACKENDS
+from tests.support import outbox
 from tests.support.audit import audit_events
 from tests.support.identity import national_id
 
@@ -78,13 +76,7 @@ def team(registry: Registry) -> Team:
 
 
 def _outbox(registry: Registry) -> list[EmailMessage]:
-    folder: Path = registry.settings.outbox_path
-    if not folder.exists():
-        return []
-    return [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        for path in sorted(folder.glob("*.eml"))
-    ]
+    return outbox.messages(registry.settings.outbox_path)
 
 
 def _body(message: EmailMessage) -> str:

@@ -168,8 +168,9 @@ RULES: tuple[Rule, ...] = (
         forbidden=("segno",),
     ),
     _service_rule("sessions", "idp.authn.results"),
-    # accounts -> mail: invitations and activation codes go out by mail (the sender interface).
-    _service_rule("accounts", "idp.mail"),
+    # accounts -> mail: invitations, activation codes and notifications go out by mail (the sender
+    # interface), their bodies rendered from templates (idp.emails, framework-free).
+    _service_rule("accounts", "idp.mail", "idp.emails"),
     _service_rule("keys"),
     # authn -> {accounts, audit}: it receives sealing (idp.keys) through its constructor instead.
     _service_rule("authn", "idp.accounts"),
