@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 from idp.accounts.activation import ActivationCodes
+from idp.accounts.eviction import Eviction
 from idp.accounts.importer import AccountImporter
 from idp.accounts.organisations import Organisations
 from idp.accounts.passwords import PasswordHasher
@@ -150,7 +151,22 @@ class Registry:
             min_length=self.settings.password_min_length,
             min_length_mfa=self.settings.password_min_length_mfa,
         )
-        return AccountService(AccountRepository(self.db), self.hasher, policy, self.clock, self.audit)
+        return AccountService(
+            AccountRepository(self.db),
+            self.hasher,
+            policy,
+            self.clock,
+            self.audit,
+            # Looked up when a password is set, not now: sessions and tokens need accounts built.
+            on_password_set=(
+                lambda account_id, *, via, ip: self.eviction.password_set(account_id, via=via, ip=ip),
+            ),
+        )
+
+    @cached_property
+    def eviction(self) -> Eviction:
+        """A new password ends every session and revokes every token of the account."""
+        return Eviction(self.sessions, self.refresh, self.audit)
 
     @cached_property
     def passwords(self) -> PasswordAuthenticator:
@@ -226,6 +242,7 @@ class Registry:
         return ActivationCodes(
             ActivationCodeRepository(self.db),
             self.accounts,
+            self.authenticators,
             self.mail,
             self._throttle("activation", s.signin_max_failures, s.signin_throttle_window),
             self.keystore.instance_secret("activation_code_key"),

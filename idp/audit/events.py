@@ -52,10 +52,14 @@ class AuditEvent(StrEnum):
     # Accounts
     ACCOUNT_CREATED = "account.created"
     PASSWORD_CHANGED = "password.changed"
+    #: A new password ended every session and revoked every token of the account.
+    ACCOUNT_EVICTED = "account.evicted"
     # First credentials, self-registration, bulk import
     ACTIVATION_CODE_ISSUED = "activation_code.issued"
     ACTIVATION_CODE_USED = "activation_code.used"
     ACTIVATION_CODE_REFUSED = "activation_code.refused"
+    #: Helpdesk asked for a code the account's second factors make need an approval.
+    ACTIVATION_CODE_WITHHELD = "activation_code.withheld"
     ACTIVATION_THROTTLED = "activation.throttled"
     REGISTRATION_STARTED = "registration.started"
     REGISTRATION_COMPLETED = "registration.completed"

@@ -190,6 +190,14 @@ class RefreshTokens:
             self._ledger.revoke_grant("family:" + family)
         return len(families)
 
+    def revoke_account(self, account_id: str) -> list[str]:
+        """Every family of the person, offline ones too, and the access tokens they issued (a new
+        password evicts whoever held the account); their ids."""
+        families = list(self._repository.revoke_for_account(account_id, self._now()))
+        for family in families:
+            self._ledger.revoke_grant("family:" + family)
+        return families
+
     def revoke_for_code(self, code_hash: str) -> None:
         """A replayed code revokes the refresh families it started."""
         for family in self._repository.revoke_for_code(code_hash, self._now()):

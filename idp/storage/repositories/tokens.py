@@ -127,6 +127,20 @@ class RefreshTokenRepository:
             self.revoke_family(family, now)
         return sorted(set(families))
 
+    def revoke_for_account(self, account_id: str, now: datetime) -> Sequence[str]:
+        """Revoke every family of the person, with every client, offline ones too; their ids."""
+        with self._db.transaction() as s:
+            families = set(
+                s.scalars(
+                    select(RefreshToken.family_id).where(
+                        RefreshToken.account_id == account_id, RefreshToken.revoked_at.is_(None)
+                    )
+                ).all()
+            )
+        for family in families:
+            self.revoke_family(family, now)
+        return sorted(families)
+
     def holders(self, client_id: str, now: datetime) -> set[str]:
         """The accounts for which ``client_id`` holds a usable refresh token (unspent, unrevoked,
         unexpired)."""
