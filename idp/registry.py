@@ -21,6 +21,7 @@ from idp.admin.console import StaffAuthority, StaffConsole
 from idp.admin.keys import KeyAdministration
 from idp.audit.recorder import AuditLog
 from idp.authn.attestation import AttestationTrust
+from idp.authn.devices import KnownDevices
 from idp.authn.factors import Authenticators
 from idp.authn.flow import PendingSignins
 from idp.authn.mds import load_metadata
@@ -28,7 +29,7 @@ from idp.authn.mfa import SecondFactor
 from idp.authn.passkeys import Passkeys, RelyingParty
 from idp.authn.password import PasswordAuthenticator
 from idp.authn.recovery import RecoveryCodes
-from idp.authn.throttle import Throttle
+from idp.authn.throttle import SigninThrottle, Throttle
 from idp.authn.webauthn import load_trust_anchors
 from idp.clock import Clock, SystemClock
 from idp.keys.keystore import KeyFactory, KeyStore, generate_key
@@ -171,12 +172,31 @@ class Registry:
     @cached_property
     def passwords(self) -> PasswordAuthenticator:
         """Password sign-in."""
+        s = self.settings
         return PasswordAuthenticator(
             self.accounts,
             self.hasher,
-            self._throttle("signin", self.settings.signin_max_failures, self.settings.signin_throttle_window),
+            SigninThrottle(
+                self.store,
+                max_failures=s.signin_max_failures,
+                window=s.signin_throttle_window,
+                block_max=s.signin_block_max,
+                account_max_failures=s.signin_account_max_failures,
+                account_window=s.signin_account_window,
+                ip_max_failures=s.ip_max_failures,
+            ),
+            self.devices,
             self.clock,
             self.audit,
+        )
+
+    @cached_property
+    def devices(self) -> KnownDevices:
+        """Device cookies of browsers that signed in to an account (they pass its failure cap)."""
+        return KnownDevices(
+            self.keystore.instance_secret("device_cookie_key"),
+            self.clock,
+            ttl=self.settings.device_cookie_ttl,
         )
 
     def _throttle(self, name: str, max_failures: int, window: int) -> Throttle:

@@ -140,7 +140,6 @@ def test_a_step_up_renews_the_form_session(citizen: MfaPerson, rp: Rp, at_low: d
     assert citizen.post("/signout", {"csrf_token": known}).status_code == 400
 
 
-
 def test_a_password_reentry_renews_the_form_session(citizen: MfaPerson, at_low: dict[str, Any]) -> None:
     known = _csrf_token(citizen, "/account")
     done = submit(citizen, citizen.get("/account/reauth"), "/account/reauth", password=PASSWORD)
@@ -149,6 +148,7 @@ def test_a_password_reentry_renews_the_form_session(citizen: MfaPerson, at_low: 
     fresh = _csrf_token(citizen, "/account")
     assert fresh != known
     assert citizen.post("/signout", {"csrf_token": fresh}).status_code == 303
+
 
 # -- cookie names and flags ---------------------------------------------------------------------------
 
@@ -196,7 +196,7 @@ def test_https_cookies_carry_the_host_prefix(https_app: tuple[Flask, Registry], 
     app, registry = https_app
     log = CookieLog(app)
     staff = _staff_signs_in(app, registry, clock, "https://idp.example.gov")
-    for name in ("hawiya_sso", "hawiya_pending", "hawiya_ix"):
+    for name in ("hawiya_sso", "hawiya_pending", "hawiya_ix", "hawiya_device"):
         assert log.set(name) == [], f"{name} set without its prefix"
         headers = log.set("__Host-" + name)
         assert headers, f"__Host-{name} was never set"
