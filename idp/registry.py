@@ -160,9 +160,18 @@ class Registry:
             self.audit,
             # Looked up when a password is set, not now: sessions and tokens need accounts built.
             on_password_set=(
+                lambda account_id, *, via, ip: self.pending_signins.password_changed(
+                    account_id, via=via, ip=ip
+                ),
                 lambda account_id, *, via, ip: self.eviction.password_set(account_id, via=via, ip=ip),
             ),
         )
+
+    def _password_set(self, account_id: str, *, via: str, ip: str | None) -> None:
+        # Looked up when a password is set, not when accounts are built: sessions and tokens need
+        # accounts. Sign-ins waiting for a second step go first, so none finishes meanwhile.
+        self.pending_signins.password_changed(account_id, via=via, ip=ip)
+        self.eviction.password_set(account_id, via=via, ip=ip)
 
     @cached_property
     def eviction(self) -> Eviction:

@@ -10,6 +10,7 @@ import pytest
 
 from idp.accounts.activation import ActivationNeedsApproval
 from idp.authn.results import AuthResult
+from idp.clock import FrozenClock
 from idp.oidc.backchannel import QUEUE
 from idp.oidc.refresh import RefreshGrant
 from idp.registry import Registry
@@ -71,6 +72,21 @@ def test_a_password_reset_leaves_the_attacker_out(registry: Registry, world: Wor
     assert evicted["subject"] == world.citizen_id
     assert evicted["detail"]["via"] == "activation_code" and evicted["detail"]["sessions"] == 1
     assert evicted["detail"]["refresh_families"] == 1  # the offline one (the session took the other)
+
+
+def test_a_sign_in_waiting_for_its_second_step_is_void_after_a_reset(
+    registry: Registry, world: World, clock: FrozenClock
+) -> None:
+    """Whoever typed the old password and waits at the code (or enrolment) page cannot finish."""
+    attacker = AuthResult(world.citizen_id, int(registry.clock.now()), ("pwd",), LOA_LOW)
+    handle = registry.pending_signins.start(attacker, "enrol")
+    clock.advance(1)
+    issued = registry.activation_codes.issue(world.citizen_id, actor="helpdesk", send=False)
+    registry.activation_codes.use(issued.code, new_password=NEW_PASSWORD)
+    assert registry.pending_signins.find(handle) is None
+    clock.advance(1)
+    person = registry.pending_signins.start(attacker, "enrol")  # the person's own, after the reset
+    assert registry.pending_signins.find(person) is not None
 
 
 @BOTH_BACKENDS
