@@ -170,3 +170,31 @@ def test_a_browser_that_signed_in_passes_while_the_account_is_under_attack(
             registry.passwords.authenticate("citizen", WRONG, ip=f"10.{n // 250}.{n % 250}.1")
     assert _submit(FlaskPerson(app), "citizen", PASSWORD)[0] == 401  # a stranger's browser: capped
     assert _submit(person, "citizen", PASSWORD)[0] == 302  # the person's own browser passes
+
+
+def test_a_device_cookie_expires_and_remembers_a_few_accounts(registry: Registry, clock: FrozenClock) -> None:
+    devices = registry.devices
+    cookie = None
+    for n in range(7):
+        cookie = devices.remember(cookie, f"account-{n}")
+    assert all(devices.recognises(cookie, f"account-{n}") for n in range(2, 7))
+    assert not devices.recognises(cookie, "account-0")  # the oldest made room
+    assert not devices.recognises("garbage~1.x~" + "a" * 600, "account-6")
+    clock.advance(devices.ttl + 1)
+    assert not devices.recognises(cookie, "account-6")  # a browser not seen for long is a stranger
+
+
+def test_wrong_passwords_from_a_known_device_count_towards_the_account_cap(
+    tmp_path: Path, backend: Backend, clock: FrozenClock
+) -> None:
+    registry = initialised(make_settings(tmp_path, backend, signin_account_max_failures=4), clock)
+    try:
+        world = populate(registry)
+        device = registry.devices.remember(None, world.citizen_id)
+        for _ in range(4):
+            _wrong(registry, HOME, device=device)
+        with pytest.raises(TooManyAttempts):  # a stranger's browser is now capped
+            registry.passwords.authenticate("citizen", PASSWORD, ip="192.0.2.50")
+        assert registry.passwords.authenticate("citizen", PASSWORD, ip=HOME, device=device).account_id
+    finally:
+        registry.close()
