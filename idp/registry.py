@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from idp.accounts.activation import ActivationCodes
+from idp.accounts.eviction import Eviction
 from idp.accounts.importer import AccountImporter
 from idp.accounts.notifications import NOTICES, Notifier, NotMeLinks, NotMeReports
 from idp.accounts.organisations import Organisations
@@ -23,6 +24,7 @@ from idp.admin.keys import KeyAdministration
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn.attestation import AttestationTrust
+from idp.authn.devices import KnownDevices
 from idp.authn.factors import Authenticators
 from idp.authn.flow import PendingSignins
 from idp.authn.mds import load_metadata
@@ -30,7 +32,7 @@ from idp.authn.mfa import SecondFactor
 from idp.authn.passkeys import Passkeys, RelyingParty
 from idp.authn.password import PasswordAuthenticator
 from idp.authn.recovery import RecoveryCodes
-from idp.authn.throttle import Throttle
+from idp.authn.throttle import SigninThrottle, Throttle
 from idp.authn.webauthn import load_trust_anchors
 from idp.clock import Clock, SystemClock
 from idp.emails import MailRenderer
@@ -163,17 +165,60 @@ class Registry:
             min_length=self.settings.password_min_length,
             min_length_mfa=self.settings.password_min_length_mfa,
         )
-        return AccountService(AccountRepository(self.db), self.hasher, policy, self.clock, self.audit)
+        return AccountService(
+            AccountRepository(self.db),
+            self.hasher,
+            policy,
+            self.clock,
+            self.audit,
+            # Looked up when a password is set, not now: sessions and tokens need accounts built.
+            on_password_set=(
+                lambda account_id, *, via, ip: self.pending_signins.password_changed(
+                    account_id, via=via, ip=ip
+                ),
+                lambda account_id, *, via, ip: self.eviction.password_set(account_id, via=via, ip=ip),
+            ),
+        )
+
+    def _password_set(self, account_id: str, *, via: str, ip: str | None) -> None:
+        # Looked up when a password is set, not when accounts are built: sessions and tokens need
+        # accounts. Sign-ins waiting for a second step go first, so none finishes meanwhile.
+        self.pending_signins.password_changed(account_id, via=via, ip=ip)
+        self.eviction.password_set(account_id, via=via, ip=ip)
+
+    @cached_property
+    def eviction(self) -> Eviction:
+        """A new password ends every session and revokes every token of the account."""
+        return Eviction(self.sessions, self.refresh, self.audit)
 
     @cached_property
     def passwords(self) -> PasswordAuthenticator:
         """Password sign-in."""
+        s = self.settings
         return PasswordAuthenticator(
             self.accounts,
             self.hasher,
-            self._throttle("signin", self.settings.signin_max_failures, self.settings.signin_throttle_window),
+            SigninThrottle(
+                self.store,
+                max_failures=s.signin_max_failures,
+                window=s.signin_throttle_window,
+                block_max=s.signin_block_max,
+                account_max_failures=s.signin_account_max_failures,
+                account_window=s.signin_account_window,
+                ip_max_failures=s.ip_max_failures,
+            ),
+            self.devices,
             self.clock,
             self.audit,
+        )
+
+    @cached_property
+    def devices(self) -> KnownDevices:
+        """Device cookies of browsers that signed in to an account (they pass its failure cap)."""
+        return KnownDevices(
+            self.keystore.instance_secret("device_cookie_key"),
+            self.clock,
+            ttl=self.settings.device_cookie_ttl,
         )
 
     def _throttle(self, name: str, max_failures: int, window: int) -> Throttle:
@@ -294,7 +339,7 @@ class Registry:
         return NotMeReports(
             self.not_me_links,
             lambda account_id, reason: self.sessions.end_all(account_id, reason),
-            self.refresh.revoke_for_account,
+            lambda account_id: len(self.refresh.revoke_account(account_id)),
             self.audit,
         )
 
@@ -305,6 +350,7 @@ class Registry:
         return ActivationCodes(
             ActivationCodeRepository(self.db),
             self.accounts,
+            self.authenticators,
             self.mail,
             self._throttle("activation", s.signin_max_failures, s.signin_throttle_window),
             self.keystore.instance_secret("activation_code_key"),

@@ -112,8 +112,18 @@ class Settings:
     argon2_memory_kib: int = 19 * 1024
     argon2_iterations: int = 2
     argon2_lanes: int = 1
-    #: Failed sign-ins per account allowed in ``signin_throttle_window`` seconds (NIST: at most 100).
+    #: Password attempts per (account, client address) allowed in ``signin_throttle_window``
+    #: seconds; then the pair is blocked for the window, twice as long the next time, and so on up
+    #: to ``signin_block_max`` seconds (idp/authn/throttle.py).
     signin_max_failures: int = 10
+    signin_block_max: int = 86400
+    #: Password attempts per account from browsers that never signed in to it, from anywhere, in
+    #: ``signin_account_window`` seconds (NIST SP 800-63B-4 3.2.2: at most 100).
+    signin_account_max_failures: int = 100
+    signin_account_window: int = 86400
+    #: How long a browser that signed in to an account is remembered as its device (passes the
+    #: per-account cap), seconds.
+    device_cookie_ttl: int = 180 * 86400
     #: Failed sign-ins or second-factor codes from one IP address, across accounts, in a window
     #: (stops one address spraying many accounts below each account's own limit).
     ip_max_failures: int = 100
@@ -345,6 +355,12 @@ class Settings:
             "jwks_max_age",
             "factor_max_failures",
             "ip_max_failures",
+            "signin_max_failures",
+            "signin_throttle_window",
+            "signin_block_max",
+            "signin_account_max_failures",
+            "signin_account_window",
+            "device_cookie_ttl",
             "factor_throttle_window",
             "reauth_max_age",
             "webauthn_timeout",

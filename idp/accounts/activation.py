@@ -16,6 +16,14 @@ checked offline. Spending one and setting the password is one transaction whose 
 is a conditional UPDATE, so a code works once however many requests race. Unknown, used, expired
 and throttled attempts are refused and audited with their reason; wrong codes are throttled per
 client address. The code itself is never logged or audited.
+
+A code resets the password of an account that already has one, so it is a way in for whoever gets
+it: helpdesk may not issue one for an account with second factors (``ActivationNeedsApproval``;
+resetting those will need a second staff member's approval), and redeeming one evicts everyone
+signed in to the account (``AccountService.password_changed``, idp/accounts/eviction.py). A code
+the mail sender took is recorded with its address: redeeming it proves the person reads that
+address, which becomes verified (while it is still the account's); a code handed over at a counter
+proves nothing about any address.
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from idp.accounts.attempts import AttemptLimit
 from idp.accounts.service import AccountService, Person
@@ -34,7 +43,7 @@ from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 from idp.emails import MailRenderer
-from idp.errors import InvalidCode, TooManyAttempts
+from idp.errors import InvalidCode, NotAllowed, TooManyAttempts
 from idp.mail import Mail, MailSender
 from idp.storage.models import ActivationCode
 from idp.storage.repositories.activation import ActivationCodeRepository
@@ -68,6 +77,27 @@ class ActivationRefused(InvalidCode):
         self.reason = reason
 
 
+class ActivationNeedsApproval(NotAllowed):
+    """The account has second factors: a code would let whoever holds it around them."""
+
+    code = "activation_needs_approval"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the account has second factors, so an activation code needs a second staff member's "
+            "approval, which Hawiya does not offer yet; the person can sign in with a second factor "
+            "or a recovery code, or ask an administrator to remove their factors first"
+        )
+
+
+class FactorReader(Protocol):
+    """What issuing reads of authenticators (``idp.authn.factors.Authenticators`` fits it)."""
+
+    def factors(self, account_id: str) -> Sequence[object]:
+        """The account's confirmed authenticators."""
+        ...
+
+
 def normalise(code: str) -> str:
     """A typed code reduced to its characters: case, spaces and hyphens do not matter."""
     return "".join(ch for ch in code.upper() if ch not in " -\t")
@@ -95,6 +125,7 @@ class ActivationCodes:
         self,
         repository: ActivationCodeRepository,
         accounts: AccountService,
+        factors: FactorReader,
         mail: MailSender,
         throttle: AttemptLimit,
         key: bytes,
@@ -107,6 +138,7 @@ class ActivationCodes:
     ) -> None:
         self._repository = repository
         self._accounts = accounts
+        self._factors = factors
         self._mail = mail
         self._throttle = throttle
         self._key = key
@@ -125,18 +157,30 @@ class ActivationCodes:
     def issue(self, account_id: str, *, actor: str | None, send: bool, ip: str | None = None) -> IssuedCode:
         """A new code for the account (its earlier unused codes stop working). With ``send``, it
         is also mailed to the person's address when they have one. Returned either way, for
-        counter staff to print; never kept in clear."""
+        counter staff to print; never kept in clear. ActivationNeedsApproval when the account has
+        second factors."""
         person = self._accounts.get(account_id)
+        if self._factors.factors(person.id):
+            self._audit.record(
+                AuditEvent.ACTIVATION_CODE_WITHHELD,
+                actor=actor,
+                subject=person.id,
+                ip=ip,
+                detail={"reason": "second_factors"},
+            )
+            raise ActivationNeedsApproval()
         code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
         now = self._now()
         expires_at = now + timedelta(seconds=self.ttl)
-        self._repository.issue(person.id, self._hash(code), now=now, expires_at=expires_at)
+        code_hash = self._hash(code)
+        self._repository.issue(person.id, code_hash, now=now, expires_at=expires_at)
         shown = display(code)
         sent_to, failed = None, False
         if send and person.email:
             try:
                 self._mail.send(self._mail_for(person, shown, expires_at))
                 sent_to = person.email
+                self._repository.mark_mailed(code_hash, sent_to)
             except OSError:  # SMTP refused or unreachable: the operator still has the code to hand over
                 failed = True
                 log.warning("the activation mail for account %s could not be sent", person.id)
@@ -170,14 +214,20 @@ class ActivationCodes:
         password_hash = self._accounts.hash_new_password(
             new_password, username=person.username, account_type=person.account_type
         )
-        if not self._repository.redeem(row.id, person.id, password_hash, self._now()):
+        # Only the address the code went to, if it is still the account's, is proven.
+        mailed = row.mailed_to is not None
+        verify = mailed and person.email is not None and person.email.lower() == (row.mailed_to or "").lower()
+        if not self._repository.redeem(row.id, person.id, password_hash, self._now(), verify_email=verify):
             self._refuse("used", row, ip)  # a twin request spent it (or it expired) meanwhile
         self._throttle.succeeded(subject)
-        self._audit.record(AuditEvent.ACTIVATION_CODE_USED, subject=person.id, ip=ip)
         self._audit.record(
-            AuditEvent.PASSWORD_CHANGED, subject=person.id, ip=ip, detail={"via": "activation_code"}
+            AuditEvent.ACTIVATION_CODE_USED,
+            subject=person.id,
+            ip=ip,
+            detail={"delivery": "mail" if mailed else "counter", "email_verified": verify},
         )
-        return person
+        self._accounts.password_changed(person.id, via="activation_code", ip=ip)
+        return self._accounts.get(person.id) if verify else person
 
     def _refuse(self, reason: str, row: ActivationCode | None, ip: str | None) -> NoReturn:
         self._throttle.failed(_subject(ip), ip)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from idp.accounts.identity import (
     PROOFING_LEVELS,
@@ -33,6 +33,14 @@ REGISTERED_TYPES = ("citizen", "resident")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{2,149}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class PasswordListener(Protocol):
+    """Told after an account's password was set anew (``idp.accounts.eviction.Eviction``)."""
+
+    def __call__(self, account_id: str, *, via: str, ip: str | None) -> None:
+        """React to the new password of ``account_id``, set through ``via``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -154,12 +162,15 @@ class AccountService:
         policy: PasswordPolicy,
         clock: Clock,
         audit: AuditLog,
+        *,
+        on_password_set: Sequence[PasswordListener] = (),
     ) -> None:
         self._repository = repository
         self._hasher = hasher
         self._policy = policy
         self._clock = clock
         self._audit = audit
+        self._on_password_set = tuple(on_password_set)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -363,8 +374,24 @@ class AccountService:
         return None if row is None else SigninRecord(_person(row), row.password_hash)
 
     def replace_password_hash(self, account_id: str, phc: str) -> None:
-        """Store a re-computed hash of the same password (parameters rose)."""
+        """Store a re-computed hash of the same password (parameters rose): not a new password,
+        so nobody is evicted."""
         self._repository.update(account_id, password_hash=phc)
+
+    def set_password(self, account_id: str, password: str, *, via: str, ip: str | None = None) -> None:
+        """Set a new password (the policy applies: WeakPassword) and evict whoever held the
+        account (``password_changed``)."""
+        person = self.get(account_id)
+        phc = self.hash_new_password(password, username=person.username, account_type=person.account_type)
+        self._repository.update(account_id, password_hash=phc, updated_at=self._now())
+        self.password_changed(account_id, via=via, ip=ip)
+
+    def password_changed(self, account_id: str, *, via: str, ip: str | None = None) -> None:
+        """The one place every route that stored a new password goes through: audit it, then tell
+        every listener (``idp.accounts.eviction``: end every session, revoke every token)."""
+        self._audit.record(AuditEvent.PASSWORD_CHANGED, subject=account_id, ip=ip, detail={"via": via})
+        for listener in self._on_password_set:
+            listener(account_id, via=via, ip=ip)
 
     def record_subject(self, sector: str, account_id: str, subject: str) -> str:
         """Remember the pairwise subject a sector knows this account by."""

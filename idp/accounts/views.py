@@ -31,7 +31,15 @@ from idp.errors import (
     NotFound,
     TooManyAttempts,
 )
-from idp.http.context import SSO_COOKIE, clear_cookie, client_ip, read_cookie, services, set_cookie
+from idp.http.context import (
+    DEVICE_COOKIE,
+    SSO_COOKIE,
+    clear_cookie,
+    client_ip,
+    read_cookie,
+    services,
+    set_cookie,
+)
 from idp.http.csrf import renew_form_session
 from idp.sessions.service import SsoSession
 
@@ -121,7 +129,9 @@ def reauth() -> Response:
         return _html(render_template("accounts/reauth.html", person=person, error=None))
     password = request.form.get("password", "")[:1024]
     try:
-        result = reg.passwords.authenticate(person.username, password, ip=client_ip())
+        result = reg.passwords.authenticate(
+            person.username, password, ip=client_ip(), device=read_cookie(DEVICE_COOKIE)
+        )
     except (AuthenticationFailed, TooManyAttempts) as failure:
         status = 429 if isinstance(failure, TooManyAttempts) else 401
         return _html(render_template("accounts/reauth.html", person=person, error=failure.code), status)

@@ -18,6 +18,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from idp.accounts.activation import ActivationNeedsApproval
 from idp.accounts.service import Person
 from idp.accounts.views import come_back_after, is_recent, signed_in_session
 from idp.authn.results import level_rank
@@ -220,6 +221,11 @@ def activation_code(staff: Person, account_id: str) -> Response:
     """Issue an activation code and show it once (the person's earlier codes stop working)."""
     console = services().console
     send = request.form.get("send") == "yes"
-    issued = console.issue_activation_code(staff, account_id[:64], send=send, ip=client_ip())
+    try:
+        issued = console.issue_activation_code(staff, account_id[:64], send=send, ip=client_ip())
+    except ActivationNeedsApproval:
+        # The people page says why (its second factors) and what to do instead.
+        person = console.person(staff, account_id[:64])
+        return _page("admin/people.html", staff, status=403, query="", person=person, searched=True)
     person = console.person(staff, account_id[:64])
     return _page("admin/activation_code.html", staff, person=person, issued=issued, send=send)

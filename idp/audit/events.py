@@ -57,10 +57,14 @@ class AuditEvent(StrEnum):
     ACCOUNT_NOT_ME_REPORTED = "account.not_me_reported"
     #: A queued mail or text message was given up after its last attempt (detail: channel, error).
     MESSAGE_ABANDONED = "message.abandoned"
+    #: A new password ended every session and revoked every token of the account.
+    ACCOUNT_EVICTED = "account.evicted"
     # First credentials, self-registration, bulk import
     ACTIVATION_CODE_ISSUED = "activation_code.issued"
     ACTIVATION_CODE_USED = "activation_code.used"
     ACTIVATION_CODE_REFUSED = "activation_code.refused"
+    #: Helpdesk asked for a code the account's second factors make need an approval.
+    ACTIVATION_CODE_WITHHELD = "activation_code.withheld"
     ACTIVATION_THROTTLED = "activation.throttled"
     REGISTRATION_STARTED = "registration.started"
     REGISTRATION_COMPLETED = "registration.completed"

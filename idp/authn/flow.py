@@ -4,6 +4,10 @@ A person whose account has a second factor (or must enrol one) is not signed in 
 alone: no SSO session exists until the second step succeeds, so abandoning the code page leaves
 nothing usable behind. What the password proved waits here, in the ephemeral store under the
 SHA-256 of a random handle that only this browser holds (a cookie), for ``ttl`` seconds.
+
+A new password voids the account's pending sign-ins (``password_changed``): whoever typed the old
+one cannot finish a sign-in with it after a reset. The store has no index of them per account, so
+a mark with the time of the change outlives every pending sign-in started before it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from idp.authn.assurance import password_only
 from idp.authn.results import AuthResult
 from idp.clock import Clock
 from idp.storage.ephemeral import EphemeralStore
+
+
+def _void_key(account_id: str) -> str:
+    return "pending-void:" + account_id
 
 
 @dataclass(frozen=True)
@@ -58,16 +66,26 @@ class PendingSignins:
         return handle
 
     def find(self, handle: str | None) -> PendingSignin | None:
-        """The live pending sign-in behind ``handle``, or None."""
+        """The live pending sign-in behind ``handle``, or None (also when the account's password
+        was set anew after it started)."""
         if not handle:
             return None
         raw = self._store.get(self._key(handle))
         if raw is None:
             return None
         try:
-            return PendingSignin(**json.loads(raw))
+            pending = PendingSignin(**json.loads(raw))
         except (ValueError, TypeError):
             return None
+        voided = self._store.get(_void_key(pending.account_id))
+        if voided is not None and pending.created_at < float(voided):
+            return None
+        return pending
+
+    def password_changed(self, account_id: str, *, via: str, ip: str | None) -> None:
+        """Void every pending sign-in of the account started before now (an
+        ``AccountService`` password listener)."""
+        self._store.put(_void_key(account_id), repr(self._clock.now()).encode(), self.ttl)
 
     def update(self, handle: str, pending: PendingSignin, **changes: str | None) -> PendingSignin:
         """Store changed fields."""

@@ -28,6 +28,7 @@ from idp.authn.results import AuthResult
 from idp.authn.webauthn import MAX_CREDENTIAL_JSON, PasskeyRejected
 from idp.errors import AuthenticationFailed, InvalidCode, TooManyAttempts
 from idp.http.context import (
+    DEVICE_COOKIE,
     INTERACTION_COOKIE,
     PENDING_COOKIE,
     SSO_COOKIE,
@@ -120,11 +121,16 @@ def signin_submit() -> Response:
     interaction = _interaction()
     username = request.form.get("username", "")[:150]
     password = request.form.get("password", "")[:1024]
+    device = read_cookie(DEVICE_COOKIE)
     try:
-        result = reg.passwords.authenticate(username, password, ip=client_ip())
+        result = reg.passwords.authenticate(username, password, ip=client_ip(), device=device)
     except (AuthenticationFailed, TooManyAttempts) as failure:
         return _page(interaction, error=failure.code, username=username, status=401)
-    return after_first_factor(result, interaction)
+    response = after_first_factor(result, interaction)
+    # The browser proved the account's password: from now on it passes the account's failure cap.
+    remembered = reg.devices.remember(device, result.account_id)
+    set_cookie(response, DEVICE_COOKIE, remembered, max_age=reg.devices.ttl)
+    return response
 
 
 @bp.post("/signin/passkey")

@@ -23,8 +23,10 @@ INTERACTION_COOKIE = "hawiya_ix"
 #: A sign-in waiting for its second step (idp/authn/flow.py).
 PENDING_COOKIE = "hawiya_pending"
 LANG_COOKIE = "hawiya_lang"
+#: The browser signed in to these accounts before (idp/authn/devices.py): it passes their failure cap.
+DEVICE_COOKIE = "hawiya_device"
 #: The cookies named with ``__Host-`` on an https issuer.
-HOST_ONLY_COOKIES = frozenset({SSO_COOKIE, INTERACTION_COOKIE, PENDING_COOKIE})
+HOST_ONLY_COOKIES = frozenset({SSO_COOKIE, INTERACTION_COOKIE, PENDING_COOKIE, DEVICE_COOKIE})
 HOST_PREFIX = "__Host-"
 
 

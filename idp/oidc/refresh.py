@@ -190,13 +190,13 @@ class RefreshTokens:
             self._ledger.revoke_grant("family:" + family)
         return len(families)
 
-    def revoke_for_account(self, account_id: str) -> int:
-        """A person who says "this wasn't me" loses every family of hers, whatever the client
-        (offline ones too), and the access tokens they issued; how many families."""
-        families = self._repository.revoke_for_account(account_id, self._now())
+    def revoke_account(self, account_id: str) -> list[str]:
+        """Every family of the person, offline ones too, and the access tokens they issued (a new
+        password evicts whoever held the account); their ids."""
+        families = list(self._repository.revoke_for_account(account_id, self._now()))
         for family in families:
             self._ledger.revoke_grant("family:" + family)
-        return len(families)
+        return families
 
     def revoke_for_code(self, code_hash: str) -> None:
         """A replayed code revokes the refresh families it started."""

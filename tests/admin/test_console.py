@@ -271,3 +271,20 @@ def test_a_change_long_after_sign_in_asks_for_the_password_again(
     assert not isinstance(back, str) and back.request.path == "/admin/clients"
     press(admin, back, f"/admin/clients/{world.confidential_id}/disable")
     assert registry.clients.show(world.confidential_id).status == "disabled"
+
+
+def test_the_console_says_why_it_withholds_the_code(
+    make_staff: MakeStaff, registry: Registry, world: World
+) -> None:
+    registry.authenticators.provision_totp(world.citizen_id, label="Phone", actor="test")
+    helpdesk = make_staff("hana", "helpdesk")
+    found = press(helpdesk, open_console(helpdesk, "/admin/people"), "/admin/people", q=national_id(1))
+    html = found.get_data(as_text=True)
+    assert 'id="issue-code"' not in html and 'id="needs-approval"' in html  # not offered ...
+    refused = helpdesk.post(
+        f"/admin/people/{world.citizen_id}/activation-code", {"csrf_token": csrf_token_of(helpdesk)}
+    )
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 403 and 'id="needs-approval"' in text  # ... nor issued, with why
+    assert "second factors" in text and 'id="activation-code"' not in text
+    assert audit_events(registry, "activation_code.issued") == []

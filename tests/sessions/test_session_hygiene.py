@@ -196,7 +196,7 @@ def test_https_cookies_carry_the_host_prefix(https_app: tuple[Flask, Registry], 
     app, registry = https_app
     log = CookieLog(app)
     staff = _staff_signs_in(app, registry, clock, "https://idp.example.gov")
-    for name in ("hawiya_sso", "hawiya_pending", "hawiya_ix"):
+    for name in ("hawiya_sso", "hawiya_pending", "hawiya_ix", "hawiya_device"):
         assert log.set(name) == [], f"{name} set without its prefix"
         headers = log.set("__Host-" + name)
         assert headers, f"__Host-{name} was never set"

@@ -321,3 +321,6 @@ class ActivationCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The address the code was mailed to (None: handed over at a counter or printed). Redeeming a
+    #: mailed code proves that address, while it is still the account's.
+    mailed_to: Mapped[str | None] = mapped_column(String(320), nullable=True)

@@ -40,14 +40,27 @@ class ActivationCodeRepository:
                 )
             )
 
+    def mark_mailed(self, code_hash: str, address: str) -> None:
+        """Record that the code was mailed to ``address`` (after the sender took the mail)."""
+        with self._db.transaction() as s:
+            s.execute(
+                update(ActivationCode)
+                .where(ActivationCode.code_hash == code_hash)
+                .values(mailed_to=address)
+                .execution_options(synchronize_session=False)
+            )
+
     def by_hash(self, code_hash: str) -> ActivationCode | None:
         """The code with this hash, used or not, expired or not."""
         with self._db.transaction() as s:
             return s.scalars(select(ActivationCode).where(ActivationCode.code_hash == code_hash)).first()
 
-    def redeem(self, code_id: int, account_id: str, password_hash: str, now: datetime) -> bool:
-        """Spend the code if it is still unused and unexpired, and set the account's password, in
-        one transaction; True for the one call that did."""
+    def redeem(
+        self, code_id: int, account_id: str, password_hash: str, now: datetime, *, verify_email: bool = False
+    ) -> bool:
+        """Spend the code if it is still unused and unexpired, and set the account's password (and,
+        with ``verify_email``, mark its address verified), in one transaction; True for the one
+        call that did."""
         with self._db.transaction() as s:
             spent = s.execute(
                 update(ActivationCode)
@@ -65,7 +78,11 @@ class ActivationCodeRepository:
             s.execute(
                 update(Account)
                 .where(Account.id == account_id)
-                .values(password_hash=password_hash, updated_at=now)
+                .values(
+                    password_hash=password_hash,
+                    updated_at=now,
+                    **({"email_verified": True} if verify_email else {}),
+                )
                 .execution_options(synchronize_session=False)
             )
             return True

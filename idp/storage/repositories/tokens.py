@@ -128,18 +128,18 @@ class RefreshTokenRepository:
         return sorted(set(families))
 
     def revoke_for_account(self, account_id: str, now: datetime) -> Sequence[str]:
-        """Revoke every unrevoked family of a person, for every client (offline ones too); their ids."""
+        """Revoke every family of the person, with every client, offline ones too; their ids."""
         with self._db.transaction() as s:
-            families = list(
+            families = set(
                 s.scalars(
                     select(RefreshToken.family_id).where(
                         RefreshToken.account_id == account_id, RefreshToken.revoked_at.is_(None)
                     )
                 ).all()
             )
-        for family in set(families):
+        for family in families:
             self.revoke_family(family, now)
-        return sorted(set(families))
+        return sorted(families)
 
     def holders(self, client_id: str, now: datetime) -> set[str]:
         """The accounts for which ``client_id`` holds a usable refresh token (unspent, unrevoked,
