@@ -218,6 +218,7 @@ class Registry:
         return KnownDevices(
             self.keystore.instance_secret("device_cookie_key"),
             self.clock,
+            self.audit,
             ttl=self.settings.device_cookie_ttl,
         )
 

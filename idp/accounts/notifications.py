@@ -43,6 +43,7 @@ NOTICES: Mapping[AuditEvent, str] = {
     AuditEvent.AUTHENTICATOR_REMOVED: "factor_removed",
     AuditEvent.RECOVERY_CODES_GENERATED: "recovery_codes",
     AuditEvent.PASSWORD_CHANGED: "password_changed",
+    AuditEvent.SIGNIN_NEW_DEVICE: "new_device",
 }
 _KEY = "not-me:"
 

@@ -17,6 +17,9 @@ class AuditEvent(StrEnum):
     SIGNIN_SUCCEEDED = "signin.succeeded"
     SIGNIN_FAILED = "signin.failed"
     SIGNIN_THROTTLED = "signin.throttled"
+    #: The right password came from a browser that had not signed in to the account before (or
+    #: whose device cookie expired): the person is told, in case it was not her.
+    SIGNIN_NEW_DEVICE = "signin.new_device"
     PASSWORD_REHASHED = "password.rehashed"
     SESSION_STARTED = "session.started"
     SESSION_ENDED = "session.ended"

@@ -20,6 +20,8 @@ import base64
 import hashlib
 import hmac
 
+from idp.audit.events import AuditEvent
+from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 
 #: Accounts remembered per browser (a shared family computer, a person with two accounts).
@@ -37,9 +39,10 @@ def _entries(cookie: str | None) -> list[str]:
 class KnownDevices:
     """Issue and recognise device cookies bound to accounts."""
 
-    def __init__(self, key: bytes, clock: Clock, *, ttl: int) -> None:
+    def __init__(self, key: bytes, clock: Clock, audit: AuditLog, *, ttl: int) -> None:
         self._key = key
         self._clock = clock
+        self._audit = audit
         self.ttl = ttl
 
     def _mac(self, account_id: str, issued: int) -> str:
@@ -59,9 +62,13 @@ class KnownDevices:
         """True when ``cookie`` carries a live entry for ``account_id``."""
         return any(self._valid(entry, account_id) for entry in _entries(cookie))
 
-    def remember(self, cookie: str | None, account_id: str) -> str:
+    def remember(self, cookie: str | None, account_id: str, *, ip: str | None = None) -> str:
         """The cookie value after ``account_id`` signed in on the browser: a fresh entry for it
-        first, then the browser's other live entries (the oldest dropped past ``MAX_ENTRIES``)."""
+        first, then the browser's other live entries (the oldest dropped past ``MAX_ENTRIES``).
+        A browser the account did not know yet is audited (``signin.new_device``: the person is
+        told)."""
+        if not self.recognises(cookie, account_id):
+            self._audit.record(AuditEvent.SIGNIN_NEW_DEVICE, subject=account_id, ip=ip)
         fresh = f"{int(self._clock.now())}.{self._mac(account_id, int(self._clock.now()))}"
         others = [entry for entry in _entries(cookie) if not self._valid(entry, account_id)]
         live = [entry for entry in others if self._live(entry)]

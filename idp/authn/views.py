@@ -128,7 +128,7 @@ def signin_submit() -> Response:
         return _page(interaction, error=failure.code, username=username, status=401)
     response = after_first_factor(result, interaction)
     # The browser proved the account's password: from now on it passes the account's failure cap.
-    remembered = reg.devices.remember(device, result.account_id)
+    remembered = reg.devices.remember(device, result.account_id, ip=client_ip())
     set_cookie(response, DEVICE_COOKIE, remembered, max_age=reg.devices.ttl)
     return response
 

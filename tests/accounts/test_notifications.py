@@ -20,6 +20,7 @@ from idp.settings import LOA_LOW
 from idp.storage.models import Account
 from tests.conftest import BOTH_BACKENDS, PASSWORD, World
 from tests.support.audit import audit_events
+from tests.support.flask_person import FlaskPerson
 from tests.support.identity import national_id
 from tests.support.mfa import totp_code
 from tests.support.outbox import body, to
@@ -179,3 +180,25 @@ def test_no_address_no_mail(registry: Registry, world: World, clock: FrozenClock
     resident = registry.accounts.by_username("resident")
     assert resident is not None and not resident.email
     assert registry.notifier.notify(resident.id, "password_changed") is False
+
+
+def test_a_password_used_in_a_new_browser_is_told_once(app: Any, registry: Registry, world: World) -> None:
+    def sign_in(person: FlaskPerson) -> int:
+        page = person.get("/signin")
+        fields = {**hidden_fields(page.get_data(as_text=True)), "username": "citizen", "password": PASSWORD}
+        return person.post("/signin", fields).status_code
+
+    browser = FlaskPerson(app)
+    assert sign_in(browser) == 302
+    (mail,) = _mails(registry)
+    text = body(mail)
+    assert mail["Subject"].endswith("/ Your Hawiya password was used in a new browser")
+    assert "had not signed in to your Hawiya account before" in text and "متصفح لم يسبق له" in text
+    assert PASSWORD not in text and len(_LINK.findall(text)) == 2
+    assert [e["subject"] for e in audit_events(registry, "signin.new_device")] == [world.citizen_id]
+    # The same browser again: it is known now, nobody is bothered.
+    assert sign_in(browser) == 302
+    assert len(_mails(registry)) == 1
+    # Another browser is new again.
+    assert sign_in(FlaskPerson(app)) == 302
+    assert len(_mails(registry)) == 2
