@@ -337,12 +337,7 @@ class Registry:
     @cached_property
     def not_me(self) -> NotMeReports:
         """Confirmed "this wasn't me" links: every session ends, every refresh token is revoked."""
-        return NotMeReports(
-            self.not_me_links,
-            lambda account_id, reason: self.sessions.end_all(account_id, reason),
-            lambda account_id: len(self.refresh.revoke_account(account_id)),
-            self.audit,
-        )
+        return NotMeReports(self.not_me_links, self.eviction.evict, self.audit)
 
     @cached_property
     def activation_codes(self) -> ActivationCodes:

@@ -47,12 +47,19 @@ class Eviction:
 
     def password_set(self, account_id: str, *, via: str, ip: str | None = None) -> None:
         """Evict everyone signed in to ``account_id``; ``via`` names the route (audited)."""
-        # Sessions first: their end listeners revoke session-bound tokens and tell the agencies.
-        ended = self._sessions.end_all(account_id, PASSWORD_CHANGED, ip=ip)
-        families = self._refresh.revoke_account(account_id)
+        ended, families = self.evict(account_id, PASSWORD_CHANGED, ip=ip)
         self._audit.record(
             AuditEvent.ACCOUNT_EVICTED,
             subject=account_id,
             ip=ip,
-            detail={"via": via, "sessions": ended, "refresh_families": len(families)},
+            detail={"via": via, "sessions": ended, "refresh_families": families},
         )
+
+    def evict(self, account_id: str, reason: str, *, ip: str | None = None) -> tuple[int, int]:
+        """End every session of ``account_id`` for ``reason`` and revoke every refresh family of
+        it with their access tokens (a new password, a "this wasn't me" report); how many sessions
+        ended and how many families were revoked. The caller audits why."""
+        # Sessions first: their end listeners revoke session-bound tokens and tell the agencies.
+        ended = self._sessions.end_all(account_id, reason, ip=ip)
+        families = self._refresh.revoke_account(account_id)
+        return ended, len(families)

@@ -165,17 +165,12 @@ class NotMeReports:
     """Confirming a "this wasn't me" link: every session ends, every refresh token is revoked."""
 
     def __init__(
-        self,
-        links: NotMeLinks,
-        end_sessions: Callable[[str, str], int],
-        revoke_tokens: Callable[[str], int],
-        audit: AuditLog,
+        self, links: NotMeLinks, evict: Callable[[str, str], tuple[int, int]], audit: AuditLog
     ) -> None:
-        """``end_sessions(account_id, reason)`` ends the account's SSO sessions (how many);
-        ``revoke_tokens(account_id)`` revokes its refresh-token families (how many)."""
+        """``evict(account_id, reason)`` ends the account's SSO sessions and revokes its refresh
+        token families (idp/accounts/eviction.py); how many of each."""
         self._links = links
-        self._end_sessions = end_sessions
-        self._revoke_tokens = revoke_tokens
+        self._evict = evict
         self._audit = audit
 
     def valid(self, token: str) -> bool:
@@ -187,8 +182,7 @@ class NotMeReports:
         grant = self._links.take(token)
         if grant is None:
             raise NotFound("this link is not valid: it may have expired or been used already")
-        sessions = self._end_sessions(grant.account_id, "not_me")
-        families = self._revoke_tokens(grant.account_id)
+        sessions, families = self._evict(grant.account_id, "not_me")
         self._audit.record(
             AuditEvent.ACCOUNT_NOT_ME_REPORTED,
             subject=grant.account_id,
