@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 from idp.accounts.activation import ActivationCodes
+from idp.accounts.first_factor import FirstFactorConfirmations
 from idp.accounts.importer import AccountImporter
 from idp.accounts.organisations import Organisations
 from idp.accounts.passwords import PasswordHasher
@@ -206,6 +207,11 @@ class Registry:
             self.audit,
             self.clock,
         )
+
+    @cached_property
+    def first_factor(self) -> FirstFactorConfirmations:
+        """The mailed code that lets a session bind an account's first second factor."""
+        return FirstFactorConfirmations(self.store, self.mail, self.clock, self.audit)
 
     @cached_property
     def mail(self) -> MailSender:
