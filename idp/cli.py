@@ -400,13 +400,20 @@ def users_create(
     as_json: bool,
     actor: str,
 ) -> None:
-    """Create an account."""
+    """Create an account.
+
+    Staff get ``--no-password`` and an activation code handed over out of band: a password an
+    operator chose would let whoever knows it enrol the staff member's first factor. The one
+    exception bootstraps a deployment: ``--password-stdin`` creates the *first admin*, a staff
+    account with the ``admin`` role made while no active staff account holds that role."""
     if password_stdin == no_password:
         raise InvalidInput("pass the password on standard input with --password-stdin, or use --no-password")
     if send_activation and not no_password:
         raise InvalidInput("--send-activation goes with --no-password")
     password = None if no_password else sys.stdin.readline().rstrip("\r\n")
     registry = _ready(_registry())
+    if account_type == "staff" and password is not None:
+        _refuse_staff_password(registry, roles)
     person = registry.accounts.create(
         account_type=account_type,
         username=username,
@@ -435,6 +442,16 @@ def users_create(
         click.echo(f"created {person.account_type} {person.username} ({person.id})")
         if issued:
             _echo_activation(issued, send=send_activation)
+
+
+def _refuse_staff_password(registry: Registry, roles: tuple[str, ...]) -> None:
+    """InvalidInput unless this staff account with a password is the first-admin bootstrap."""
+    if "admin" in roles and not registry.accounts.has_active_admin():
+        return
+    raise InvalidInput(
+        "staff accounts get --no-password and an activation code handed over out of band; "
+        "--password-stdin only creates the first admin"
+    )
 
 
 def _activation_json(issued: IssuedCode) -> dict[str, Any]:

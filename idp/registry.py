@@ -11,6 +11,7 @@ from typing import Any
 
 from idp.accounts.activation import ActivationCodes
 from idp.accounts.eviction import Eviction
+from idp.accounts.first_factor import FirstFactorConfirmations
 from idp.accounts.importer import AccountImporter
 from idp.accounts.notifications import NOTICES, Notifier, NotMeLinks, NotMeReports
 from idp.accounts.organisations import Organisations
@@ -265,6 +266,11 @@ class Registry:
             self.audit,
             self.clock,
         )
+
+    @cached_property
+    def first_factor(self) -> FirstFactorConfirmations:
+        """The mailed code that lets a session bind an account's first second factor."""
+        return FirstFactorConfirmations(self.store, self.mail, self.clock, self.audit)
 
     @cached_property
     def mail_transport(self) -> MailSender:

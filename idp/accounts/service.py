@@ -368,6 +368,11 @@ class AccountService:
         """Every account."""
         return [_person(row) for row in self._repository.list()]
 
+    def has_active_admin(self) -> bool:
+        """True when an active staff account holds the ``admin`` role (the first-admin bootstrap
+        of ``hawiya users create`` is over)."""
+        return any("admin" in _person(row).roles for row in self._repository.active_staff())
+
     def signin_record(self, username: str) -> SigninRecord | None:
         """The person and password hash for ``username``, or None."""
         row = self._repository.by_username(username)

@@ -2,7 +2,12 @@
 passkeys and security keys), recovery codes, and the services that receive their information.
 
 Every change needs a recent authentication (``reauth_max_age``, 5 minutes by default): otherwise
-the person re-enters their password first (``/account/reauth``). Every form carries a CSRF token
+the person re-enters their password first (``/account/reauth``). A change to how the account is
+secured (binding or removing a factor, new recovery codes) needs more: an authentication at the
+account's reachable level within that window (idp/authn/binding.py ``change_needs``), so a person
+who holds a factor also gives it again (``/signin/factor?renew=1``); and the first factor of a
+password-only account is bound only after a code mailed to its verified address is typed back
+(``/account/first-factor``, idp/accounts/first_factor.py). Every form carries a CSRF token
 (Flask-WTF, app-wide) and every change is audited by the service that makes it.
 """
 
@@ -19,7 +24,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from idp.accounts.first_factor import ConfirmationMailUnavailable, NoAddressOfRecord
 from idp.accounts.organisations import MANAGING_ROLES, expiry_of, grantable
+from idp.authn.binding import STEP_UP, change_needs
 from idp.authn.views import enrolment_page
 from idp.authn.webauthn import MAX_CREDENTIAL_JSON, PasskeyRejected
 from idp.errors import (
@@ -42,11 +49,12 @@ from idp.http.context import (
 )
 from idp.http.csrf import renew_form_session
 from idp.sessions.service import SsoSession
+from idp.settings import LOA_LOW
 
 bp = Blueprint("accounts", __name__)
 
 #: Notices after a change (the query names one; the page shows its translated text).
-NOTICES = ("added", "renamed", "removed", "withdrawn")
+NOTICES = ("added", "renamed", "removed", "withdrawn", "confirmed")
 
 
 def _html(body: str, status: int = 200) -> Response:
@@ -80,6 +88,93 @@ def recent_sign_in(view: Callable[..., Response]) -> Callable[..., Response]:
         return view(signed_in[1], *args, **kwargs)
 
     return guarded
+
+
+def change_requirement(session: SsoSession) -> str | None:
+    """What ``session`` still needs before it changes how the account is secured: None, ``reauth``
+    or ``step_up`` (idp/authn/binding.py ``change_needs``: the account's reachable level, proven
+    within ``reauth_max_age``)."""
+    reg = services()
+    fresh = session.assess(reg.clock.now() - reg.settings.reauth_max_age)
+    return change_needs(fresh, reg.mfa.reachable_level(session.account_id))
+
+
+def _raise_first(needs: str, account_id: str) -> Response:
+    """Send the person to prove what a securing change needs, then back to the account."""
+    if needs == STEP_UP:
+        return redirect(url_for("authn.factor", renew=1), code=303)
+    if services().mfa.reachable_level(account_id) == LOA_LOW:
+        return redirect(url_for("accounts.reauth"), code=303)
+    # The password alone will not be enough: the reauth page then goes on to the factor page.
+    return redirect(url_for("accounts.reauth", next="factor"), code=303)
+
+
+def securing_change(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Run ``view(session, ...)`` only for a person whose fresh authentication reaches the
+    account's reachable level (binding or removing a factor, new recovery codes, a new password);
+    else send them to sign in, re-enter their password or give their factor, first."""
+
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Response:
+        signed_in = signed_in_session()
+        if signed_in is None:
+            return redirect(url_for("authn.signin"), code=303)
+        needs = change_requirement(signed_in[1])
+        if needs is not None:
+            return _raise_first(needs, signed_in[1].account_id)
+        return view(signed_in[1], *args, **kwargs)
+
+    return guarded
+
+
+def _first_factor_pending(session: SsoSession) -> bool:
+    """True when the account has no factor yet and this session has not confirmed the address of
+    record: nothing may be bound."""
+    reg = services()
+    if reg.authenticators.confirmed_kinds(session.account_id):
+        return False
+    return not reg.first_factor.confirmed(session.account_id, session.sid)
+
+
+def _first_factor_page(
+    *, address: str | None = None, error: str | None = None, refused: bool = False, status: int = 200
+) -> Response:
+    body = render_template("accounts/first_factor.html", address=address, error=error, refused=refused)
+    return _html(body, status)
+
+
+def _ask_for_address_code(session: SsoSession) -> Response:
+    """Mail the code that confirms the address of record, and show the page to type it in (or why
+    no code can be sent)."""
+    reg = services()
+    person = reg.accounts.get(session.account_id)
+    try:
+        address = reg.first_factor.send(person, session.sid, locale=str(get_locale() or "ar"), ip=client_ip())
+    except NoAddressOfRecord:
+        return _first_factor_page(refused=True, status=403)
+    except TooManyAttempts as failure:
+        return _first_factor_page(error=failure.code, status=429)
+    except ConfirmationMailUnavailable as failure:
+        return _first_factor_page(error=failure.code, status=503)
+    return _first_factor_page(address=address)
+
+
+def _not_confirmed() -> Response:
+    """A first factor's ceremony finished without the address confirmed: nothing is bound."""
+    return _first_factor_page(error="not_confirmed", status=403)
+
+
+@bp.post("/account/first-factor")
+@securing_change
+def confirm_first_factor(session: SsoSession) -> Response:
+    """Check the code mailed to the address of record: this session may then add the first factor."""
+    code = request.form.get("code", "")[:64]
+    try:
+        services().first_factor.confirm(session.account_id, session.sid, code, ip=client_ip())
+    except (InvalidCode, TooManyAttempts) as failure:
+        status = 429 if isinstance(failure, TooManyAttempts) else 401
+        return _first_factor_page(error=failure.code, status=status)
+    return redirect(url_for("accounts.home", done="confirmed"), code=303)
 
 
 def _account_page(session: SsoSession, *, error: str | None = None, status: int = 200) -> Response:
@@ -125,8 +220,10 @@ def reauth() -> Response:
         return redirect(url_for("authn.signin"))
     handle, session = signed_in
     person = reg.accounts.get(session.account_id)
+    # ``next=factor``: a securing change asked; the factor page follows when the password is not enough.
+    then = "factor" if request.args.get("next") == "factor" else None
     if request.method == "GET":
-        return _html(render_template("accounts/reauth.html", person=person, error=None))
+        return _html(render_template("accounts/reauth.html", person=person, error=None, then=then))
     password = request.form.get("password", "")[:1024]
     try:
         result = reg.passwords.authenticate(
@@ -134,19 +231,24 @@ def reauth() -> Response:
         )
     except (AuthenticationFailed, TooManyAttempts) as failure:
         status = 429 if isinstance(failure, TooManyAttempts) else 401
-        return _html(render_template("accounts/reauth.html", person=person, error=failure.code), status)
+        body = render_template("accounts/reauth.html", person=person, error=failure.code, then=then)
+        return _html(body, status)
     # Only the password's time moves; the browser gets a new handle (the old one stops working).
-    new_handle, _session = reg.sessions.reauthenticated(handle, session, result, ip=client_ip())
+    new_handle, renewed = reg.sessions.reauthenticated(handle, session, result, ip=client_ip())
     renew_form_session()  # an authentication step: forms opened before it need a new token
-    response = redirect(url_for("accounts.home"), code=303)
+    step_up = then is not None and change_requirement(renewed) == STEP_UP
+    response = redirect(url_for("authn.factor", renew=1) if step_up else url_for("accounts.home"), code=303)
     set_cookie(response, SSO_COOKIE, new_handle)
     return response
 
 
 @bp.post("/account/totp")
-@recent_sign_in
+@securing_change
 def totp_start(session: SsoSession) -> Response:
-    """Begin adding an authenticator app: show its QR code and secret."""
+    """Begin adding an authenticator app: show its QR code and secret (the first factor of an
+    account: once its address of record is confirmed)."""
+    if _first_factor_pending(session):
+        return _ask_for_address_code(session)
     reg = services()
     person = reg.accounts.get(session.account_id)
     enrolment = reg.authenticators.begin_totp(
@@ -156,9 +258,11 @@ def totp_start(session: SsoSession) -> Response:
 
 
 @bp.post("/account/totp/confirm")
-@recent_sign_in
+@securing_change
 def totp_confirm(session: SsoSession) -> Response:
     """Confirm the new authenticator app with its first code."""
+    if _first_factor_pending(session):
+        return _not_confirmed()
     reg = services()
     person = reg.accounts.get(session.account_id)
     authenticator_id = request.form.get("authenticator", "")[:64]
@@ -175,6 +279,7 @@ def totp_confirm(session: SsoSession) -> Response:
         if enrolment is None:
             return redirect(url_for("accounts.home"), code=303)
         return enrolment_page("accounts/totp.html", enrolment, {}, error=failure.code, status=401)
+    reg.first_factor.consume(session.account_id, session.sid)
     if enrolled.recovery_codes:
         body = render_template(
             "authn/recovery_codes.html", codes=enrolled.recovery_codes, next_url=url_for("accounts.home")
@@ -194,7 +299,7 @@ def rename(session: SsoSession, authenticator_id: str) -> Response:
 
 
 @bp.post("/account/authenticators/<authenticator_id>/remove")
-@recent_sign_in
+@securing_change
 def remove(session: SsoSession, authenticator_id: str) -> Response:
     """Remove an authenticator (never the last one of an account that must use MFA)."""
     try:
@@ -213,16 +318,21 @@ def _passkey_page(
 
 
 @bp.post("/account/passkeys/new")
-@recent_sign_in
+@securing_change
 def passkey_start(session: SsoSession) -> Response:
-    """Begin adding a passkey or security key: the page asks the browser to create one."""
+    """Begin adding a passkey or security key: the page asks the browser to create one (the first
+    factor of an account: once its address of record is confirmed)."""
+    if _first_factor_pending(session):
+        return _ask_for_address_code(session)
     return _passkey_page(session, label=request.form.get("label", "")[:100])
 
 
 @bp.post("/account/passkeys")
-@recent_sign_in
+@securing_change
 def passkey_finish(session: SsoSession) -> Response:
     """Keep the new passkey; the first factor of an account also brings recovery codes."""
+    if _first_factor_pending(session):
+        return _not_confirmed()
     reg = services()
     label = request.form.get("label", "")[:200]
     try:
@@ -235,6 +345,7 @@ def passkey_finish(session: SsoSession) -> Response:
         )
     except PasskeyRejected as rejected:
         return _passkey_page(session, label=label, error=rejected.reason, status=400)
+    reg.first_factor.consume(session.account_id, session.sid)
     if enrolled.recovery_codes:
         next_url = url_for("accounts.home", done="added")
         body = render_template("authn/recovery_codes.html", codes=enrolled.recovery_codes, next_url=next_url)
@@ -258,16 +369,21 @@ def _security_key_page(
 
 
 @bp.post("/account/security-keys/new")
-@recent_sign_in
+@securing_change
 def security_key_start(session: SsoSession) -> Response:
-    """Begin adding a security key for high-assurance services (attested, user verification)."""
+    """Begin adding a security key for high-assurance services (attested, user verification); the
+    first factor of an account once its address of record is confirmed."""
+    if _first_factor_pending(session):
+        return _ask_for_address_code(session)
     return _security_key_page(session, label=request.form.get("label", "")[:100])
 
 
 @bp.post("/account/security-keys")
-@recent_sign_in
+@securing_change
 def security_key_finish(session: SsoSession) -> Response:
     """Keep the new security key once its attestation proves it hardware the service trusts."""
+    if _first_factor_pending(session):
+        return _not_confirmed()
     reg = services()
     label = request.form.get("label", "")[:200]
     if not reg.passkeys.can_prove_hardware:
@@ -283,6 +399,7 @@ def security_key_finish(session: SsoSession) -> Response:
         )
     except PasskeyRejected as rejected:
         return _security_key_page(session, label=label, error=rejected.reason, status=400)
+    reg.first_factor.consume(session.account_id, session.sid)
     if enrolled.recovery_codes:
         next_url = url_for("accounts.home", done="added")
         body = render_template("authn/recovery_codes.html", codes=enrolled.recovery_codes, next_url=next_url)
@@ -299,7 +416,7 @@ def withdraw_consent(session: SsoSession, client_id: str) -> Response:
 
 
 @bp.post("/account/recovery-codes")
-@recent_sign_in
+@securing_change
 def regenerate_codes(session: SsoSession) -> Response:
     """Make a new set of recovery codes (the old ones stop working at once)."""
     reg = services()

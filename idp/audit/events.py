@@ -42,6 +42,11 @@ class AuditEvent(StrEnum):
     AUTHENTICATOR_REMOVED = "authenticator.removed"
     AUTHENTICATOR_REMOVAL_REFUSED = "authenticator.removal_refused"
     AUTHENTICATOR_REJECTED = "authenticator.rejected"
+    #: The address of record confirms a first factor (idp.authn.binding): a code was mailed, typed
+    #: right, or refused (detail: reason ``no_address``, ``throttled``, ``wrong_code``).
+    FIRST_FACTOR_CODE_SENT = "first_factor.code_sent"
+    FIRST_FACTOR_CONFIRMED = "first_factor.confirmed"
+    FIRST_FACTOR_REFUSED = "first_factor.refused"
     # Authorization
     CONSENT_GRANTED = "consent.granted"
     CONSENT_DENIED = "consent.denied"

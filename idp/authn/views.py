@@ -193,6 +193,7 @@ def _factor_page(
     offer: FactorOffer,
     *,
     step_up: bool,
+    renew: bool = False,
     error: str | None = None,
     status: int = 200,
 ) -> Response:
@@ -202,6 +203,7 @@ def _factor_page(
     body = render_template(
         "authn/factor.html",
         ix=_ix(interaction),
+        renew=1 if renew else None,
         client=_service_of(interaction),
         step_up=step_up,
         error=error,
@@ -213,12 +215,16 @@ def _factor_page(
     return _html(body, status)
 
 
-def _asked(interaction: Interaction | None, base: AuthResult, *, step_up: bool) -> str | None:
+def _asked(
+    interaction: Interaction | None, base: AuthResult, *, step_up: bool, renew: bool = False
+) -> str | None:
     """The level the page must reach: the parked request's (its acr_values, claims, the agency's
-    minimum), else for a step-up the next level up (the account area and the staff console send
-    people here to be raised), else any."""
+    minimum), else for a renewal the account's reachable level, else for a step-up the next level
+    up (the staff console sends people here to be raised), else any."""
     if interaction is not None and interaction.acr:
         return interaction.acr
+    if renew:
+        return services().mfa.reachable_level(base.account_id)
     return next_level(base.acr) if step_up else None
 
 
@@ -235,7 +241,11 @@ def _offer(base: AuthResult, asked: str | None, *, step_up: bool) -> FactorOffer
 
 @bp.route("/signin/factor", methods=["GET", "POST"])
 def factor() -> Response:
-    """Ask for a code or a security key: to finish a sign-in, or to step a session up."""
+    """Ask for a code or a security key: to finish a sign-in, or to step a session up.
+
+    ``renew=1`` (from the account area, before a change to how the account is secured): the step
+    builds on what was proven within ``reauth_max_age`` only, and asks for the account's reachable
+    level (idp/authn/binding.py); a stale password is re-entered first."""
     reg = services()
     interaction = _interaction()
     pending = _pending()
@@ -246,17 +256,23 @@ def factor() -> Response:
     if pending is None and (session is None or not sso_handle):
         return redirect(url_for("authn.signin", ix=_ix(interaction)))
     step_up = pending is None
+    renew = step_up and interaction is None and request.args.get("renew") == "1"
     if pending is not None:
         base: AuthResult | None = pending[1].result
+    elif renew:
+        assert session is not None  # noqa: S101 - step_up implies it
+        base = session.assess(reg.clock.now() - reg.settings.reauth_max_age)
+        if base is None:
+            return redirect(url_for("accounts.reauth", next="factor"), code=303)
     else:
         assert session is not None  # noqa: S101 - step_up implies it
         # A step-up builds on what is fresh enough for the request (its max_age), nothing older.
         base = session.assess(interaction.fresh_since if interaction is not None else None)
     if base is None:
         return redirect(url_for("authn.signin", ix=_ix(interaction)))  # nothing fresh: sign in
-    offer = _offer(base, _asked(interaction, base, step_up=step_up), step_up=step_up)
+    offer = _offer(base, _asked(interaction, base, step_up=step_up, renew=renew), step_up=step_up)
     if request.method == "GET":
-        return _factor_page(interaction, offer, step_up=step_up)
+        return _factor_page(interaction, offer, step_up=step_up, renew=renew)
 
     key = "credential" in request.form
     if not (offer.keys if key else offer.codes):
@@ -265,6 +281,7 @@ def factor() -> Response:
             interaction,
             offer,
             step_up=step_up,
+            renew=renew,
             error="key_not_enough" if key else "code_not_enough",
             status=400,
         )
@@ -279,6 +296,7 @@ def factor() -> Response:
             interaction,
             offer,
             step_up=step_up,
+            renew=renew,
             error=_error_of(failure),
             status=429 if isinstance(failure, TooManyAttempts) else 401,
         )

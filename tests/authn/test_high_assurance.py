@@ -47,6 +47,7 @@ from tests.support.mfa import (
     passkey_action_on,
     passkey_fields_on,
     passkey_options_on,
+    secured_submit,
     submit,
 )
 from tests.support.person import hidden_fields
@@ -249,7 +250,7 @@ def test_an_attested_security_key_signs_in_passwordless_at_high(
     clock: FrozenClock,
     world: Any,
 ) -> None:
-    start = submit(citizen, open_account(citizen), "/account/security-keys/new", label="Agency key")
+    start = secured_submit(citizen, "/account/security-keys/new", label="Agency key")
     options = passkey_options_on(_text(start))
     assert options["attestation"] == "direct"
     assert options["authenticatorSelection"]["userVerification"] == "required"
@@ -412,7 +413,7 @@ def test_sign_in_for_high_offers_only_the_key(
 def test_keys_without_a_trusted_chain_are_refused_as_high_assurance_keys(
     citizen: MfaPerson, registry: Registry
 ) -> None:
-    page = submit(citizen, open_account(citizen), "/account/security-keys/new", label="Mine")
+    page = secured_submit(citizen, "/account/security-keys/new", label="Mine")
     cases = [
         ("no attestation", _key(registry, aaguid=AAGUID)),
         ("self attestation", _key(registry, aaguid=AAGUID, self_attestation=True)),
@@ -555,13 +556,17 @@ def test_without_trust_anchors_no_high_assurance_key_can_be_registered(
     add_passkey_in_account(citizen, _key(registry))  # says BE=0 and UV: high until this change
     account = open_account(citizen)
     assert 'id="high-assurance-prompt"' not in _text(account)  # nothing to invite her to
-    page = submit(citizen, account, "/account/security-keys/new", label="Agency key")
+    page = secured_submit(citizen, "/account/security-keys/new", label="Agency key")
     assert page.status_code == 200 and CANNOT_REGISTER in _text(page)
     assert 'id="passkey-form"' not in _text(page)
     # A response posted anyway (a ceremony from elsewhere) finds nothing to register it with.
     posted = citizen.post(
         "/account/security-keys",
-        {"csrf_token": _csrf(account), "ceremony": "x", "credential": json.dumps({"id": "x"})},
+        {
+            "csrf_token": _csrf(citizen.get("/account")),
+            "ceremony": "x",
+            "credential": json.dumps({"id": "x"}),
+        },
     )
     assert posted.status_code == 409 and CANNOT_REGISTER in _text(posted)
     assert len([d for d in _details(registry, "authenticator.added") if d["kind"] == "webauthn"]) == 1
@@ -591,9 +596,9 @@ def test_no_invitation_for_keys_that_never_reached_high(citizen: MfaPerson, regi
 def test_the_high_assurance_forms_need_their_csrf_token(
     citizen: MfaPerson, maker: Attestation, registry: Registry
 ) -> None:
-    account = open_account(citizen)
+    open_account(citizen)
     assert citizen.post("/account/security-keys/new", {"label": "x"}).status_code == 400
-    start = submit(citizen, account, "/account/security-keys/new", label="Agency key")
+    start = secured_submit(citizen, "/account/security-keys/new", label="Agency key")
     html = _text(start)
     fields = {
         **passkey_fields_on(html),
@@ -610,7 +615,7 @@ def test_an_ordinary_ceremony_cannot_register_a_high_assurance_key(
 ) -> None:
     # A response to the ordinary page's ceremony (no attestation asked), posted to the
     # high-assurance endpoint: the ceremony was made for something else.
-    start = submit(citizen, open_account(citizen), "/account/passkeys/new", label="Phone")
+    start = secured_submit(citizen, "/account/passkeys/new", label="Phone")
     html = _text(start)
     fields = {
         **passkey_fields_on(html),

@@ -31,6 +31,7 @@ from tests.support.mfa import (
     passkey_action_on,
     passkey_fields_on,
     passkey_options_on,
+    secured_submit,
     submit,
 )
 
@@ -154,7 +155,7 @@ def test_an_attested_staff_key_is_proven_hardware_only_when_device_bound(
 
 
 def test_people_are_never_asked_for_attestation(citizen: MfaPerson, registry: Registry) -> None:
-    start = submit(citizen, open_account(citizen), "/account/passkeys/new", label="Phone")
+    start = secured_submit(citizen, "/account/passkeys/new", label="Phone")
     assert passkey_options_on(_text(start))["attestation"] == "none"
     done = add_passkey_in_account(citizen, _key(registry, backup_eligible=True), label="Phone")
     assert done.status_code == 200 and len(citizen.recovery_codes) == 10

@@ -21,9 +21,9 @@ from tests.support.mfa import (
     MfaPerson,
     Rp,
     add_app_in_account,
-    open_account,
     qr_on,
     secret_on,
+    secured_submit,
     submit,
     totp_code,
 )
@@ -48,7 +48,7 @@ def _paths(person: MfaPerson) -> list[str]:
 
 
 def test_enrolment_page_shows_a_qr_code_and_the_key(citizen: MfaPerson) -> None:
-    start = submit(citizen, open_account(citizen), "/account/totp", label="My phone")
+    start = secured_submit(citizen, "/account/totp", label="My phone")
     html = start.get_data(as_text=True)
     secret = secret_on(html)
     assert len(secret) == 32 and base64.b32decode(secret)  # 160 bits, base32
@@ -76,7 +76,7 @@ def test_the_qr_code_carries_the_otpauth_uri_of_the_key(registry: Registry, worl
 
 
 def test_an_unconfirmed_app_does_not_count(citizen: MfaPerson, rp: Rp) -> None:
-    start = submit(citizen, open_account(citizen), "/account/totp", label="Phone")
+    start = secured_submit(citizen, "/account/totp", label="Phone")
     assert secret_on(start.get_data(as_text=True))
     account = citizen.get("/account").get_data(as_text=True)
     assert 'id="factors"' not in account and "You have no second factor yet" in account
@@ -88,7 +88,7 @@ def test_an_unconfirmed_app_does_not_count(citizen: MfaPerson, rp: Rp) -> None:
 
 
 def test_a_wrong_first_code_does_not_confirm(citizen: MfaPerson, clock: FrozenClock) -> None:
-    start = submit(citizen, open_account(citizen), "/account/totp", label="Phone")
+    start = secured_submit(citizen, "/account/totp", label="Phone")
     html = start.get_data(as_text=True)
     secret = secret_on(html)
     wrong = f"{(int(totp_code(secret, clock)) + 1) % 1_000_000:06d}"

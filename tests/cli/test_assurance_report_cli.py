@@ -26,6 +26,7 @@ from tests.support.mfa import (
     add_app_in_account,
     add_passkey_in_account,
     add_security_key_in_account,
+    verify_address,
 )
 
 AAGUID = uuid.UUID("6d44ba9b-f6ec-2e49-b930-0c8fe920cb73").bytes
@@ -111,12 +112,14 @@ def test_the_report_counts_who_can_no_longer_reach_high(
     add_passkey_in_account(citizen, _key(registry))
     _uses(registry, people["citizen"], land)
     # The resident added a security key for high-assurance services: still high.
+    verify_address(registry, "resident", "ravi@example.org")  # a first factor is confirmed by mail
     resident = MfaPerson(app, "resident", PASSWORD, clock=clock)
     key = _key(registry, aaguid=AAGUID, attestation=maker)
     assert add_security_key_in_account(resident, key).status_code == 200
     _uses(registry, people["resident"], land)
     # The visitor has an authenticator app only (never high), and the land registry holds a
     # refresh token for them, no consent.
+    verify_address(registry, "visitor", "anna@example.net")
     visitor = MfaPerson(app, "visitor", PASSWORD, clock=clock)
     add_app_in_account(visitor)
     _holds_refresh_token(registry.refresh, people["visitor"], land)

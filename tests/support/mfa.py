@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable
 from html import unescape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyotp
 from flask import Flask
@@ -29,6 +29,7 @@ from tests.support.flask_person import (
     pkce_pair,
     query_of,
 )
+from tests.support.outbox import body, to
 from tests.support.person import hidden_fields
 
 if TYPE_CHECKING:
@@ -306,9 +307,53 @@ def submit(person: MfaPerson, page: TestResponse, action: str, **fields: str) ->
     return person.post(action, {"csrf_token": token, **fields})
 
 
+def verify_address(registry: Registry, username: str, email: str) -> None:
+    """Give ``username``'s account a verified email address (as a service centre would)."""
+    from sqlalchemy import update
+
+    from idp.storage.models import Account
+
+    with registry.db.transaction() as session:
+        session.execute(
+            update(Account).where(Account.username == username).values(email=email, email_verified=True)
+        )
+
+
+def mailed_code(person: MfaPerson) -> str:
+    """The newest 6-digit code mailed to the person's address (read from the outbox)."""
+    registry = cast(Registry, person.browser.application.extensions["hawiya"])
+    found = registry.accounts.by_username(person.username)
+    assert found is not None and found.email, "the person has no address"
+    mail = to(registry.settings.outbox_path, found.email)
+    assert mail, "no mail reached the person"
+    code = re.search(r"\b(\d{6})\b", body(mail[-1]))
+    assert code, "the mail carries no code"
+    return code.group(1)
+
+
+def secured_submit(person: MfaPerson, action: str, **fields: str) -> TestResponse:
+    """Submit the account page's form to ``action``, a change to how the account is secured,
+    proving on the way what it asks: the password again, the person's factor (with their app or
+    key), and for the account's first factor the mailed code (read, typed, submitted again)."""
+    start = submit(person, open_account(person), action, **fields)
+    if start.status_code == 303 and start.location.startswith("/account/reauth"):
+        reauth = person.get(start.location)
+        start = submit(person, reauth, start.location, password=person.password)
+    if start.status_code == 303 and start.location.startswith("/signin/factor"):
+        person.clock.advance(30)  # a new app code: the one that bound the app cannot be used again
+        back = person.answer_factor(person.get(start.location))
+        assert back.status_code == 302 and back.location == "/account", back.get_data(as_text=True)[:400]
+        start = submit(person, person.get("/account"), action, **fields)
+    if 'id="first-factor-code"' in start.get_data(as_text=True):
+        confirmed = submit(person, start, "/account/first-factor", code=mailed_code(person))
+        assert confirmed.status_code == 303, confirmed.get_data(as_text=True)[:400]
+        start = submit(person, person.get("/account"), action, **fields)
+    return start
+
+
 def add_app_in_account(person: MfaPerson, *, label: str = "Phone") -> TestResponse:
     """Add an authenticator app on the account page; the page after confirming it."""
-    start = submit(person, open_account(person), "/account/totp", label=label)
+    start = secured_submit(person, "/account/totp", label=label)
     assert start.status_code == 200, start.get_data(as_text=True)[:400]
     done = person.set_up_app(start, label=label)
     html = done.get_data(as_text=True)
@@ -322,7 +367,9 @@ def add_passkey_in_account(
 ) -> TestResponse:
     """Add ``key``'s new credential on the account page; the page after keeping it (recovery codes
     for a first factor, else the redirect back to the account)."""
-    start = submit(person, open_account(person), "/account/passkeys/new", label=label)
+    if person.key is None:
+        person.key = key  # she holds it from now on (and gives it when asked)
+    start = secured_submit(person, "/account/passkeys/new", label=label)
     assert start.status_code == 200, start.get_data(as_text=True)[:400]
     html = start.get_data(as_text=True)
     fields = passkey_fields_on(html)
@@ -340,7 +387,9 @@ def add_security_key_in_account(
     """Add ``key``'s new credential as a security key for high-assurance services (the account
     page's second registration, with attestation); the page after (recovery codes for a first
     factor, the redirect back to the account, or the page refusing the key)."""
-    start = submit(person, open_account(person), "/account/security-keys/new", label=label)
+    if person.key is None:
+        person.key = key
+    start = secured_submit(person, "/account/security-keys/new", label=label)
     assert start.status_code == 200, start.get_data(as_text=True)[:400]
     html = start.get_data(as_text=True)
     fields = passkey_fields_on(html)

@@ -90,6 +90,12 @@ class AccountRepository:
         with self._db.transaction() as s:
             return s.scalars(select(Account).order_by(Account.created_at).limit(limit)).all()
 
+    def active_staff(self) -> Sequence[Account]:
+        """Every active staff account (a few hundred at most; their roles live in ``attributes``)."""
+        with self._db.transaction() as s:
+            query = select(Account).where(Account.account_type == "staff", Account.status == "active")
+            return s.scalars(query).all()
+
     def update(self, account_id: str, **values: Any) -> None:
         """Set columns of one account."""
         with self._db.transaction() as s:
