@@ -270,7 +270,7 @@ class Registry:
     @cached_property
     def first_factor(self) -> FirstFactorConfirmations:
         """The mailed code that lets a session bind an account's first second factor."""
-        return FirstFactorConfirmations(self.store, self.mail, self.clock, self.audit)
+        return FirstFactorConfirmations(self.store, self.mail, self.mail_renderer, self.clock, self.audit)
 
     @cached_property
     def mail_transport(self) -> MailSender:

@@ -24,6 +24,7 @@ from idp.accounts.service import Person
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
+from idp.emails import MailRenderer
 from idp.errors import HawiyaError, InvalidCode, NotAllowed, TooManyAttempts
 from idp.mail import Mail, MailSender
 from idp.storage.ephemeral import EphemeralStore
@@ -79,9 +80,12 @@ def _confirmed_key(account_id: str, sid: str) -> str:
 class FirstFactorConfirmations:
     """Mail, check and consume the code that lets a session bind an account's first factor."""
 
-    def __init__(self, store: EphemeralStore, mail: MailSender, clock: Clock, audit: AuditLog) -> None:
+    def __init__(
+        self, store: EphemeralStore, mail: MailSender, renderer: MailRenderer, clock: Clock, audit: AuditLog
+    ) -> None:
         self._store = store
         self._mail = mail
+        self._renderer = renderer
         self._clock = clock
         self._audit = audit
 
@@ -107,7 +111,8 @@ class FirstFactorConfirmations:
         record = {"sid": _sha256(sid), "code": _sha256(f"{person.id}:{code}")}
         self._store.put(_pending_key(person.id), json.dumps(record).encode(), CODE_TTL)
         try:
-            self._mail.send(_code_mail(person.email, code, locale))
+            rendered = self._renderer.render("first_factor_code", locale, code=code, minutes=CODE_TTL // 60)
+            self._mail.send(Mail(person.email, rendered.subject, rendered.body))
         except OSError:
             log.warning("a first-factor confirmation mail could not be sent")
             self._store.delete(_pending_key(person.id))
@@ -152,25 +157,3 @@ class FirstFactorConfirmations:
     def _blocked(self, account_id: str) -> bool:
         tries = self._store.get(_tries_key(account_id))
         return tries is not None and int(tries) >= MAX_TRIES
-
-
-def _code_mail(email: str, code: str, locale: str) -> Mail:
-    """The code, in both languages (the reader's first), and what to do if it was not them."""
-    minutes = CODE_TTL // 60
-    arabic = (
-        "طلب أحدهم إضافة أول وسيلة تحقق ثانية (تطبيق مصادقة أو مفتاح مرور) إلى حسابك في هوية.\n\n"
-        f"رمز التأكيد: {code}\n\n"
-        f"يعمل الرمز مرة واحدة خلال {minutes} دقائق. "
-        "إذا لم تطلب ذلك فلا تُدخل الرمز في أي مكان: غيّر كلمة المرور، فقد يعرفها غيرك."
-    )
-    english = (
-        "Someone asked to add the first second factor (an authenticator app or a passkey) to your "
-        "Hawiya account.\n\n"
-        f"Your confirmation code: {code}\n\n"
-        f"It works once, within {minutes} minutes. If this was not you, do not type it anywhere: "
-        "change your password, someone else may know it."
-    )
-    subjects = ("تأكيد إضافة وسيلة تحقق إلى حسابك في هوية", "Confirm adding a second factor to Hawiya")
-    if locale == "en":
-        return Mail(email, f"{subjects[1]} / {subjects[0]}", f"{english}\n\n{arabic}\n")
-    return Mail(email, f"{subjects[0]} / {subjects[1]}", f"{arabic}\n\n{english}\n")

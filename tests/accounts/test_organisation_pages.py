@@ -85,7 +85,7 @@ def _code_of(link: str) -> str:
 
 
 def _invitation_link(registry: Registry) -> str:
-    (message,) = messages(registry.settings.outbox_path)
+    (message,) = [m for m in messages(registry.settings.outbox_path) if "Invitation" in str(m["Subject"])]
     body = str(message.get_content())
     found = re.search(r"https?://[^/\s]+(/account/invitation\?code=[A-Za-z0-9_-]+)", body)
     assert found, body

@@ -29,7 +29,7 @@ from tests.support.flask_person import (
     pkce_pair,
     query_of,
 )
-from tests.support.outbox import body, to
+from tests.support.outbox import about, body
 from tests.support.person import hidden_fields
 
 if TYPE_CHECKING:
@@ -320,12 +320,13 @@ def verify_address(registry: Registry, username: str, email: str) -> None:
 
 
 def mailed_code(person: MfaPerson) -> str:
-    """The newest 6-digit code mailed to the person's address (read from the outbox)."""
+    """The newest first-factor confirmation code mailed to the person's address (the outbox also
+    holds security notices, which carry no code)."""
     registry = cast(Registry, person.browser.application.extensions["hawiya"])
     found = registry.accounts.by_username(person.username)
     assert found is not None and found.email, "the person has no address"
-    mail = to(registry.settings.outbox_path, found.email)
-    assert mail, "no mail reached the person"
+    mail = about(registry.settings.outbox_path, found.email, "Confirm adding a second factor")
+    assert mail, "no code reached the person"
     code = re.search(r"\b(\d{6})\b", body(mail[-1]))
     assert code, "the mail carries no code"
     return code.group(1)

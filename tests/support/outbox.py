@@ -57,6 +57,12 @@ def to(folder: Path, address: str) -> list[EmailMessage]:
     return [message for message in messages(folder) if message["To"] == address]
 
 
+def about(folder: Path, address: str, subject: str) -> list[EmailMessage]:
+    """The messages sent to ``address`` whose subject contains ``subject``, oldest first (a
+    person's outbox also holds the security notices: a new browser, a factor added ...)."""
+    return [message for message in to(folder, address) if subject in str(message["Subject"])]
+
+
 def sms(folder: Path) -> list[str]:
     """Every text message the default SMS sender wrote under ``folder`` (``instance/outbox/sms``),
     oldest first, as written (``To:`` line, blank line, body)."""
