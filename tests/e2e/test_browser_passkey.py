@@ -1,7 +1,8 @@
 """A passkey end to end in a real headless Chromium with a WebAuthn virtual authenticator.
 
-The person signs in with their password, adds a passkey on the account page (webauthn.js runs the
-real ``navigator.credentials.create`` against the virtual authenticator), signs out, then starts at
+The person signs in with their password, adds a passkey on the account page (her first second
+factor: she first types back the code Hawiya mailed to her verified address; then webauthn.js runs
+the real ``navigator.credentials.create`` against the virtual authenticator), signs out, then starts at
 an agency and signs in to Hawiya with the passkey alone: no username, no password. The agency
 redeems the code and shows the ``acr`` and ``amr`` of the ID token it verified.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ from idp.http.context import SSO_COOKIE
 from idp.settings import LOA_SUBSTANTIAL
 from tests.conftest import PASSWORD, Backend, World, free_port, initialised, make_settings, populate
 from tests.support.browser import WAIT, chromium, serve
+from tests.support.outbox import about, body
 
 pytestmark = pytest.mark.browser
 
@@ -143,6 +146,8 @@ class Site:
     idp_url: str
     rp_url: str
     world: World
+    #: Where Hawiya's mail lands (the person reads her codes there).
+    outbox: Path
 
 
 @pytest.fixture
@@ -157,7 +162,7 @@ def site(tmp_path: Path, backend: Backend) -> Iterator[Site]:
     idp_server, idp_thread = serve(create_app(registry=registry), "localhost", idp_port)
     rp_server, rp_thread = serve(relying_party(idp_url, world), "127.0.0.1", rp_port)
     try:
-        yield Site(idp_url, f"http://127.0.0.1:{rp_port}", world)
+        yield Site(idp_url, f"http://127.0.0.1:{rp_port}", world, registry.settings.outbox_path)
     finally:
         for server, thread in ((rp_server, rp_thread), (idp_server, idp_thread)):
             server.shutdown()
@@ -196,6 +201,17 @@ class AuthenticatorOptions(VirtualAuthenticatorOptions):
 
 # -- steps --------------------------------------------------------------------------------------
 
+FATIMA = "fatima@example.org"
+
+
+def mailed_code(outbox: Path) -> str:
+    """The code in the newest first-factor confirmation mail to the citizen."""
+    mails = about(outbox, FATIMA, "Confirm adding a second factor")
+    assert mails, "no confirmation code reached the citizen"
+    found = re.search(r"\b(\d{6})\b", body(mails[-1]))
+    assert found, "the mail carries no code"
+    return found.group(1)
+
 
 def add_passkey_on_the_account_page(driver: WebDriver, site: Site) -> None:
     """Sign in with the password at /account, add a passkey labelled LABEL, keep the codes."""
@@ -207,6 +223,19 @@ def add_passkey_on_the_account_page(driver: WebDriver, site: Site) -> None:
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
 
     label = wait.until(ec.presence_of_element_located((By.ID, "new-passkey-label")))
+    label.clear()
+    label.send_keys(LABEL)
+    driver.find_element(By.ID, "add-passkey").click()
+
+    # Her first second factor: a password alone binds nothing. A code goes to her verified address
+    # first, and nothing is bound (no recovery codes) until she types it back.
+    code = wait.until(ec.presence_of_element_located((By.ID, "code")))
+    assert FATIMA in driver.find_element(By.ID, "first-factor-sent").text
+    assert not driver.find_elements(By.ID, "recovery-codes")
+    code.send_keys(mailed_code(site.outbox))
+    driver.find_element(By.CSS_SELECTOR, "#first-factor-code button[type=submit]").click()
+    label = wait.until(ec.presence_of_element_located((By.ID, "new-passkey-label")))
+    assert driver.find_element(By.ID, "notice").text.startswith("Your email address is confirmed.")
     label.clear()
     label.send_keys(LABEL)
     driver.find_element(By.ID, "add-passkey").click()
