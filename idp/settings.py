@@ -21,7 +21,7 @@ from idp.errors import ConfigurationError
 #: The installed package (its templates/, static/ and i18n/ travel with it).
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
-#: Levels of assurance (DESIGN.md): the acr values Hawiya asserts, weakest first.
+#: Levels of assurance: the acr values Hawiya asserts, weakest first.
 LOA_LOW = "urn:hawiya:loa:low"
 LOA_SUBSTANTIAL = "urn:hawiya:loa:substantial"
 LOA_HIGH = "urn:hawiya:loa:high"
@@ -57,9 +57,9 @@ class Settings:
     previous_master_key: str | None = field(default=None, repr=False)
     #: File holding the master key; ``hawiya init`` creates it (0600) when absent.
     master_key_file: Path = Path("keys") / "master.key"
-    #: Lifetime of an authorization code, seconds (DESIGN.md: 60 s, single use).
+    #: Lifetime of an authorization code, seconds (60 s, single use).
     code_ttl: int = 60
-    #: Lifetime of a JWT access token, seconds (RFC 9068; DESIGN.md: 5 minutes).
+    #: Lifetime of a JWT access token, seconds (RFC 9068; 5 minutes).
     access_token_ttl: int = 300
     #: Lifetime of an ID token, seconds.
     id_token_ttl: int = 600

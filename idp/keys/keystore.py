@@ -29,7 +29,7 @@ from idp.storage.generation import Cached, Generation
 from idp.storage.models import InstanceSecret, SigningKey
 from idp.storage.repositories.keys import KeyRepository
 
-#: Algorithms Hawiya signs with (RSA keys are 3072-bit, DESIGN.md).
+#: Algorithms Hawiya signs with (RSA keys are 3072-bit).
 SUPPORTED_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
 #: Keys made at ``hawiya init``: every algorithm discovery advertises has a published key from the
 #: start (ES256 signs access tokens; RS256 is the OIDC default for ID tokens).

@@ -1,7 +1,7 @@
 """Registered clients (agencies): registration rules, secrets, and the view Authlib needs.
 
 Client secrets are high-entropy random values, shown once, stored as SHA-256 and compared in
-constant time (DESIGN.md). Redirect URIs are matched exactly, as strings (RFC 9700 section 4.1.3).
+constant time. Redirect URIs are matched exactly, as strings (RFC 9700 section 4.1.3).
 """
 
 from __future__ import annotations

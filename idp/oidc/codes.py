@@ -1,4 +1,4 @@
-"""Authorization codes (RFC 6749 4.1; DESIGN.md: 60 s, single use, atomic consume).
+"""Authorization codes (RFC 6749 4.1: 60 s, single use, atomic consume).
 
 A code is stored only as its SHA-256, in the ephemeral store. Consuming it is one atomic ``take``:
 of two concurrent redemptions exactly one succeeds. A spent code leaves a marker behind, so a replay

@@ -1,4 +1,4 @@
-"""Refresh tokens (RFC 6749 section 6; RFC 9700 section 4.14; DESIGN.md "Refresh tokens").
+"""Refresh tokens (RFC 6749 section 6; RFC 9700 section 4.14).
 
 Opaque, stored only as SHA-256, in a rotation family bound to the SSO session (``sid``). Every use
 rotates: the presented token is consumed atomically and a new one issued in the same family. A

@@ -1,4 +1,4 @@
-"""Access-token revocation (RFC 7009 2.1; DESIGN.md "Access tokens").
+"""Access-token revocation (RFC 7009 2.1).
 
 Access tokens are self-contained JWTs, so revoking one puts its ``jti`` on a deny-list in the
 ephemeral store until the token would have expired anyway; userinfo and introspection consult it.

@@ -307,7 +307,7 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
         if grant is None:
             return None
         if not grant.offline and not (grant.sid and self.server.session_is_live(grant.sid)):
-            # Session-bound tokens die with the SSO session (DESIGN.md "Refresh tokens").
+            # Session-bound tokens die with the SSO session.
             self.server.refresh.revoke_family(grant.family_id, reason="session_ended")
             return None
         self._spent = refresh_token

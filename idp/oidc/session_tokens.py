@@ -1,4 +1,4 @@
-"""Tokens bound to an SSO session die with it (issue 8; DESIGN.md "Refresh tokens").
+"""Tokens bound to an SSO session die with it (issue 8).
 
 When a session ends (RP-initiated logout, sign-out, timeout, the person ending it from their
 account), the refresh families issued in it without ``offline_access`` consent are revoked, and so

@@ -78,7 +78,7 @@ class Client(Base):
     name_ar: Mapped[str | None] = mapped_column(String(200), nullable=True)
     agency: Mapped[str | None] = mapped_column(String(200), nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="active")
-    #: SHA-256 (hex) of the client secret; secrets are random, not passwords (DESIGN.md).
+    #: SHA-256 (hex) of the client secret; secrets are random, not passwords.
     secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
     redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)

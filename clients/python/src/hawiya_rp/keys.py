@@ -10,7 +10,7 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
 
 #: The algorithms a relying party may sign its assertions with, and the key each needs.
 KEY_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
-#: RSA modulus size for new keys (as Hawiya's own: DESIGN.md).
+#: RSA modulus size for new keys (as Hawiya's own).
 RSA_BITS = 3072
 _PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "n", "e", "kid", "alg", "use")
 
