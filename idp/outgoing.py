@@ -18,7 +18,6 @@ import itertools
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +31,7 @@ from idp.keys.sealing import Sealer
 from idp.mail import Mail, MailSender, SmsSender, TextMessage
 from idp.storage.ephemeral import EphemeralStore
 from idp.storage.ephemeral.base import Claimed
+from idp.storage.ephemeral.worker import QueueWorker
 
 log = logging.getLogger("idp.outgoing")
 
@@ -224,58 +224,21 @@ class QueueingSmsSender:
         self._queue.put_sms(message)
 
 
-class MessageWorker:
-    """Delivers due messages from a daemon thread: at once when this process queued some, else every
+class MessageWorker(QueueWorker):
+    """Delivers due messages from daemon threads: at once when this process queued some, else every
     ``interval`` seconds (retries, and messages other processes queued). Safe in every process at
     once: messages are claimed atomically."""
 
     def __init__(self, queue: MessageQueue, *, interval: float = 5.0, threads: int = 2) -> None:
-        if threads < 1:
-            raise ValueError("a worker needs at least one thread")
-        self._queue = queue
-        self._interval = interval
-        self._count = threads
-        self._wake = threading.Event()
-        self._stopped = False
-        self._threads: list[threading.Thread] = []
-        queue.when_enqueued(self._wake.set)
-
-    @property
-    def running(self) -> bool:
-        """True while any of its threads runs."""
-        return any(thread.is_alive() for thread in self._threads)
-
-    def _run(self) -> None:
-        while not self._stopped:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            try:
-                while not self._stopped and len(self._queue.run_once(limit=BATCH)) == BATCH:
-                    pass
-            except HawiyaError as error:  # e.g. the ephemeral store is briefly away: next time
-                log.warning("message deliveries failed: %s", error.message)
-            except Exception:
-                log.exception("message deliveries failed")
-
-    def start(self) -> MessageWorker:
-        """Start the threads (once)."""
-        if not self._threads:
-            self._threads = [
-                threading.Thread(target=self._run, name=f"hawiya-mail-worker-{number}", daemon=True)
-                for number in range(self._count)
-            ]
-            for thread in self._threads:
-                thread.start()
-        return self
-
-    def stop(self, *, wait: float = 10.0) -> None:
-        """Stop, letting deliveries under way finish (up to ``wait`` seconds in all)."""
-        self._stopped = True
-        self._wake.set()
-        deadline = time.monotonic() + wait
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        super().__init__(
+            lambda limit: len(queue.run_once(limit=limit)),
+            name="hawiya-mail-worker",
+            what="message deliveries",
+            batch=BATCH,
+            interval=interval,
+            threads=threads,
+        )
+        queue.when_enqueued(self.wake)
 
 
 def describe(attempts: Sequence[Attempt]) -> dict[str, Any]:

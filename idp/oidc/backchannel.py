@@ -21,8 +21,6 @@ import http.client
 import json
 import logging
 import secrets
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,6 +37,7 @@ from idp.oidc.clients import ClientService, RegisteredClient
 from idp.sessions.service import SsoSession
 from idp.storage.ephemeral import EphemeralStore
 from idp.storage.ephemeral.base import Claimed
+from idp.storage.ephemeral.worker import QueueWorker
 
 log = logging.getLogger("idp.oidc.backchannel")
 
@@ -320,57 +319,19 @@ class BackchannelLogout:
         self._audit.record(event, subject=job.account_id, client_id=job.client_id, detail=detail)
 
 
-class LogoutWorker:
+class LogoutWorker(QueueWorker):
     """Delivers due logout tokens from ``threads`` daemon threads (so one agency that hangs until
     the timeout does not hold up the others): at once when this process queued some, else every
     ``interval`` seconds (retries, and jobs other processes queued). Safe in every process at once:
     jobs are claimed atomically."""
 
     def __init__(self, deliveries: BackchannelLogout, *, interval: float = 5.0, threads: int = 4) -> None:
-        if threads < 1:
-            raise ValueError("a worker needs at least one thread")
-        self._deliveries = deliveries
-        self._interval = interval
-        self._count = threads
-        self._wake = threading.Event()
-        self._stopped = False
-        self._threads: list[threading.Thread] = []
-        deliveries.when_enqueued(self._wake.set)
-
-    @property
-    def running(self) -> bool:
-        """True while any of its threads runs."""
-        return any(thread.is_alive() for thread in self._threads)
-
-    def _run(self) -> None:
-        while not self._stopped:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            try:
-                # A full batch may leave more due: go on, checking between batches for stop().
-                while not self._stopped and len(self._deliveries.run_once(limit=BATCH)) == BATCH:
-                    pass
-            except HawiyaError as error:  # e.g. the ephemeral store is briefly away: next time
-                log.warning("back-channel logout deliveries failed: %s", error.message)
-            except Exception:
-                log.exception("back-channel logout deliveries failed")
-
-    def start(self) -> LogoutWorker:
-        """Start the threads (once)."""
-        if not self._threads:
-            self._threads = [
-                threading.Thread(target=self._run, name=f"hawiya-logout-worker-{number}", daemon=True)
-                for number in range(self._count)
-            ]
-            for thread in self._threads:
-                thread.start()
-        return self
-
-    def stop(self, *, wait: float = 10.0) -> None:
-        """Stop, letting attempts under way finish (up to ``wait`` seconds in all)."""
-        self._stopped = True
-        self._wake.set()
-        deadline = time.monotonic() + wait
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        super().__init__(
+            lambda limit: len(deliveries.run_once(limit=limit)),
+            name="hawiya-logout-worker",
+            what="back-channel logout deliveries",
+            batch=BATCH,
+            interval=interval,
+            threads=threads,
+        )
+        deliveries.when_enqueued(self.wake)

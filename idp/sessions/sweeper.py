@@ -9,59 +9,22 @@ from a daemon thread of each server process, as ``LogoutWorker`` delivers logout
 
 from __future__ import annotations
 
-import logging
-import threading
-
-from idp.errors import HawiyaError
 from idp.sessions.service import SessionService
-
-log = logging.getLogger("idp.sessions")
+from idp.storage.ephemeral.worker import QueueWorker
 
 #: Sessions one sweep looks at before it looks whether it should stop.
 BATCH = 100
 
 
-class SessionSweeper:
+class SessionSweeper(QueueWorker):
     """Ends due sessions every ``interval`` seconds from a daemon thread. Safe in every process at
     once: each due session is claimed atomically."""
 
     def __init__(self, sessions: SessionService, *, interval: float) -> None:
-        if interval <= 0:
-            raise ValueError("a sweeper needs a positive interval")
-        self._sessions = sessions
-        self._interval = interval
-        self._wake = threading.Event()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        """True while its thread runs."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stopped:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            try:
-                # A full batch may leave more due: go on, checking between batches for stop().
-                while not self._stopped and self._sessions.sweep(limit=BATCH) == BATCH:
-                    pass
-            except HawiyaError as error:  # e.g. the ephemeral store is briefly away: next time
-                log.warning("the session sweep failed: %s", error.message)
-            except Exception:
-                log.exception("the session sweep failed")
-
-    def start(self) -> SessionSweeper:
-        """Start the thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="hawiya-session-sweeper", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, *, wait: float = 10.0) -> None:
-        """Stop, letting a sweep under way finish (up to ``wait`` seconds)."""
-        self._stopped = True
-        self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=max(0.0, wait))
+        super().__init__(
+            lambda limit: sessions.sweep(limit=limit),
+            name="hawiya-session-sweeper",
+            what="the session sweep",
+            batch=BATCH,
+            interval=interval,
+        )
