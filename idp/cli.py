@@ -33,9 +33,10 @@ from idp.errors import ConfigurationError, HawiyaError, InvalidInput, NotAllowed
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import create_master_key_file, previous_key_file
 from idp.oidc.backchannel import LogoutWorker
-from idp.outgoing import MessageWorker, describe
+from idp.outgoing import MessageWorker
 from idp.registry import Registry
 from idp.settings import ACR_VALUES, MFA_REQUIRED_ACCOUNT_TYPES, Settings
+from idp.storage.ephemeral.worker import QueueWorker
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("idp.cli")
@@ -277,26 +278,31 @@ def logout_worker(once: bool, interval: float) -> None:
     """Deliver back-channel logout tokens to agencies, with retries (every `serve` process also does,
     unless HAWIYA_BACKCHANNEL_LOGOUT_WORKER=false)."""
     registry = _ready(_registry())
+    if once:
+        _tell_outcomes([delivery.outcome for delivery in registry.backchannel.run_once()])
+        return
+    click.echo(f"delivering back-channel logout tokens every {interval:g} s; Ctrl-C stops")
+    _run_until_interrupted(LogoutWorker(registry.backchannel, interval=interval))
+
+
+def _tell_outcomes(outcomes: list[str]) -> None:
+    """One line: how many were delivered, are to be retried, were given up."""
+    click.echo(
+        f"{outcomes.count('delivered')} delivered, {outcomes.count('retrying')} to retry, "
+        f"{outcomes.count('abandoned')} given up"
+    )
+
+
+def _run_until_interrupted(worker: QueueWorker) -> None:
+    """Run ``worker`` in this process until Ctrl-C (or its threads end), then stop it."""
+    worker.start()
     try:
-        if once:
-            done = registry.backchannel.run_once()
-            outcomes = [delivery.outcome for delivery in done]
-            click.echo(
-                f"{outcomes.count('delivered')} delivered, {outcomes.count('retrying')} to retry, "
-                f"{outcomes.count('abandoned')} given up"
-            )
-            return
-        click.echo(f"delivering back-channel logout tokens every {interval:g} s; Ctrl-C stops")
-        worker = LogoutWorker(registry.backchannel, interval=interval).start()
-        try:
-            while worker.running:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            click.echo("stopping")
-        finally:
-            worker.stop()
+        while worker.running:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        click.echo("stopping")
     finally:
-        registry.close()
+        worker.stop()
 
 
 @main.command("mail-worker")
@@ -313,25 +319,11 @@ def mail_worker(once: bool, interval: float) -> None:
     """Deliver queued mail and text messages, with retries (every `serve` process also does, unless
     HAWIYA_MAIL_WORKER=false)."""
     registry = _ready(_registry())
-    try:
-        if once:
-            counts = describe(registry.messages.run_once())
-            click.echo(
-                f"{counts['delivered']} delivered, {counts['retrying']} to retry, "
-                f"{counts['abandoned']} given up"
-            )
-            return
-        click.echo(f"delivering queued mail and text messages every {interval:g} s; Ctrl-C stops")
-        worker = MessageWorker(registry.messages, interval=interval).start()
-        try:
-            while worker.running:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            click.echo("stopping")
-        finally:
-            worker.stop()
-    finally:
-        registry.close()
+    if once:
+        _tell_outcomes([attempt.outcome for attempt in registry.messages.run_once()])
+        return
+    click.echo(f"delivering queued mail and text messages every {interval:g} s; Ctrl-C stops")
+    _run_until_interrupted(MessageWorker(registry.messages, interval=interval))
 
 
 # -- users --------------------------------------------------------------------------------------

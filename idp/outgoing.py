@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
@@ -239,9 +239,3 @@ class MessageWorker(QueueWorker):
             threads=threads,
         )
         queue.when_enqueued(self.wake)
-
-
-def describe(attempts: Sequence[Attempt]) -> dict[str, Any]:
-    """How many were delivered, are to be retried, were given up (for the CLI)."""
-    outcomes = [attempt.outcome for attempt in attempts]
-    return {name: outcomes.count(name) for name in ("delivered", "retrying", "abandoned")}
