@@ -333,18 +333,32 @@ def passkey_finish(session: SsoSession) -> Response:
     """Keep the new passkey; the first factor of an account also brings recovery codes."""
     if _first_factor_pending(session):
         return _not_confirmed()
-    reg = services()
     label = request.form.get("label", "")[:200]
+    return _keep_key(session, label, label or _("Passkey"), _passkey_page, high_assurance=False)
+
+
+def _keep_key(
+    session: SsoSession,
+    label: str,
+    stored_label: str,
+    page: Callable[..., Response],
+    *,
+    high_assurance: bool,
+) -> Response:
+    """Keep the credential the form posted (``page`` shows a refusal again); the first factor of an
+    account spends its address confirmation and brings recovery codes."""
+    reg = services()
     try:
         enrolled = reg.mfa.register_passkey(
             session.account_id,
             request.form.get("ceremony", "")[:64],
             request.form.get("credential", "")[:MAX_CREDENTIAL_JSON],
-            label=label or _("Passkey"),
+            label=stored_label,
             ip=client_ip(),
+            high_assurance=high_assurance,
         )
     except PasskeyRejected as rejected:
-        return _passkey_page(session, label=label, error=rejected.reason, status=400)
+        return page(session, label=label, error=rejected.reason, status=400)
     reg.first_factor.consume(session.account_id, session.sid)
     if enrolled.recovery_codes:
         next_url = url_for("accounts.home", done="added")
@@ -388,23 +402,7 @@ def security_key_finish(session: SsoSession) -> Response:
     label = request.form.get("label", "")[:200]
     if not reg.passkeys.can_prove_hardware:
         return _security_key_page(session, label=label, status=409)
-    try:
-        enrolled = reg.mfa.register_passkey(
-            session.account_id,
-            request.form.get("ceremony", "")[:64],
-            request.form.get("credential", "")[:MAX_CREDENTIAL_JSON],
-            label=label or _("Security key"),
-            ip=client_ip(),
-            high_assurance=True,
-        )
-    except PasskeyRejected as rejected:
-        return _security_key_page(session, label=label, error=rejected.reason, status=400)
-    reg.first_factor.consume(session.account_id, session.sid)
-    if enrolled.recovery_codes:
-        next_url = url_for("accounts.home", done="added")
-        body = render_template("authn/recovery_codes.html", codes=enrolled.recovery_codes, next_url=next_url)
-        return _html(body)
-    return redirect(url_for("accounts.home", done="added"), code=303)
+    return _keep_key(session, label, label or _("Security key"), _security_key_page, high_assurance=True)
 
 
 @bp.post("/account/consents/<client_id>/withdraw")

@@ -14,7 +14,6 @@ from sqlalchemy import update
 
 from idp.authn.results import AuthResult
 from idp.clock import FrozenClock
-from idp.oidc.refresh import RefreshGrant
 from idp.registry import Registry
 from idp.settings import LOA_LOW
 from idp.storage.models import Account
@@ -25,6 +24,7 @@ from tests.support.identity import national_id
 from tests.support.mfa import totp_code
 from tests.support.outbox import body, to
 from tests.support.person import hidden_fields
+from tests.support.tokens import password_grant
 
 ADDRESS = "fatima@example.org"
 _LINK = re.compile(r"https?://[^/\s]+(/account/not-me\?token=([A-Za-z0-9_-]+))")
@@ -114,17 +114,7 @@ def test_a_password_set_with_an_activation_code_is_told(registry: Registry, cloc
 
 def _tokens(registry: Registry, world: World, offline: bool) -> str:
     return registry.refresh.issue(
-        RefreshGrant(
-            family_id=registry.refresh.new_family(),
-            client_id=world.confidential_id,
-            account_id=world.citizen_id,
-            sid=None,
-            scope="openid offline_access" if offline else "openid",
-            auth_time=int(registry.clock.now()),
-            acr=LOA_LOW,
-            amr=("pwd",),
-            offline=offline,
-        )
+        password_grant(registry, world.citizen_id, world.confidential_id, sid=None, offline=offline)
     )
 
 

@@ -12,7 +12,6 @@ from idp.accounts.activation import ActivationNeedsApproval
 from idp.authn.results import AuthResult
 from idp.clock import FrozenClock
 from idp.oidc.backchannel import QUEUE
-from idp.oidc.refresh import RefreshGrant
 from idp.registry import Registry
 from idp.settings import LOA_LOW
 from tests.cli.test_import_cli import PASSWORD as CLI_PASSWORD
@@ -20,24 +19,9 @@ from tests.conftest import BOTH_BACKENDS, World
 from tests.support.audit import audit_events
 from tests.support.cli import assert_clean_error, new_instance
 from tests.support.identity import national_id
+from tests.support.tokens import password_grant
 
 NEW_PASSWORD = "a quiet harbour at dawn"
-
-
-def _grant(
-    registry: Registry, world: World, client_id: str, *, sid: str | None, offline: bool
-) -> RefreshGrant:
-    return RefreshGrant(
-        family_id=registry.refresh.new_family(),
-        client_id=client_id,
-        account_id=world.citizen_id,
-        sid=sid,
-        scope="openid offline_access" if offline else "openid",
-        auth_time=int(registry.clock.now()),
-        acr=LOA_LOW,
-        amr=("pwd",),
-        offline=offline,
-    )
 
 
 @BOTH_BACKENDS
@@ -53,8 +37,8 @@ def test_a_password_reset_leaves_the_attacker_out(registry: Registry, world: Wor
     attacker = AuthResult(world.citizen_id, int(registry.clock.now()), ("pwd",), LOA_LOW)
     handle, session = registry.sessions.start(attacker)
     session = registry.sessions.add_client(handle, session, agency)
-    bound = _grant(registry, world, agency, sid=session.sid, offline=False)
-    offline = _grant(registry, world, agency, sid=session.sid, offline=True)
+    bound = password_grant(registry, world.citizen_id, agency, sid=session.sid, offline=False)
+    offline = password_grant(registry, world.citizen_id, agency, sid=session.sid, offline=True)
     bound_token, offline_token = registry.refresh.issue(bound), registry.refresh.issue(offline)
     exp = int(registry.clock.now()) + 300
     registry.ledger.issued_many("offline-access-token", exp, ["family:" + offline.family_id])

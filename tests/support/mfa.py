@@ -368,18 +368,7 @@ def add_passkey_in_account(
 ) -> TestResponse:
     """Add ``key``'s new credential on the account page; the page after keeping it (recovery codes
     for a first factor, else the redirect back to the account)."""
-    if person.key is None:
-        person.key = key  # she holds it from now on (and gives it when asked)
-    start = secured_submit(person, "/account/passkeys/new", label=label)
-    assert start.status_code == 200, start.get_data(as_text=True)[:400]
-    html = start.get_data(as_text=True)
-    fields = passkey_fields_on(html)
-    fields.update(credential=json.dumps(key.register(passkey_options_on(html))), label=label)
-    done = person.post(passkey_action_on(html), fields)
-    page = done.get_data(as_text=True)
-    if 'id="recovery-codes"' in page:
-        person.recovery_codes = recovery_codes_on(page)
-    return done
+    return _register_in_account(person, key, "/account/passkeys/new", label)
 
 
 def add_security_key_in_account(
@@ -388,9 +377,17 @@ def add_security_key_in_account(
     """Add ``key``'s new credential as a security key for high-assurance services (the account
     page's second registration, with attestation); the page after (recovery codes for a first
     factor, the redirect back to the account, or the page refusing the key)."""
+    return _register_in_account(person, key, "/account/security-keys/new", label)
+
+
+def _register_in_account(
+    person: MfaPerson, key: SoftAuthenticator, start_at: str, label: str
+) -> TestResponse:
+    """Start a registration at ``start_at`` (through any re-authentication the change needs), let
+    ``key`` answer the ceremony, post it; the page after. Recovery codes shown are kept."""
     if person.key is None:
-        person.key = key
-    start = secured_submit(person, "/account/security-keys/new", label=label)
+        person.key = key  # she holds it from now on (and gives it when asked)
+    start = secured_submit(person, start_at, label=label)
     assert start.status_code == 200, start.get_data(as_text=True)[:400]
     html = start.get_data(as_text=True)
     fields = passkey_fields_on(html)
