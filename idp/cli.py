@@ -264,15 +264,20 @@ def _close_worker_registry(_arbiter: Any, worker: Any) -> None:
         registry.close()
 
 
+def _worker_options(command: F) -> F:
+    """``--once`` and ``--interval``, the options of every worker command."""
+    command = click.option(
+        "--interval",
+        default=2.0,
+        show_default=True,
+        type=click.FloatRange(0.1, 3600),
+        help="Seconds between passes.",
+    )(command)
+    return click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")(command)
+
+
 @main.command("logout-worker")
-@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-@click.option(
-    "--interval",
-    default=2.0,
-    show_default=True,
-    type=click.FloatRange(0.1, 3600),
-    help="Seconds between passes.",
-)
+@_worker_options
 @clean_errors
 def logout_worker(once: bool, interval: float) -> None:
     """Deliver back-channel logout tokens to agencies, with retries (every `serve` process also does,
@@ -306,14 +311,7 @@ def _run_until_interrupted(worker: QueueWorker) -> None:
 
 
 @main.command("mail-worker")
-@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-@click.option(
-    "--interval",
-    default=2.0,
-    show_default=True,
-    type=click.FloatRange(0.1, 3600),
-    help="Seconds between passes.",
-)
+@_worker_options
 @clean_errors
 def mail_worker(once: bool, interval: float) -> None:
     """Deliver queued mail and text messages, with retries (every `serve` process also does, unless
