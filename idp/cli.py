@@ -16,7 +16,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,8 @@ from idp.accounts.activation import IssuedCode
 from idp.accounts.identity import PROOFING_LEVELS, STAFF_ROLES
 from idp.accounts.importer import ImportRejected
 from idp.accounts.organisations import ROLES, expiry_of
-from idp.authn import totp
+from idp.accounts.service import Person
+from idp.authn import qr, totp
 from idp.errors import ConfigurationError, HawiyaError, InvalidInput, NotAllowed, NotFound
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import create_master_key_file, previous_key_file
@@ -425,13 +426,48 @@ def users_create(
     issued = None
     if no_password:
         issued = registry.activation_codes.issue(person.id, actor=actor, send=send_activation)
+    bootstrap = _bootstrap_factor(registry, person) if account_type == "staff" and password else None
     if as_json:
         created = {"id": person.id, "username": person.username, "type": person.account_type}
-        click.echo(json.dumps({**created, **(_activation_json(issued) if issued else {})}))
+        extra = _activation_json(issued) if issued else bootstrap.as_json() if bootstrap else {}
+        click.echo(json.dumps({**created, **extra}))
     else:
         click.echo(f"created {person.account_type} {person.username} ({person.id})")
         if issued:
             _echo_activation(issued, send=send_activation)
+        if bootstrap:
+            bootstrap.echo()
+
+
+@dataclass(frozen=True)
+class _BootstrapFactor:
+    """The first admin's authenticator app key and recovery codes, shown once on the terminal."""
+
+    username: str
+    key: str
+    recovery_codes: list[str]
+
+    @property
+    def uri(self) -> str:
+        return totp.provisioning_uri(self.key, account_name=self.username, issuer="Hawiya")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"totp_key": self.key, "totp_uri": self.uri, "recovery_codes": self.recovery_codes}
+
+    def echo(self) -> None:
+        click.echo("authenticator app key (shown only now; scan it or type it into the admin's app):")
+        click.echo(qr.terminal(self.uri), nl=False)
+        click.echo(f"  {self.key}")
+        click.echo("recovery codes (shown only now; keep them apart from the password):")
+        click.echo("  " + "  ".join(self.recovery_codes))
+
+
+def _bootstrap_factor(registry: Registry, person: Person) -> _BootstrapFactor:
+    """The first admin's second factor, made here: a password typed at the terminal must never
+    bind a first factor on the web (/signin/enrol asks for an activation code or a mailed code),
+    and the operator at this terminal is the one the bootstrap trusts."""
+    key = registry.authenticators.provision_totp(person.id, label="Authenticator app", actor="bootstrap")
+    return _BootstrapFactor(person.username, key, registry.recovery_codes.generate(person.id))
 
 
 def _refuse_staff_password(registry: Registry, roles: tuple[str, ...]) -> None:

@@ -438,6 +438,8 @@ def populate(registry: Registry, *, rp_port: int = 9001) -> World:
         account_type="staff",
         username="staff",
         password=PASSWORD,
+        email="yousef@health.example",
+        email_verified=True,
         national_id=national_id(3),
         agency="Ministry of Health",
         roles=("helpdesk",),
@@ -487,8 +489,8 @@ def citizen(app: Any, world: World, clock: FrozenClock) -> MfaPerson:
 
 @pytest.fixture
 def staff(app: Any, world: World, clock: FrozenClock) -> MfaPerson:
-    """The staff member of the Ministry of Health at a fresh browser (no second factor yet: sets up
-    an authenticator app at first sign-in)."""
+    """The staff member of the Ministry of Health at a fresh browser (no second factor yet: confirms
+    the code mailed to the verified address, then sets up an authenticator app at first sign-in)."""
     return MfaPerson(app, "staff", PASSWORD, clock=clock)
 
 

@@ -39,6 +39,12 @@ class PendingSignin:
     created_at: float
     #: The TOTP enrolment shown on the enrolment page (reloading it shows the same secret).
     enrolment: str | None = None
+    #: The first step proved more than a password: an activation code handed over out of band, or
+    #: a code mailed to the address of record (typed on the enrolment page, or at registration).
+    #: Only then may a first second factor be enrolled (idp/authn/binding.py).
+    confirmed: bool = False
+    #: The code to the address of record was mailed for this sign-in (a reload sends no other).
+    code_sent: bool = False
 
     @property
     def result(self) -> AuthResult:
@@ -58,10 +64,13 @@ class PendingSignins:
     def _key(handle: str) -> str:
         return "pending:" + hashlib.sha256(handle.encode()).hexdigest()
 
-    def start(self, password: AuthResult, step: str) -> str:
-        """Park what the password proved; the handle for the browser's cookie."""
+    def start(self, password: AuthResult, step: str, *, confirmed: bool = False) -> str:
+        """Park what the password proved (and whether an out-of-band code came with it); the handle
+        for the browser's cookie."""
         handle = secrets.token_urlsafe(32)
-        pending = PendingSignin(password.account_id, password.auth_time, step, self._clock.now())
+        pending = PendingSignin(
+            password.account_id, password.auth_time, step, self._clock.now(), confirmed=confirmed
+        )
         self._save(handle, pending)
         return handle
 
@@ -87,7 +96,7 @@ class PendingSignins:
         ``AccountService`` password listener)."""
         self._store.put(_void_key(account_id), repr(self._clock.now()).encode(), self.ttl)
 
-    def update(self, handle: str, pending: PendingSignin, **changes: str | None) -> PendingSignin:
+    def update(self, handle: str, pending: PendingSignin, **changes: str | bool | None) -> PendingSignin:
         """Store changed fields."""
         updated = replace(pending, **changes)  # type: ignore[arg-type]
         self._save(handle, updated)

@@ -16,6 +16,7 @@ CSRF token), so nothing planted in or copied from the browser before it is worth
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -26,7 +27,7 @@ from idp.authn.flow import PendingSignin
 from idp.authn.mfa import ENROL, FACTOR, FactorOutcome
 from idp.authn.results import AuthResult
 from idp.authn.webauthn import MAX_CREDENTIAL_JSON, PasskeyRejected
-from idp.errors import AuthenticationFailed, InvalidCode, TooManyAttempts
+from idp.errors import AuthenticationFailed, HawiyaError, InvalidCode, NotAllowed, TooManyAttempts
 from idp.http.context import (
     DEVICE_COOKIE,
     INTERACTION_COOKIE,
@@ -163,15 +164,18 @@ def _signed_in(result: AuthResult, interaction: Interaction | None, response: Re
     return response
 
 
-def after_first_factor(result: AuthResult, interaction: Interaction | None = None) -> Response:
+def after_first_factor(
+    result: AuthResult, interaction: Interaction | None = None, *, confirmed: bool = False
+) -> Response:
     """Continue a sign-in whose first factor was proven (a password, or an activation code with a
-    new password, or a confirmed self-registration): the account's second step (its factor, or
-    enrolling one when it must use MFA), else the SSO session at once."""
+    new password, or a confirmed self-registration: ``confirmed``, an out-of-band code came with
+    it): the account's second step (its factor, or enrolling one when it must use MFA), else the
+    SSO session at once."""
     reg = services()
     step = reg.mfa.next_step(result.account_id)
     if step is None:
         return _signed_in(result, interaction, redirect(_next_url(interaction)))
-    handle = reg.pending_signins.start(result, step)
+    handle = reg.pending_signins.start(result, step, confirmed=confirmed)
     endpoint = "authn.factor" if step == FACTOR else "authn.enrol"
     renew_form_session()
     response = redirect(url_for(endpoint, ix=_ix(interaction)))
@@ -347,9 +351,63 @@ def enrolment_page(
     return _html(body, status)
 
 
+def _address_page(
+    interaction: Interaction | None,
+    *,
+    address: str | None = None,
+    error: str | None = None,
+    refused: bool = False,
+    status: int = 200,
+) -> Response:
+    """The page that asks for the code mailed to the address of record (or says why none can be
+    mailed), on the way to a first second factor at sign-in."""
+    body = render_template(
+        "accounts/first_factor.html",
+        address=address,
+        error=error,
+        refused=refused,
+        action=url_for("authn.enrol", ix=_ix(interaction)),
+        at_signin=True,
+    )
+    return _html(body, status)
+
+
+def _confirm_address(handle: str, state: PendingSignin, interaction: Interaction | None) -> Response:
+    """A password alone never binds a first factor (idp/authn/binding.py): unless an activation
+    code came with it, the person first types a code mailed to the account's verified address.
+
+    GET mails the code once per pending sign-in (``resend`` asks again); POST checks it. The
+    confirmation is for this pending sign-in only (its handle stands for the session)."""
+    reg = services()
+    person = reg.accounts.get(state.account_id)
+    ip = client_ip()
+    if request.method == "POST" and "resend" not in request.form:
+        try:
+            reg.first_factor.confirm(person.id, handle, request.form.get("code", "")[:CODE_MAX], ip=ip)
+        except (InvalidCode, TooManyAttempts) as failure:
+            status = 429 if isinstance(failure, TooManyAttempts) else 401
+            return _address_page(interaction, error=_error_of(failure), status=status)
+        reg.first_factor.consume(person.id, handle)
+        reg.pending_signins.update(handle, state, confirmed=True)
+        return redirect(url_for("authn.enrol", ix=_ix(interaction)), code=303)
+    if state.code_sent and request.method == "GET":
+        return _address_page(interaction, address=person.email)
+    try:
+        address = reg.first_factor.send(person, handle, locale=str(get_locale() or "ar"), ip=ip)
+    except NotAllowed:  # no verified address of record
+        return _address_page(interaction, refused=True, status=403)
+    except TooManyAttempts as failure:
+        return _address_page(interaction, error=failure.code, status=429)
+    except HawiyaError as failure:  # the mail could not be handed over
+        return _address_page(interaction, error=failure.code, status=503)
+    reg.pending_signins.update(handle, state, code_sent=True)
+    return _address_page(interaction, address=address)
+
+
 @bp.route("/signin/enrol", methods=["GET", "POST"])
 def enrol() -> Response:
-    """Set up an authenticator app before the sign-in can finish (staff must use MFA)."""
+    """Set up an authenticator app before the sign-in can finish (staff must use MFA), once an
+    activation code or the address of record confirmed more than the password."""
     reg = services()
     interaction = _interaction()
     pending = _pending()
@@ -358,6 +416,8 @@ def enrol() -> Response:
     handle, state = pending
     if state.step != ENROL:
         return redirect(url_for("authn.factor", ix=_ix(interaction)))
+    if not state.confirmed:
+        return _confirm_address(handle, state, interaction)
     person = reg.accounts.get(state.account_id)
     enrolment = None
     if state.enrolment:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyotp
 from sqlalchemy import update
 
+from idp.authn.assurance import password_only
 from idp.storage.models import Account
 from tests.conftest import PASSWORD
 from tests.support.cli import Instance, Result, assert_clean_error, new_instance, succeeded
@@ -68,3 +70,35 @@ def test_a_suspended_admin_does_not_close_the_bootstrap(tmp_path: Path) -> None:
     finally:
         registry.close()
     succeeded(_staff(instance, "yousef", 87, "--role", "admin"))
+
+
+def test_the_first_admin_gets_an_app_key_at_the_terminal_not_on_the_web(tmp_path: Path) -> None:
+    """The bootstrap's password was typed at a terminal: the first factor is made there too (a QR
+    code, the key, recovery codes: shown once), so no password alone ever binds one on the web."""
+    instance = new_instance(tmp_path)
+    instance.ok("init")
+    shown = succeeded(_staff(instance, "amal", 88, "--role", "admin"))
+    assert "authenticator app key" in shown and "recovery codes" in shown
+    key = shown.split("authenticator app key", 1)[1].split("recovery codes", 1)[0].split()[-1]
+    assert len(key) == 32 and key.isalnum()
+    registry = instance.registry()
+    try:
+        person = registry.accounts.by_username("amal")
+        assert person is not None
+        assert registry.authenticators.confirmed_kinds(person.id) == {"totp"}
+        assert registry.recovery_codes.status(person.id).unused == 10
+        assert registry.mfa.next_step(person.id) == "factor"  # the web asks for it; never enrols
+        assert registry.mfa.verify(
+            password_only(person.id, int(registry.clock.now())),
+            pyotp.TOTP(key).at(int(registry.clock.now())),
+        ).result.acr == "urn:hawiya:loa:substantial"
+    finally:
+        registry.close()
+    other = new_instance(tmp_path / "json")
+    other.ok("init")
+    as_json = other.json(
+        "users", "create", "--type", "staff", "--username", "faisal", "--agency", "MOI",
+        "--national-id", national_id(89), "--role", "admin", "--password-stdin", "--json", stdin=PASSWORD,
+    )  # fmt: skip
+    assert set(as_json) >= {"totp_key", "totp_uri", "recovery_codes"}
+    assert as_json["totp_uri"].startswith("otpauth://totp/") and len(as_json["recovery_codes"]) == 10

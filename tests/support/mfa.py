@@ -40,6 +40,9 @@ _CODES = re.compile(r'<ol class="codes" dir="ltr" id="recovery-codes">(.*?)</ol>
 _CODE = re.compile(r"<code>([a-z0-9-]+)</code>")
 _CONTINUE = re.compile(r'<a class="button primary" href="([^"]*)" id="continue">')
 _QR = re.compile(r'<img src="(data:image/svg\+xml[^"]+)"')
+_ADDRESS_FORM = re.compile(
+    r'<form method="post" action="([^"]*)" id="first-factor-code"[^>]*>(.*?)</form>', re.S
+)
 _PASSKEY_OPTIONS = re.compile(r'<script type="application/json" id="passkey-options">(.*?)</script>', re.S)
 _PASSKEY_FORM = re.compile(
     r'<form method="post" action="([^"]*)"[^>]*\bid="passkey-form"[^>]*>(.*?)</form>', re.S
@@ -170,20 +173,37 @@ class MfaPerson(FlaskPerson):
         assert action
         return self.post(unescape(action.group(1)), fields)
 
-    def _next_step(self, reached: TestResponse, html: str, consent: str) -> TestResponse | None:
-        """The password page, the second-factor and enrolment pages, and the recovery-code notice."""
+    def confirm_address(self, page: TestResponse) -> TestResponse:
+        """Type the code mailed to the address of record on the page that asks for it before a
+        first factor is set up at sign-in."""
+        html = page.get_data(as_text=True)
+        form = _ADDRESS_FORM.search(html)
+        assert form, "the page asks for no mailed code"
+        fields = hidden_fields(form.group(2))
+        fields["code"] = mailed_code(self)
+        return self.post(unescape(form.group(1)), fields)
+
+    def sign_in_step(self, reached: TestResponse, html: str) -> TestResponse | None:
+        """Answer a sign-in page: the password page, the second-factor page, the mailed code and
+        the enrolment page before a first factor, the recovery-code notice; None for another."""
         path, method = reached.request.path, reached.request.method
         if path == "/signin" and method == "GET" and 'name="password"' in html:
             return self.sign_in(reached)
         if path == "/signin/factor" and method == "GET":
             return self.answer_factor(reached)
+        if path == "/signin/enrol" and 'id="first-factor-code"' in html:
+            return self.confirm_address(reached)
         if path == "/signin/enrol" and method == "GET":
             return self.set_up_app(reached)
         if reached.status_code == 200 and 'id="continue"' in html:
             if 'id="recovery-codes"' in html:
                 self.recovery_codes = recovery_codes_on(html)
             return self.get(continue_link(html))
-        return super()._next_step(reached, html, consent)
+        return None
+
+    def _next_step(self, reached: TestResponse, html: str, consent: str) -> TestResponse | None:
+        step = self.sign_in_step(reached, html)
+        return step if step is not None else super()._next_step(reached, html, consent)
 
 
 class Rp:
@@ -284,18 +304,10 @@ def open_account(person: MfaPerson) -> TestResponse:
         if path == "/account" and reached.status_code == 200:
             return reached
         html = reached.get_data(as_text=True)
-        if path == "/signin" and reached.request.method == "GET":
-            response = person.sign_in(reached)
-        elif path == "/signin/factor" and reached.request.method == "GET":
-            response = person.answer_factor(reached)
-        elif path == "/signin/enrol" and reached.request.method == "GET":
-            response = person.set_up_app(reached)
-        elif reached.status_code == 200 and 'id="continue"' in html:
-            if 'id="recovery-codes"' in html:
-                person.recovery_codes = recovery_codes_on(html)
-            response = person.get(continue_link(html))
-        else:
+        step = person.sign_in_step(reached, html)
+        if step is None:
             raise AssertionError(f"unexpected page {reached.status_code} at {path}: {html[:400]}")
+        response = step
     raise AssertionError("too many pages")
 
 

@@ -59,8 +59,9 @@ def _onboarding_links() -> dict[str, object]:
 
 
 def _signed_in(account_id: str) -> Response:
-    """Sign the person in (or on to the second factor their account needs)."""
-    return after_first_factor(password_only(account_id, int(services().clock.now())))
+    """Sign the person in (or on to the second factor their account needs). An activation code or
+    a confirmed registration came out of band with the password: a first second factor may follow."""
+    return after_first_factor(password_only(account_id, int(services().clock.now())), confirmed=True)
 
 
 # -- activation ---------------------------------------------------------------------------------------
