@@ -3,9 +3,10 @@ passkeys and security keys), recovery codes, and the services that receive their
 
 Every change needs a recent authentication (``reauth_max_age``, 5 minutes by default): otherwise
 the person re-enters their password first (``/account/reauth``). A change to how the account is
-secured (binding or removing a factor, new recovery codes) needs more: an authentication at the
-account's reachable level within that window (idp/authn/binding.py ``change_needs``), so a person
-who holds a factor also gives it again (``/signin/factor?renew=1``); and the first factor of a
+secured (binding or removing a factor, new recovery codes, a new password) needs more: an
+authentication at the account's reachable level within that window (idp/authn/binding.py
+``change_needs``), so a person who holds a factor also gives it again
+(``/signin/factor?renew=1``); and the first factor of a
 password-only account is bound only after a code mailed to its verified address is typed back
 (``/account/first-factor``, idp/accounts/first_factor.py). Every form carries a CSRF token
 (Flask-WTF, app-wide) and every change is audited by the service that makes it.
@@ -49,7 +50,7 @@ from idp.http.context import (
 )
 from idp.http.csrf import renew_form_session
 from idp.sessions.service import SsoSession
-from idp.settings import LOA_LOW
+from idp.settings import LOA_LOW, MFA_REQUIRED_ACCOUNT_TYPES
 
 bp = Blueprint("accounts", __name__)
 
@@ -423,6 +424,50 @@ def regenerate_codes(session: SsoSession) -> Response:
     codes = reg.recovery_codes.generate(session.account_id, ip=client_ip())
     body = render_template("authn/recovery_codes.html", codes=codes, next_url=url_for("accounts.home"))
     return _html(body)
+
+
+# -- a new password ------------------------------------------------------------------------------
+
+#: Longest password field read (the policy refuses longer ones with its own message).
+PASSWORD_MAX = 1024
+
+
+def _password_page(session: SsoSession, *, error: str | None = None, status: int = 200) -> Response:
+    """The new-password form; the least length the policy asks of this account (shorter where a
+    second factor is required, NIST SP 800-63B-4 3.1.1.2)."""
+    reg = services()
+    person = reg.accounts.get(session.account_id)
+    settings = reg.settings
+    mfa = person.account_type in MFA_REQUIRED_ACCOUNT_TYPES
+    minimum = settings.password_min_length_mfa if mfa else settings.password_min_length
+    body = render_template("accounts/password.html", error=error, min_length=minimum)
+    return _html(body, status)
+
+
+@bp.post("/account/password")
+@securing_change
+def password_start(session: SsoSession) -> Response:
+    """The form for a new password, once the person proved the account's reachable level."""
+    return _password_page(session)
+
+
+@bp.post("/account/password/set")
+@securing_change
+def password_set(session: SsoSession) -> Response:
+    """Set the new password. Like every new password it evicts whoever held the account
+    (idp/accounts/eviction.py): every session ends, this one too, every token is revoked, the
+    agencies are told, and the person is mailed; she signs in again with the new password."""
+    reg = services()
+    password = request.form.get("password", "")[:PASSWORD_MAX]
+    if password != request.form.get("password_confirm", "")[:PASSWORD_MAX]:
+        return _password_page(session, error="passwords_differ", status=400)
+    try:
+        reg.accounts.set_password(session.account_id, password, via="account", ip=client_ip())
+    except InvalidInput as weak:
+        return _password_page(session, error=weak.code, status=400)
+    response = _html(render_template("accounts/password_changed.html"))
+    clear_cookie(response, SSO_COOKIE)
+    return response
 
 
 # -- organisations the person acts for ----------------------------------------------------------
