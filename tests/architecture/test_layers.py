@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md ("Layers"), enforced over the imports of every module in ``idp/``.
+"""The layering of docs/architecture.md (section 2), enforced over the imports of every module in ``idp/``.
 
 Each rule is a row of ``RULES``: which modules it covers (path globs, relative to the repository),
 which imports they must not make (dotted prefixes, or globs with ``*``), and the exceptions. A later
@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: The edge: where Flask's request, session and g may live (DESIGN.md, STYLE.md habit 2).
+#: The edge: where Flask's request, session and g may live (docs/architecture.md section 2).
 EDGE = ("idp/*/views.py", "idp/http/*", "idp/app.py", "idp/wsgi.py", "idp/cli.py")
 #: Leaves, importable from anywhere, importing (almost) nothing themselves.
 LEAVES = ("idp.settings", "idp.errors", "idp.clock", "idp.audit.events")
@@ -48,7 +48,7 @@ class Rule:
 
 
 def _service_rule(package: str, *also: str) -> Rule:
-    """A service package that may only use itself, audit, storage and the leaves (DESIGN.md)."""
+    """A service package that may only use itself, audit, storage and the leaves."""
     return Rule(
         f"g-{package}",
         f"idp.{package} depends only on itself, audit, storage and the leaves",
@@ -174,7 +174,7 @@ RULES: tuple[Rule, ...] = (
     _service_rule("keys"),
     # authn -> {accounts, audit}: it receives sealing (idp.keys) through its constructor instead.
     _service_rule("authn", "idp.accounts"),
-    # admin -> {accounts, oidc, keys, audit} (DESIGN.md): factor counts come through a protocol.
+    # admin -> {accounts, oidc, keys, audit}: factor counts come through a protocol.
     _service_rule("admin", "idp.accounts", "idp.oidc", "idp.keys"),
     Rule(
         "oidc-authn",

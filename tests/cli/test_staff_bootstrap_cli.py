@@ -88,10 +88,13 @@ def test_the_first_admin_gets_an_app_key_at_the_terminal_not_on_the_web(tmp_path
         assert registry.authenticators.confirmed_kinds(person.id) == {"totp"}
         assert registry.recovery_codes.status(person.id).unused == 10
         assert registry.mfa.next_step(person.id) == "factor"  # the web asks for it; never enrols
-        assert registry.mfa.verify(
-            password_only(person.id, int(registry.clock.now())),
-            pyotp.TOTP(key).at(int(registry.clock.now())),
-        ).result.acr == "urn:hawiya:loa:substantial"
+        assert (
+            registry.mfa.verify(
+                password_only(person.id, int(registry.clock.now())),
+                pyotp.TOTP(key).at(int(registry.clock.now())),
+            ).result.acr
+            == "urn:hawiya:loa:substantial"
+        )
     finally:
         registry.close()
     other = new_instance(tmp_path / "json")

@@ -1,4 +1,4 @@
-"""Cross-site reality in a real headless Chromium (DESIGN.md): a cross-site POST to /authorize must
+"""Cross-site reality in a real headless Chromium: a cross-site POST to /authorize must
 still find the SSO session, and a ``response_mode=form_post`` response must reach the agency under
 Hawiya's strict CSP.
 

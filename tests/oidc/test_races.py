@@ -1,6 +1,6 @@
 """Races on single-use credentials, on both backends (SQLite + embedded store, PostgreSQL + Redis).
 
-DESIGN.md: codes and refresh tokens are consumed atomically, a replayed code revokes what it issued
+Codes and refresh tokens are consumed atomically, a replayed code revokes what it issued
 and a reused refresh token revokes its family. Two concurrent uses of one credential are one use and
 one replay: exactly one wins, and the loser's attempt revokes what the winner got (RFC 6749 4.1.2,
 RFC 9700 4.14.2), whichever order the two requests' steps interleave in.

@@ -1,4 +1,4 @@
-"""Refresh tokens (RFC 6749 6; RFC 9700 4.14; DESIGN.md "Refresh tokens"): rotation on every use,
+"""Refresh tokens (RFC 6749 6; RFC 9700 4.14): rotation on every use,
 reuse detection that kills the whole family, client binding, scope narrowing, and the rule that a
 token issued without ``offline_access`` lives only as long as the SSO session."""
 

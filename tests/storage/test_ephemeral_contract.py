@@ -1,5 +1,5 @@
-"""One contract for the ephemeral store, run against both backends (DESIGN.md: same interface, same
-contract tests): the embedded SQLite file and Redis.
+"""One contract for the ephemeral store, run against both backends (same interface, same
+contract tests; docs/architecture.md section 1): the embedded SQLite file and Redis.
 
 Codes, one-time tokens, replay caches and throttle counters rely on exactly this behaviour, so a
 backend that passes here can replace the other. Time on the embedded store is the injected clock;

@@ -1,5 +1,5 @@
 """Headless Chromium for the browser tests: Debian's chromium and chromium-driver, the flags
-DESIGN.md names (root, no network chatter), a fresh profile each time, English first."""
+it needs here (running as root, no network chatter), a fresh profile each time, English first."""
 
 from __future__ import annotations
 

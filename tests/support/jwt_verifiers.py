@@ -2,7 +2,8 @@
 libraries: every signature is verified against the published JWKS (fetched from ``jwks_uri``) by
 PyJWT and again by python-jose, each pinned to exactly the algorithm the token must use.
 
-python-jose is used here only, never in ``idp/`` (see DESIGN.md); it has no PS256/EdDSA, so it
+python-jose is used here only, never in ``idp/``
+(docs/architecture.md section 2); it has no PS256/EdDSA, so it
 checks RS256 and ES256 tokens only. Support modules are not assertion-rewritten by pytest, so each
 check here states what it found.
 """
@@ -21,7 +22,7 @@ from jose import jwt as jose_jwt
 
 #: Allowed clock skew between this test process and the IdP, seconds.
 LEEWAY = 30
-#: What a password-only sign-in must be reported as (DESIGN.md: levels of assurance; RFC 8176).
+#: What a password-only sign-in must be reported as (levels of assurance; RFC 8176).
 ACR_LOW = "urn:hawiya:loa:low"
 AMR_PASSWORD = ["pwd"]
 
