@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from idp.errors import ConfigurationError, HawiyaError, InvalidInput, NotAllowed
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import create_master_key_file, previous_key_file
 from idp.oidc.backchannel import LogoutWorker
+from idp.oidc.clients import MAX_SECRET_OVERLAP, SECRET_OVERLAP
 from idp.outgoing import MessageWorker
 from idp.registry import Registry
 from idp.settings import ACR_VALUES, MFA_REQUIRED_ACCOUNT_TYPES, Settings
@@ -760,6 +761,9 @@ def clients() -> None:
 def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
     data = asdict(client)
     data.pop("secret_hash", None)
+    until = data.pop("previous_secret_expires_at", None)
+    if data.pop("previous_secret_hash", None) is not None and until is not None:
+        data["previous_secret_valid_until"] = until.isoformat()
     if secret is not None:
         data["client_secret"] = secret
     return data
@@ -958,16 +962,41 @@ def clients_first_party(client_id: str, state: str, actor: str) -> None:
 
 @clients.command("rotate-secret")
 @click.argument("client_id")
+@click.option(
+    "--overlap-days",
+    type=click.IntRange(0, MAX_SECRET_OVERLAP.days),
+    default=SECRET_OVERLAP.days,
+    show_default=True,
+    help="How long the old secret keeps working, for the agency to deploy the new one.",
+)
+@click.option("--now", "cut_now", is_flag=True, help="The old secret stops at once (it leaked).")
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
 @operation("clients.manage")
-def clients_rotate_secret(client_id: str, as_json: bool, actor: str) -> None:
-    """Give a confidential client a new secret (printed once); the old one stops working."""
-    secret = _ready(_registry()).clients.rotate_secret(client_id, actor=actor)
+def clients_rotate_secret(
+    client_id: str, overlap_days: int, cut_now: bool, as_json: bool, actor: str
+) -> None:
+    """Give a confidential client a new secret (printed once); the old one keeps working for the
+    overlap (7 days by default), or stops at once with --now."""
+    overlap = timedelta(0) if cut_now else timedelta(days=overlap_days)
+    rotated = _ready(_registry()).clients.rotate_secret(client_id, overlap=overlap, actor=actor)
+    until = rotated.previous_valid_until
     if as_json:
-        click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+        click.echo(
+            json.dumps(
+                {
+                    "client_id": client_id,
+                    "client_secret": rotated.client_secret,
+                    "previous_secret_valid_until": until.isoformat() if until else None,
+                }
+            )
+        )
+        return
+    click.echo(f"client_secret: {rotated.client_secret}   (shown once: store it now)")
+    if until:
+        click.echo(f"the previous secret keeps working until {until.strftime('%Y-%m-%d %H:%M UTC')}")
     else:
-        click.echo(f"client_secret: {secret}   (shown once: store it now)")
+        click.echo("the previous secret no longer works")
 
 
 @clients.command("high-assurance-report")
@@ -1260,7 +1289,8 @@ def _register_demo_agencies(registry: Registry, instance: Path, secrets_by_clien
                 secrets_by_client[cid] = new.client_secret
             continue
         if spec["auth_method"] == "client_secret_basic" and cid not in secrets_by_client:
-            secrets_by_client[cid] = registry.clients.rotate_secret(cid, actor="demo")  # secret lost
+            rotated = registry.clients.rotate_secret(cid, overlap=timedelta(0), actor="demo")  # secret lost
+            secrets_by_client[cid] = rotated.client_secret
         if registered.backchannel_logout_uri != spec["backchannel_logout_uri"]:
             click.echo(
                 f"warning: {cid} was registered without single logout (back-channel and post-logout "

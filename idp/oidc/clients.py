@@ -14,8 +14,8 @@ import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,6 +73,10 @@ class RegisteredClient(ClientMixin):
     sector_identifier: str
     min_acr: str | None
     secret_hash: str | None = None
+    #: The secret a rotation replaced, accepted until ``previous_secret_expires_at`` (``active``
+    #: drops it once that passed).
+    previous_secret_hash: str | None = None
+    previous_secret_expires_at: datetime | None = None
     #: The least proofing level of the people this client may be given (None: any).
     min_proofing: str | None = None
     #: A government service staff marked first-party: consent implied (still recorded).
@@ -124,10 +128,12 @@ class RegisteredClient(ClientMixin):
         return uri in self.post_logout_redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        """Constant-time comparison of the secret's SHA-256 with the stored one."""
-        if self.secret_hash is None:
-            return False
-        return hmac.compare_digest(_hash_secret(client_secret), self.secret_hash)
+        """Constant-time comparison of the secret's SHA-256 with the stored one, and with the
+        previous one during a rotation's overlap (both compared, whichever matches)."""
+        typed = _hash_secret(client_secret)
+        current = hmac.compare_digest(typed, self.secret_hash or "")
+        previous = hmac.compare_digest(typed, self.previous_secret_hash or "")
+        return bool(self.secret_hash and current) or bool(self.previous_secret_hash and previous)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         """Only the registered method authenticates this client."""
@@ -148,6 +154,19 @@ class NewClient:
 
     client: RegisteredClient
     client_secret: str | None
+
+
+#: How long a rotated-out secret stays valid by default, and at most.
+SECRET_OVERLAP = timedelta(days=7)
+MAX_SECRET_OVERLAP = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class RotatedSecret:
+    """A new client secret (shown once) and until when the one it replaced still works."""
+
+    client_secret: str
+    previous_valid_until: datetime | None
 
 
 def _hash_secret(secret: str) -> str:
@@ -173,6 +192,8 @@ def _registered(row: Client) -> RegisteredClient:
         min_proofing=row.min_proofing,
         first_party=bool(row.first_party),
         secret_hash=row.secret_hash,
+        previous_secret_hash=row.previous_secret_hash,
+        previous_secret_expires_at=row.previous_secret_expires_at,
         resources=tuple(row.resources or ()),
         jwks=row.jwks,
         jwks_uri=row.jwks_uri,
@@ -405,8 +426,14 @@ class ClientService:
     def active(self, client_id: str) -> RegisteredClient | None:
         """The client if it exists and is active (what the protocol may serve)."""
         if self._active is None:
-            return self._load_active(client_id)
-        return self._active.get(client_id, lambda: self._load_active(client_id))
+            client = self._load_active(client_id)
+        else:
+            client = self._active.get(client_id, lambda: self._load_active(client_id))
+        until = client.previous_secret_expires_at if client is not None else None
+        if client is not None and until is not None and until <= self._now():
+            # The overlap is over (the cached view may be older than that).
+            return replace(client, previous_secret_hash=None, previous_secret_expires_at=None)
+        return client
 
     def _load_active(self, client_id: str) -> RegisteredClient | None:
         row = self._repository.get(client_id)
@@ -452,13 +479,34 @@ class ClientService:
         )
         return _registered(row)
 
-    def rotate_secret(self, client_id: str, *, actor: str | None = None) -> str:
-        """Replace a confidential client's secret; the new one is returned once."""
+    def rotate_secret(
+        self, client_id: str, *, overlap: timedelta = SECRET_OVERLAP, actor: str | None = None
+    ) -> RotatedSecret:
+        """Give a confidential client a new secret, returned once. The old one stays valid for
+        ``overlap`` (the agency deploys the new one meanwhile); ``timedelta(0)`` cuts it off now
+        (a leaked secret). A secret still in its overlap from an earlier rotation stops at once:
+        at most two are ever valid."""
         current = self.show(client_id)
         if current.token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
             raise InvalidInput(f"client {client_id!r} does not authenticate with a secret")
+        if not timedelta(0) <= overlap <= MAX_SECRET_OVERLAP:
+            raise InvalidInput(f"the overlap must be between 0 and {MAX_SECRET_OVERLAP.days} days")
         secret = secrets.token_urlsafe(32)
-        self._repository.update(client_id, secret_hash=_hash_secret(secret), secret_rotated_at=self._now())
+        now = self._now()
+        keep = bool(overlap) and current.secret_hash is not None
+        self._repository.update(
+            client_id,
+            secret_hash=_hash_secret(secret),
+            secret_rotated_at=now,
+            previous_secret_hash=current.secret_hash if keep else None,
+            previous_secret_expires_at=now + overlap if keep else None,
+        )
         self._changed()
-        self._audit.record(AuditEvent.CLIENT_SECRET_ROTATED, actor=actor, client_id=client_id)
-        return secret
+        until = now + overlap if keep else None
+        self._audit.record(
+            AuditEvent.CLIENT_SECRET_ROTATED,
+            actor=actor,
+            client_id=client_id,
+            detail={"previous_valid_until": until.isoformat() if until else None},
+        )
+        return RotatedSecret(secret, until)

@@ -11,6 +11,7 @@ import shlex
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 
 from idp.errors import AuthenticationFailed
 from tests.conftest import PASSWORD
+from tests.support.audit import audit_events
 from tests.support.cli import Instance, assert_clean_error, new_instance, succeeded
 from tests.support.identity import national_id
 
@@ -150,22 +152,49 @@ def test_client_secret_is_shown_once(hawiya: Instance) -> None:
     assert shown["status"] == "active"
 
 
-def test_rotate_secret_replaces_the_old_one(hawiya: Instance) -> None:
+def test_rotate_secret_keeps_the_old_one_for_the_overlap(hawiya: Instance) -> None:
+    """Reproduction: rotating a secret cut the old one off at once, so every agency had an outage
+    between the rotation and deploying its new secret. Now both work for the overlap (7 days by
+    default), and at most two are ever valid."""
     created = _create_client(hawiya)
     client_id, old = created["client_id"], created["client_secret"]
     rotated = json.loads(succeeded(hawiya.run_process("clients", "rotate-secret", client_id, "--json")))
     new = rotated["client_secret"]
     assert rotated["client_id"] == client_id
     assert new != old and len(new) >= 32
-    assert not _secret_leaks(hawiya.ok("clients", "show", client_id, "--json"), new)
+    until = datetime.fromisoformat(rotated["previous_secret_valid_until"])
+    assert timedelta(days=6, hours=23) < until - datetime.now(UTC) <= timedelta(days=7)
+    shown = hawiya.json("clients", "show", client_id, "--json")
+    assert shown["previous_secret_valid_until"] == rotated["previous_secret_valid_until"]
+    assert not _secret_leaks(json.dumps(shown), new) and not _secret_leaks(json.dumps(shown), old)
 
+    again = hawiya.json("clients", "rotate-secret", client_id, "--overlap-days", "1", "--json")
     registry = hawiya.registry()
     try:
-        client = registry.clients.show(client_id)
-        assert client.check_client_secret(new)
-        assert not client.check_client_secret(old)
+        client = registry.clients.active(client_id)
+        assert client is not None
+        assert client.check_client_secret(again["client_secret"]) and client.check_client_secret(new)
+        assert not client.check_client_secret(old)  # the first secret stops: two at most
+        events = audit_events(registry, "client.secret_rotated")
+        assert events[0]["detail"]["previous_valid_until"] == again["previous_secret_valid_until"]
     finally:
         registry.close()
+
+
+def test_rotate_secret_now_cuts_the_old_one_off(hawiya: Instance) -> None:
+    created = _create_client(hawiya)
+    client_id, old = created["client_id"], created["client_secret"]
+    plain = hawiya.ok("clients", "rotate-secret", client_id, "--now")
+    assert "no longer works" in plain
+    registry = hawiya.registry()
+    try:
+        client = registry.clients.active(client_id)
+        assert client is not None and not client.check_client_secret(old)
+        assert audit_events(registry, "client.secret_rotated")[0]["detail"] == {"previous_valid_until": None}
+    finally:
+        registry.close()
+    too_long = hawiya.run("clients", "rotate-secret", client_id, "--overlap-days", "400")
+    assert too_long.returncode == 2 and "'--overlap-days': 400 is not in the range" in too_long.stderr
 
 
 def test_disable_stops_serving_a_client(hawiya: Instance) -> None:

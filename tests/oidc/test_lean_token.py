@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ import pytest
 from flask import Flask
 
 from idp.app import create_app
+from idp.clock import FrozenClock
 from idp.http.lean_token import LeanClientCredentials
 from idp.registry import Registry
 from tests.conftest import BOTH_BACKENDS, Backend, initialised, make_registry, make_settings
@@ -47,10 +49,10 @@ class Pair:
 
 
 @pytest.fixture
-def pair(tmp_path: Any, backend: Backend) -> Iterator[Pair]:
+def pair(tmp_path: Any, backend: Backend, clock: FrozenClock) -> Iterator[Pair]:
     settings = make_settings(tmp_path, backend)
-    registry = initialised(settings)
-    other = make_registry(dataclasses.replace(settings, lean_token_path=False))
+    registry = initialised(settings, clock)
+    other = make_registry(dataclasses.replace(settings, lean_token_path=False), clock)
     api = registry.clients.create(
         name="Records API client",
         redirect_uris=[],
@@ -249,13 +251,13 @@ def test_a_refused_secret_is_audited_by_the_full_path(pair: Pair) -> None:
     }
 
 
-def test_a_disabled_client_or_a_rotated_secret_stops_at_once(pair: Pair) -> None:
+def test_a_disabled_client_or_a_secret_rotated_without_overlap_stops_at_once(pair: Pair) -> None:
     auth = basic(pair.client_id, pair.secret)
     assert (
         post(pair.lean, "grant_type=client_credentials", authorization=auth, content_type=FORM).status_code
         == 200
     )
-    new_secret = pair.registry.clients.rotate_secret(pair.client_id)
+    new_secret = pair.registry.clients.rotate_secret(pair.client_id, overlap=timedelta(0)).client_secret
     assert (
         post(pair.lean, "grant_type=client_credentials", authorization=auth, content_type=FORM).status_code
         == 401
@@ -270,6 +272,23 @@ def test_a_disabled_client_or_a_rotated_secret_stops_at_once(pair: Pair) -> None
         post(pair.lean, "grant_type=client_credentials", authorization=fresh, content_type=FORM).status_code
         == 401
     )
+
+
+def test_a_rotated_secret_works_on_both_paths_until_its_overlap_ends(pair: Pair, clock: FrozenClock) -> None:
+    """The lean path and the full path agree: during the overlap both secrets authenticate; after
+    it only the new one does, even though the client's cached view was made before it ended."""
+    old = basic(pair.client_id, pair.secret)
+    rotated = pair.registry.clients.rotate_secret(pair.client_id, overlap=timedelta(hours=1))
+    new = basic(pair.client_id, rotated.client_secret)
+    for app in (pair.lean, pair.full):
+        for auth in (old, new):
+            got = post(app, "grant_type=client_credentials", authorization=auth, content_type=FORM)
+            assert got.status_code == 200, got.get_data(as_text=True)
+    clock.advance(3601)
+    for app in (pair.lean, pair.full):
+        for auth, status in ((old, 401), (new, 200)):
+            got = post(app, "grant_type=client_credentials", authorization=auth, content_type=FORM)
+            assert got.status_code == status
 
 
 @BOTH_BACKENDS

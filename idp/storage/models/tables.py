@@ -102,6 +102,10 @@ class Client(Base):
     sector_identifier_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: SHA-256 of the secret a rotation replaced, still accepted until ``previous_secret_expires_at``
+    #: (the overlap that lets an agency deploy the new secret without an outage).
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Consent(Base):
