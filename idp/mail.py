@@ -28,6 +28,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from idp.errors import ConfigurationError
+from idp.storage.files import private_folder
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class OutboxSender:
 
     def send(self, mail: Mail) -> None:
         """Write the message file (0600)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.eml"
         fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -103,7 +104,7 @@ class SmsOutboxSender:
 
     def send(self, message: TextMessage) -> None:
         """Write the message file (0600)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.txt"
         fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -63,6 +63,7 @@ from idp.sessions.sweeper import SessionSweeper
 from idp.settings import LOA_HIGH, LOA_LOW, LOA_SUBSTANTIAL, Settings
 from idp.storage.db import Database
 from idp.storage.ephemeral import EphemeralStore, open_store
+from idp.storage.files import private_folder
 from idp.storage.generation import Generation
 from idp.storage.repositories.accounts import AccountRepository
 from idp.storage.repositories.activation import ActivationCodeRepository
@@ -97,11 +98,15 @@ class Registry:
     @cached_property
     def db(self) -> Database:
         """The durable database."""
+        if self.settings.database_url.startswith("sqlite:"):
+            private_folder(self.settings.instance_path)
         return Database(self.settings.database_url)
 
     @cached_property
     def store(self) -> EphemeralStore:
         """The ephemeral store."""
+        if not self.settings.uses_redis:
+            private_folder(self.settings.instance_path)
         return open_store(self.settings, self.clock)
 
     @cached_property

@@ -106,7 +106,7 @@ def load_master_key(settings: Settings) -> bytes:
 
 def create_master_key_file(path: Path) -> bool:
     """Create a new random master key file (0600) unless one exists; True when created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     encoded = base64.b64encode(secrets.token_bytes(MASTER_KEY_BYTES)).decode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

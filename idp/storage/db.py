@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from idp.storage.files import private_file
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -99,9 +101,10 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
 
 
 def _ensure_sqlite_folder(url: str) -> None:
-    path = url.split("///", 1)[-1]
+    """The database file exists, 0600, before SQLite opens it (its companions inherit the mode)."""
+    path = url.split("///", 1)[-1].split("?", 1)[0]
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(path))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

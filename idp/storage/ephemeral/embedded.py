@@ -15,6 +15,7 @@ from pathlib import Path
 
 from idp.clock import Clock
 from idp.storage.ephemeral.base import Claimed
+from idp.storage.files import private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ephemeral (
@@ -59,7 +60,7 @@ class EmbeddedStore:
     def __init__(self, path: Path | str, *, clock: Clock) -> None:
         self._path = str(path)
         if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(self._path))
         self._clock = clock
         self._local = threading.local()
         self._writes = 0
