@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-drills test-remote-signer setup lint typecheck clean translations i18n interop-op bench bench-peer
+.PHONY: run test test-fast test-drills test-remote-signer test-lowest setup lint typecheck clean translations i18n interop-op bench bench-peer
 
 run: setup ## Set up and serve the IdP (localhost:8000) with demo data, and two demo agencies (127.0.0.1:8101, :8102)
 	$(BIN)/hawiya init
@@ -18,7 +18,7 @@ PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 test: test-fast test-drills ## Set up and run the whole suite: lint, types, tests, then the drills
 
 test-fast: setup interop-op bench-peer ## Lint, types and every test but the drills (the quick run during work)
-	$(BIN)/ruff check idp tests bench clients/python
+	$(BIN)/ruff check idp tests bench clients/python tools
 	$(BIN)/mypy
 	$(PYTEST) -m "not drill"
 	$(MAKE) test-remote-signer
@@ -28,6 +28,9 @@ test-drills: setup interop-op bench-peer ## The second stage: multi-process dril
 
 test-remote-signer: setup ## The protocol suites again, every signature made out of process (the HSM/KMS seam)
 	HAWIYA_TEST_SIGNER=remote $(PYTEST) -q -m "not drill" tests/conformance tests/e2e/test_third_party_clients.py tests/oidc/test_smoke_flow.py
+
+test-lowest: setup ## The direct dependencies at the lowest versions pyproject.toml allows (needs the package index; run when a floor changes)
+	$(BIN)/python tools/lowest_deps.py
 
 setup: $(STAMP) translations
 
@@ -74,7 +77,7 @@ bench-peer:
 	fi
 
 lint: setup
-	$(BIN)/ruff check idp tests bench clients/python
+	$(BIN)/ruff check idp tests bench clients/python tools
 
 typecheck: setup
 	$(BIN)/mypy
