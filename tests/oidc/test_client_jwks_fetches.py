@@ -218,7 +218,13 @@ class PooledServer(WSGIServer):
     """A WSGI server with a fixed pool of threads, like a gunicorn gthread worker's: a request
     that holds a thread keeps every later one waiting once the pool is busy."""
 
-    pool = ThreadPoolExecutor(4, thread_name_prefix="pooled-wsgi")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="pooled-wsgi")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.pool.shutdown(wait=True)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self.pool.submit(self._handle, request, client_address)
