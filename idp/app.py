@@ -129,6 +129,9 @@ def create_app(
         # Timed-out sessions end on time (and their agencies hear of it) without their browser;
         # one sweeper per process, claiming due sessions atomically.
         app.extensions["hawiya.session_sweeper"] = registry.session_sweeper.start()
+    if start_schedule:
+        # Clients' JWK Sets are refreshed before they expire, so token requests seldom fetch.
+        app.extensions["hawiya.client_key_refresher"] = registry.client_key_refresher.start()
     if settings.backchannel_logout_worker and start_schedule:
         # One per process (each gunicorn worker): jobs are claimed atomically, so they never clash.
         app.extensions["hawiya.logout_worker"] = registry.logout_worker.start()

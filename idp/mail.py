@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import os
 import smtplib
-import ssl
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from idp.errors import ConfigurationError
+from idp.outbound import Outbound
 from idp.storage.files import private_folder
 
 
@@ -118,20 +118,30 @@ def open_sms_sender(url: str, outbox: Path) -> SmsSender:
     raise ConfigurationError("HAWIYA_SMS_URL must be 'outbox'")
 
 
+class _Relay(smtplib.SMTP):
+    """smtplib over a connection the outbound boundary makes (operator policy: the name resolved
+    once and checked, the connection made within the deadline), TLS from the first byte when
+    ``tls`` is given (``smtps://``)."""
+
+    def __init__(self, outbound: Outbound, *, tls: Any | None) -> None:
+        self._outbound = outbound
+        self._tls = tls
+        super().__init__(timeout=outbound.policy.deadline)  # no host: connect() comes later
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        sock = self._outbound.connect(host, port)
+        return self._tls.wrap_socket(sock, server_hostname=host) if self._tls else sock
+
+
 class SmtpSender:
     """Sends through an SMTP relay over TLS only: STARTTLS, required, on ``smtp://``; TLS from the
-    start on ``smtps://``. The relay's certificate is verified against the system's CAs (or
-    ``context``'s)."""
+    start on ``smtps://``. The relay's certificate is verified against the system's CAs (and the
+    outbound CA bundle). The connection comes from the outbound boundary (operator policy), and
+    the whole conversation — connecting, TLS, login, the message — ends within its deadline: a
+    relay that stalls is cut off and the message retried later."""
 
     def __init__(
-        self,
-        url: str,
-        sender: str,
-        *,
-        user: str | None,
-        password: str | None,
-        context: ssl.SSLContext | None = None,
-        timeout: float = 10.0,
+        self, url: str, sender: str, *, user: str | None, password: str | None, outbound: Outbound
     ) -> None:
         parts = urlsplit(url)
         self._tls = parts.scheme == "smtps"
@@ -140,18 +150,15 @@ class SmtpSender:
         self._sender = sender
         self._user = user
         self._password = password
-        # create_default_context verifies the certificate and the host name.
-        self._context = context or ssl.create_default_context()
-        self._timeout = timeout
+        self._outbound = outbound
+        # Verifies the certificate and the host name.
+        self._context = outbound.tls
 
     def send(self, mail: Mail) -> None:
         """Deliver the message to the relay; SmtpTlsRequired when ``smtp://`` offers no STARTTLS."""
-        smtp: smtplib.SMTP
-        if self._tls:
-            smtp = smtplib.SMTP_SSL(self._host, self._port, context=self._context, timeout=self._timeout)
-        else:
-            smtp = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
-        with smtp:
+        smtp = _Relay(self._outbound, tls=self._context if self._tls else None)
+        with self._outbound.cut_at_deadline(lambda: smtp.sock), smtp:
+            smtp.connect(self._host, self._port)
             if not self._tls:
                 smtp.ehlo()
                 # Never fall back to clear text: the codes and links in Hawiya's mail, and the
@@ -165,10 +172,12 @@ class SmtpSender:
             smtp.send_message(_message(mail, self._sender))
 
 
-def open_sender(url: str, outbox: Path, sender: str, *, user: str | None, password: str | None) -> MailSender:
+def open_sender(
+    url: str, outbox: Path, sender: str, *, user: str | None, password: str | None, outbound: Outbound
+) -> MailSender:
     """The sender ``url`` names: ``outbox`` or an ``smtp://`` / ``smtps://`` URL."""
     if url == "outbox":
         return OutboxSender(outbox, sender)
     if url.startswith(("smtp://", "smtps://")):
-        return SmtpSender(url, sender, user=user, password=password)
+        return SmtpSender(url, sender, user=user, password=password, outbound=outbound)
     raise ConfigurationError("HAWIYA_MAIL_URL must be 'outbox' or an smtp:// or smtps:// URL")

@@ -5,6 +5,7 @@ Services are created lazily, so ``hawiya init`` can build what it needs before t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -44,11 +45,11 @@ from idp.keys.signer import Signer, SoftwareSigner, TokenVerifier
 from idp.mail import MailSender, SmsSender, open_sender, open_sms_sender
 from idp.oidc.backchannel import BackchannelLogout, LogoutWorker
 from idp.oidc.claims import SubjectService
-from idp.oidc.clients import ClientService
+from idp.oidc.clients import ClientService, fetch_sector_uris
 from idp.oidc.codes import CodeStore
 from idp.oidc.consent import ConsentService
 from idp.oidc.introspection import AccessTokens, Introspection
-from idp.oidc.jose import AssertionVerifier, ClientKeyCache
+from idp.oidc.jose import AssertionVerifier, ClientKeyCache, ClientKeyRefresher, fetch_client_keys
 from idp.oidc.logout import RpInitiatedLogout
 from idp.oidc.refresh import RefreshTokens
 from idp.oidc.revocation import TokenLedger
@@ -56,6 +57,7 @@ from idp.oidc.server import HawiyaServer
 from idp.oidc.session_tokens import SessionTokens
 from idp.oidc.tokens import TokenIssuer
 from idp.oidc.userinfo import UserinfoService
+from idp.outbound import Outbound, Policy
 from idp.outgoing import MessageQueue, MessageWorker, QueueingMailSender, QueueingSmsSender
 from idp.sessions.interactions import InteractionStore
 from idp.sessions.service import SessionService, Timeouts
@@ -146,7 +148,11 @@ class Registry:
     def signer(self) -> Signer:
         """The only place signatures are made: in process, or a signing service (HSM/KMS seam)."""
         if self.settings.signer_url:
-            return RemoteSigner(self.settings.signer_url, secret=self.settings.signer_secret or "")
+            return RemoteSigner(
+                self.settings.signer_url,
+                secret=self.settings.signer_secret or "",
+                outbound=self.operator_fetches,
+            )
         return SoftwareSigner(self.keystore)
 
     @cached_property
@@ -288,6 +294,7 @@ class Registry:
             settings.mail_from,
             user=settings.smtp_user,
             password=settings.smtp_password,
+            outbound=self.operator_fetches,
         )
 
     @cached_property
@@ -493,6 +500,7 @@ class Registry:
             self.clock,
             self.audit,
             provision_alg=lambda alg: self.keystore.ensure_keys((alg,)),
+            fetch_sector_uris=lambda url: fetch_sector_uris(self.agency_fetches, url),
             generation=Generation(self.store, "clients"),
         )
 
@@ -517,9 +525,10 @@ class Registry:
             self.signer,
             self.clock,
             self.audit,
+            # The agency policy, with the delivery timeout as its deadline.
+            Outbound(replace(Policy.agency(s), deadline=s.backchannel_logout_timeout)),
             issuer=s.issuer,
             max_attempts=s.backchannel_logout_attempts,
-            timeout=s.backchannel_logout_timeout,
         )
 
     @cached_property
@@ -574,11 +583,44 @@ class Registry:
         )
 
     @cached_property
+    def agency_fetches(self) -> Outbound:
+        """Fetches of URLs agencies control (jwks_uri, sector identifier, back-channel logout)."""
+        return Outbound(Policy.agency(self.settings))
+
+    @cached_property
+    def operator_fetches(self) -> Outbound:
+        """Connections to services the operator configures (the remote signer, the SMTP relay)."""
+        return Outbound(Policy.operator(self.settings))
+
+    @cached_property
+    def client_keys(self) -> ClientKeyCache:
+        """Clients' JWK Sets from their jwks_uri, kept in this process."""
+        s = self.settings
+        fetches = self.agency_fetches
+        return ClientKeyCache(
+            self.clock,
+            lambda url: fetch_client_keys(fetches, url),
+            refetch_interval=s.client_jwks_refetch_interval,
+            wait=s.client_jwks_wait,
+            ttl=s.client_jwks_ttl,
+            min_ttl=s.client_jwks_min_ttl,
+            max_ttl=s.client_jwks_max_ttl,
+            backoff=s.client_jwks_backoff,
+            backoff_max=s.client_jwks_backoff_max,
+        )
+
+    @cached_property
+    def client_key_refresher(self) -> ClientKeyRefresher:
+        """Refreshes clients' JWK Sets ahead of expiry (started by create_app)."""
+        return ClientKeyRefresher(self.client_keys)
+
+    @cached_property
     def assertions(self) -> AssertionVerifier:
         """private_key_jwt client assertions."""
         issuer = self.settings.issuer
-        cache = ClientKeyCache(self.clock, refetch_interval=self.settings.client_jwks_refetch_interval)
-        return AssertionVerifier(self.store, self.clock, cache, audiences=(f"{issuer}/token", issuer))
+        return AssertionVerifier(
+            self.store, self.clock, self.client_keys, audiences=(f"{issuer}/token", issuer)
+        )
 
     @cached_property
     def access_tokens(self) -> AccessTokens:
@@ -657,6 +699,10 @@ class Registry:
             self.logout_worker.stop()  # before the store and database it uses go
         if "message_worker" in self.__dict__:
             self.message_worker.stop()
+        if "client_key_refresher" in self.__dict__:
+            self.client_key_refresher.stop()
+        if "client_keys" in self.__dict__:
+            self.client_keys.close()
         if "audit" in self.__dict__:
             self.audit.close()  # the pending batch, before the database goes
         if "store" in self.__dict__:

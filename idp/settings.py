@@ -83,8 +83,37 @@ class Settings:
     #: Lifetime of a refresh token issued with ``offline_access`` consent, seconds (30 days).
     #: Without it, refresh tokens live only as long as the SSO session they were issued in.
     offline_refresh_ttl: int = 30 * 24 * 3600
+    #: Server-side fetches (idp/outbound.py, docs/outbound.md): the whole of one fetch — resolving
+    #: the name, connecting, TLS, the request and the last byte of the answer — must end within this
+    #: many seconds (a total, not per read: a server dripping one byte a second is cut off).
+    outbound_deadline: float = 5.0
+    #: The largest answer a fetch reads, bytes (a JWK Set, a sector identifier document); more fails.
+    outbound_max_bytes: int = 64 * 1024
+    #: ``http://host:port`` of a forward proxy for fetches of agency URLs (tunnelled with CONNECT to
+    #: the address Hawiya resolved and checked). Unset: direct. The environment's proxy variables
+    #: (``HTTPS_PROXY`` ...) are never used.
+    outbound_proxy: str | None = None
+    #: A PEM file of certificate authorities trusted for https fetches besides the system's (an
+    #: internal CA; the test suite's own).
+    outbound_ca_bundle: str = ""
     #: Least time between two fetches of a client's jwks_uri when an unknown kid shows up, seconds.
     client_jwks_refetch_interval: int = 10
+    #: How long a token request waits for a client's JWK Set being fetched, seconds; past it the
+    #: request is refused (``invalid_client``) and the fetch finishes in the background, within
+    #: ``outbound_deadline``, for the next request. The bound a slow agency host holds a worker.
+    client_jwks_wait: float = 2.0
+    #: How long a client's JWK Set is used before it is fetched again, seconds, when its answer has
+    #: no Cache-Control max-age; a max-age is honoured between the least and the most below. The
+    #: set is refreshed in the background shortly before it expires.
+    client_jwks_ttl: int = 3600
+    client_jwks_min_ttl: int = 60
+    client_jwks_max_ttl: int = 24 * 3600
+    #: After a failed fetch of a jwks_uri, no other fetch of it for this many seconds, doubled after
+    #: each further failure up to ``client_jwks_backoff_max`` (a dead host is not asked on every
+    #: request). The last good keys serve meanwhile, for at most ``client_jwks_max_ttl`` after they
+    #: were fetched.
+    client_jwks_backoff: int = 5
+    client_jwks_backoff_max: int = 600
     #: How long relying parties may cache the JWKS (its Cache-Control max-age), seconds. A new key
     #: is published at least this long before it signs, so the two can never contradict.
     jwks_max_age: int = 300
@@ -337,6 +366,7 @@ class Settings:
                 "password lengths must satisfy 8 <= HAWIYA_PASSWORD_MIN_LENGTH_MFA"
                 " <= HAWIYA_PASSWORD_MIN_LENGTH"
             )
+        self._validate_outbound()
         for name in (
             "code_ttl",
             "access_token_ttl",
@@ -352,6 +382,7 @@ class Settings:
             "keepalive",
             "offline_refresh_ttl",
             "client_jwks_refetch_interval",
+            "client_jwks_backoff",
             "jwks_max_age",
             "factor_max_failures",
             "ip_max_failures",
@@ -373,6 +404,31 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")
+
+    def _validate_outbound(self) -> None:
+        if not 0 < self.outbound_deadline <= 60:
+            raise ConfigurationError("HAWIYA_OUTBOUND_DEADLINE must be between 0 and 60 seconds")
+        if not 1024 <= self.outbound_max_bytes <= 16 * 1024 * 1024:
+            raise ConfigurationError("HAWIYA_OUTBOUND_MAX_BYTES must be between 1 KiB and 16 MiB")
+        if self.outbound_proxy:
+            proxy = urlsplit(self.outbound_proxy)
+            if proxy.scheme != "http" or not proxy.hostname or proxy.path not in ("", "/"):
+                raise ConfigurationError("HAWIYA_OUTBOUND_PROXY must be an http://host:port URL")
+        if self.outbound_ca_bundle and not Path(self.outbound_ca_bundle).is_file():
+            raise ConfigurationError("HAWIYA_OUTBOUND_CA_BUNDLE must name a PEM file")
+        if not 0 < self.client_jwks_wait <= self.outbound_deadline:
+            raise ConfigurationError(
+                "HAWIYA_CLIENT_JWKS_WAIT must be positive and at most HAWIYA_OUTBOUND_DEADLINE"
+            )
+        if not 0 < self.client_jwks_min_ttl <= self.client_jwks_ttl <= self.client_jwks_max_ttl:
+            raise ConfigurationError(
+                "JWKS cache lifetimes must satisfy 0 < HAWIYA_CLIENT_JWKS_MIN_TTL <= HAWIYA_CLIENT_JWKS_TTL"
+                " <= HAWIYA_CLIENT_JWKS_MAX_TTL"
+            )
+        if not 0 < self.client_jwks_backoff <= self.client_jwks_backoff_max:
+            raise ConfigurationError(
+                "HAWIYA_CLIENT_JWKS_BACKOFF must be positive and at most HAWIYA_CLIENT_JWKS_BACKOFF_MAX"
+            )
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -411,6 +467,8 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
     try:
         if text == "int":
             return int(raw)
+        if text == "float":
+            return float(raw)
         if text == "bool":
             if raw.lower() in ("1", "true", "yes", "on"):
                 return True

@@ -17,13 +17,10 @@ made to refuse the next one as a replay.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import secrets
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -34,6 +31,7 @@ from idp.clock import Clock
 from idp.errors import HawiyaError
 from idp.keys.signer import Signer
 from idp.oidc.clients import ClientService, RegisteredClient
+from idp.outbound import Outbound, OutboundError
 from idp.sessions.service import SsoSession
 from idp.storage.ephemeral import EphemeralStore
 from idp.storage.ephemeral.base import Claimed
@@ -116,40 +114,17 @@ class Delivery:
     retry_in: int | None = None
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not an instruction: the token goes to the registered URI only."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        """Never follow (urllib then raises the 3xx as an HTTPError)."""
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def post_logout_token(uri: str, token: str, *, timeout: float) -> int:
-    """POST ``logout_token`` form-encoded to ``uri`` (section 2.5) and return the HTTP status the
-    agency answered; OSError (refused, timed out ...) or HTTPException when it gave no answer."""
-    request = urllib.request.Request(  # noqa: S310 - https or loopback, checked at registration
+def post_logout_token(outbound: Outbound, uri: str, token: str) -> int:
+    """POST ``logout_token`` form-encoded to ``uri`` (section 2.5) through the outbound boundary
+    (agency policy: never a redirect, within the deadline) and return the HTTP status the agency
+    answered; OutboundError when it gave none (a redirect's status is on the error)."""
+    answer = outbound.post(
         uri,
-        data=urllib.parse.urlencode({"logout_token": token}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "Hawiya"},
+        urllib.parse.urlencode({"logout_token": token}).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        read_body=False,  # only the status matters (section 2.8)
     )
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            response.read(MAX_ANSWER)
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()  # it holds the open response
-        return int(exc.code)
-
-
-def _failure(exc: Exception) -> str:
-    """A short name for why an agency gave no answer (urllib wraps the socket's error)."""
-    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, Exception):
-        return type(exc.reason).__name__
-    return type(exc).__name__
+    return answer.status
 
 
 class BackchannelLogout:
@@ -163,10 +138,10 @@ class BackchannelLogout:
         signer: Signer,
         clock: Clock,
         audit: AuditLog,
+        outbound: Outbound,
         *,
         issuer: str,
         max_attempts: int = len(BACKOFF) + 1,
-        timeout: float = 5.0,
         backoff: Sequence[int] = BACKOFF,
     ) -> None:
         if max_attempts < 1 or not backoff:
@@ -179,9 +154,10 @@ class BackchannelLogout:
         self._clock = clock
         self._audit = audit
         self._issuer = issuer
+        #: The agency policy, its deadline the delivery timeout.
+        self._outbound = outbound
         self._max_attempts = max_attempts
-        self._timeout = timeout
-        self._lease = LEASE + timeout
+        self._lease = LEASE + outbound.policy.deadline
         self._backoff = tuple(backoff)
         self._on_enqueue: list[Callable[[], None]] = []
 
@@ -268,9 +244,10 @@ class BackchannelLogout:
         try:
             token = self.logout_token(client, account_id=job.account_id, sid=job.sid)
             jti = token.jti
-            status = post_logout_token(uri, token.value, timeout=self._timeout)
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            error = _failure(exc)  # refused, timed out, reset, a broken answer
+            status = post_logout_token(self._outbound, uri, token.value)
+        except OutboundError as exc:
+            # Refused, timed out, reset, a broken answer; a redirect is an answer, never followed.
+            status, error = exc.status, None if exc.status else exc.cause
         except HawiyaError as exc:
             error = exc.code  # no signature (the signing service is away): try again later
         except Exception as exc:

@@ -22,9 +22,28 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The edge: where Flask's request, session and g may live (docs/architecture.md section 2).
 EDGE = ("idp/*/views.py", "idp/http/*", "idp/app.py", "idp/wsgi.py", "idp/cli.py")
 #: Leaves, importable from anywhere, importing (almost) nothing themselves.
-LEAVES = ("idp.settings", "idp.errors", "idp.clock", "idp.audit.events")
+#: ``idp.outbound`` is the one door for server-side fetches (it imports only the settings).
+LEAVES = ("idp.settings", "idp.errors", "idp.clock", "idp.audit.events", "idp.outbound")
 FRAMEWORK = ("flask", "werkzeug", "flask_babel", "flask_wtf", "authlib.integrations")
 STORAGE_DRIVERS = ("sqlalchemy", "alembic", "psycopg")
+#: What opens outbound connections (HTTP clients, raw sockets, TLS): idp/outbound.py's alone.
+OUTBOUND_LIBRARIES = (
+    "urllib.request",
+    "urllib.error",
+    "http.client",
+    "socket",
+    "ssl",
+    "socketserver",
+    "asyncio",
+    "requests",
+    "httpx",
+    "urllib3",
+    "aiohttp",
+    "pycurl",
+    "ftplib",
+    "telnetlib",
+    "xmlrpc.client",
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,7 @@ RULES: tuple[Rule, ...] = (
             "idp/clock.py",
             "idp/audit/events.py",
             "idp/audit/__init__.py",
+            "idp/outbound.py",
         ),
         forbidden=("idp",),
         allowed=LEAVES,
@@ -125,6 +145,20 @@ RULES: tuple[Rule, ...] = (
         scope=("idp/*",),
         exempt=("idp/storage/ephemeral/redis.py",),
         forbidden=("redis",),
+    ),
+    Rule(
+        "f-outbound",
+        "every server-side fetch goes through idp/outbound.py: no other module opens a connection",
+        scope=("idp/*",),
+        exempt=("idp/outbound.py",),
+        forbidden=OUTBOUND_LIBRARIES,
+    ),
+    Rule(
+        "f-smtp",
+        "SMTP is spoken only in idp/mail.py (over a connection idp/outbound.py makes)",
+        scope=("idp/*",),
+        exempt=("idp/mail.py",),
+        forbidden=("smtplib",),
     ),
     Rule(
         "f-joserfc",
@@ -334,6 +368,12 @@ def _fake(path: str, source: str) -> Module:
         ("f-unsafe-jose", "idp/keys/signer.py", "from jose import jwt", "jose"),
         ("f-unsafe-jose", "idp/oidc/jose.py", "import jwt", "jwt"),
         ("f-pyotp", "idp/authn/password.py", "import pyotp", "pyotp"),
+        ("f-outbound", "idp/oidc/jose.py", "import urllib.request", "urllib.request"),
+        ("f-outbound", "idp/oidc/backchannel.py", "from http.client import HTTPConnection", "http.client"),
+        ("f-outbound", "idp/keys/remote.py", "def f():\n    import socket", "socket"),
+        ("f-outbound", "idp/mail.py", "import ssl", "ssl"),
+        ("f-outbound", "idp/oidc/clients.py", "import requests", "requests"),
+        ("f-smtp", "idp/outgoing.py", "import smtplib", "smtplib"),
         ("f-segno", "idp/authn/views.py", "import segno", "segno"),
         ("g-authn", "idp/authn/factors.py", "from idp.keys.sealing import Sealer", "idp.keys.sealing"),
         ("g-authn", "idp/authn/mfa.py", "from idp.sessions.service import X", "idp.sessions.service"),
@@ -366,6 +406,9 @@ def test_the_checker_catches(key: str, path: str, source: str, expected: str) ->
         ("idp/storage/ephemeral/redis.py", "import redis"),
         ("idp/authn/totp.py", "import pyotp"),
         ("idp/authn/qr.py", "import segno"),
+        ("idp/outbound.py", "import http.client, socket, ssl"),
+        ("idp/mail.py", "import smtplib"),
+        ("idp/keys/remote.py", "from idp.outbound import Outbound"),
         ("idp/authn/mfa.py", "from idp.accounts.service import AccountService"),
         ("idp/authn/views.py", "from idp.sessions.interactions import Interaction"),
         ("idp/authn/webauthn.py", "import webauthn"),

@@ -248,10 +248,11 @@ def test_the_signing_service_refuses_strangers_and_bodies_it_cannot_sign(remote_
     assert service.signatures == 1
 
     # RemoteSigner turns a refusal into KeyUnavailable, never an HTTP library's exception.
+    fetches = remote_idp.registry.operator_fetches
     with pytest.raises(KeyUnavailable):
-        RemoteSigner(service.url, secret="wrong").sign({"sub": "x"}, alg="ES256")
+        RemoteSigner(service.url, secret="wrong", outbound=fetches).sign({"sub": "x"}, alg="ES256")
     with pytest.raises(KeyUnavailable):
-        RemoteSigner(service.url, secret=secret).sign({"sub": "x"}, alg="HS256")
+        RemoteSigner(service.url, secret=secret, outbound=fetches).sign({"sub": "x"}, alg="HS256")
 
 
 # -- the service is down ---------------------------------------------------------------------------
@@ -270,7 +271,9 @@ def test_while_the_service_is_down_token_requests_get_a_clean_503_and_nothing_is
     service.stop()
 
     with pytest.raises(KeyUnavailable):
-        RemoteSigner(service.url, secret=secret, timeout=2).sign({"sub": "x"}, alg="ES256")
+        RemoteSigner(service.url, secret=secret, outbound=idp.registry.operator_fetches).sign(
+            {"sub": "x"}, alg="ES256"
+        )
     for grant, auth in (
         ({"grant_type": "client_credentials", "scope": API_SCOPE}, idp.api),
         ({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, idp.agency),

@@ -7,6 +7,7 @@ import dataclasses
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from idp.app import create_app
 from idp.clock import FrozenClock
 from idp.mail import Mail, SmtpSender, SmtpTlsRequired, TextMessage
+from idp.outbound import Outbound, Policy
 from idp.outgoing import QUEUE, MessageQueue
 from idp.registry import Registry
 from idp.settings import Settings
@@ -126,6 +128,9 @@ def test_text_messages_go_to_the_sms_outbox_by_default(registry: Registry) -> No
 
 # -- SMTP: TLS or nothing ---------------------------------------------------------------------------
 
+#: The relay is reached under the operator policy (private and loopback addresses allowed).
+OPERATOR = Outbound(Policy.operator(Settings()))
+
 
 class PlainRelay:
     """An SMTP relay on 127.0.0.1 that does not offer STARTTLS; records every command it hears."""
@@ -166,7 +171,11 @@ def plain_relay() -> Iterator[PlainRelay]:
 
 def test_smtp_refuses_a_relay_without_starttls(plain_relay: PlainRelay) -> None:
     sender = SmtpSender(
-        f"smtp://127.0.0.1:{plain_relay.port}", "no-reply@hawiya.test", user="hawiya", password="relay-pw"
+        f"smtp://127.0.0.1:{plain_relay.port}",
+        "no-reply@hawiya.test",
+        user="hawiya",
+        password="relay-pw",
+        outbound=OPERATOR,
     )
     with pytest.raises(SmtpTlsRequired):
         sender.send(MAIL)
@@ -178,9 +187,53 @@ def test_smtp_refuses_a_relay_without_starttls(plain_relay: PlainRelay) -> None:
 
 
 def test_smtps_verifies_the_relay_certificate() -> None:
-    sender = SmtpSender("smtps://relay.example:465", "no-reply@hawiya.test", user=None, password=None)
+    sender = SmtpSender(
+        "smtps://relay.example:465", "no-reply@hawiya.test", user=None, password=None, outbound=OPERATOR
+    )
     context = sender._context
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+def test_a_relay_that_drips_is_cut_off_at_the_operator_deadline() -> None:
+    # A relay that greets, then answers EHLO one byte every 0.3 s: each read gets its byte well
+    # within any per-read timeout, so only a total deadline ends the conversation.
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"220 relay.test ESMTP\r\n")
+            conn.recv(1024)
+            for byte in b"250-relay.test\r\n" * 20:
+                if stop.wait(0.3):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    outbound = Outbound(dataclasses.replace(OPERATOR.policy, deadline=1.0))
+    sender = SmtpSender(
+        f"smtp://127.0.0.1:{server.getsockname()[1]}",
+        "no-reply@hawiya.test",
+        user=None,
+        password=None,
+        outbound=outbound,
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(OSError):  # what the worker retries
+            sender.send(MAIL)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.close()
+        thread.join(5)
+    print(f"dripping relay cut after {took:.2f} s (deadline 1.0 s)")
+    assert took < 1.8
 
 
 # -- the worker: in every server process, or on its own -----------------------------------------------
