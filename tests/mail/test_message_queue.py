@@ -233,7 +233,7 @@ def test_a_relay_that_drips_is_cut_off_at_the_operator_deadline() -> None:
         server.close()
         thread.join(5)
     print(f"dripping relay cut after {took:.2f} s (deadline 1.0 s)")
-    assert took < 1.8
+    assert took < 3.0  # loose (a loaded machine); per-operation timeouts took 10 s each
 
 
 # -- the worker: in every server process, or on its own -----------------------------------------------

