@@ -1126,10 +1126,12 @@ def keys_reseal(actor: str) -> None:
     """Re-seal every key under the current master key (after deploying a new one)."""
     settings = Settings.from_env()
     count = _reseal_everything(_ready(_registry(settings)), actor=actor)
-    previous = previous_key_file(settings.master_key_file)
-    if previous.exists():
-        previous.unlink()
     click.echo(f"re-sealed {count} value(s) under the current master key; the previous key can go")
+    previous = previous_key_file(settings.master_key_file)
+    try:
+        previous.unlink(missing_ok=True)
+    except OSError:  # a read-only mount of a secret store: the store removes it
+        click.echo(f"could not delete {previous}: remove it where it comes from")
 
 
 # -- demo ---------------------------------------------------------------------------------------
