@@ -241,7 +241,7 @@ class KeyStore:
         )
         if not promoted:
             raise RotationRefused(
-                f"another process is rotating the {' or '.join(algs)} key; nothing was rotated: try again"
+                f"another process rotated a key of {', '.join(algs)} meanwhile; nothing was rotated: retry"
             )
         self._changed()
         done = []
@@ -276,7 +276,8 @@ class KeyStore:
         """Note, in the database, that this process serves the JWKS with its max-age: at most once
         per ``PUBLICATION_RENEWAL`` seconds. Rotations run elsewhere (a CLI configured with a
         shorter max-age, another server) then wait as long as this process lets relying parties
-        cache. Never raises: a database that is briefly away is tried again next time."""
+        cache. Never raises: a database that is briefly away is tried again one period later (the
+        record's leeway in ``cache_lifetime`` covers one missed renewal)."""
         now = self._clock.now()
         if now - self._published_at < PUBLICATION_RENEWAL:
             return
@@ -285,7 +286,6 @@ class KeyStore:
             self._repository.record_publication(self.jwks_max_age, now=self._now())
         except Exception:
             log.warning("could not record the JWKS max-age this process publishes", exc_info=True)
-            self._published_at = float("-inf")
 
     def cache_lifetime(self) -> int:
         """How long a relying party may hold a JWKS fetched now or lately: this process's max-age,
