@@ -31,8 +31,8 @@ from idp.accounts.organisations import ROLES, expiry_of
 from idp.accounts.service import Person
 from idp.authn import qr, totp
 from idp.errors import ConfigurationError, HawiyaError, InvalidInput, NotAllowed, NotFound
-from idp.keys.keystore import SUPPORTED_ALGS
-from idp.keys.sealing import create_master_key_file, previous_key_file
+from idp.keys.keystore import SUPPORTED_ALGS, RotationRefused
+from idp.keys.sealing import create_master_key_file, previous_key_file, start_master_key_rotation
 from idp.oidc.backchannel import LogoutWorker
 from idp.oidc.clients import MAX_SECRET_OVERLAP, SECRET_OVERLAP
 from idp.outgoing import MessageWorker
@@ -42,6 +42,9 @@ from idp.storage.ephemeral.worker import QueueWorker
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("idp.cli")
+#: Seconds ``keys rotate-master`` waits between installing the new key and re-sealing: a value
+#: being sealed under the old key at the swap is stored by then, and re-sealed with the rest.
+MASTER_KEY_HANDOVER = 1.0
 
 
 def _fail(message: str) -> None:
@@ -1065,10 +1068,20 @@ def keys_list(as_json: bool) -> None:
 @clean_errors
 @operation("keys.manage")
 def keys_rotate(alg: str | None, force: bool, as_json: bool, actor: str) -> None:
-    """Promote next keys to current, retire the old current keys, publish new next keys."""
+    """Promote next keys to current, retire the old current keys, publish new next keys.
+
+    Every algorithm rotates, or none: when one may not rotate yet, nothing changes and each
+    refusal is reported (one line per algorithm, exit status 2)."""
     keystore = _ready(_registry()).keystore
-    algs = [alg] if alg else sorted({info.alg for info in keystore.describe() if info.state == "current"})
-    done = [keystore.rotate(a, force=force, actor=actor) for a in algs]
+    algs = [alg] if alg else keystore.signing_algs()
+    try:
+        done = keystore.rotate_all(algs, force=force, actor=actor)
+    except RotationRefused as refused:
+        for line in refused.refusals:
+            click.echo(f"hawiya: error: {line}", err=True)
+        if len(algs) > 1:
+            click.echo("hawiya: error: nothing was rotated: every algorithm rotates together", err=True)
+        sys.exit(2)
     if as_json:
         click.echo(json.dumps([asdict(r) for r in done]))
         return
@@ -1108,6 +1121,8 @@ def _reseal_everything(registry: Registry, *, actor: str) -> int:
 def keys_rotate_master(actor: str) -> None:
     """Embedded default: make a new master key file and re-seal every key under it, online.
 
+    Running processes follow the key files: they unseal with the old or the new key during the
+    rotation and seal under the new one from their next use of the key, without a restart.
     With HAWIYA_MASTER_KEY (production), deploy the new key as HAWIYA_MASTER_KEY and the old one as
     HAWIYA_PREVIOUS_MASTER_KEY to every process, then run `hawiya keys reseal`.
     """
@@ -1119,11 +1134,16 @@ def keys_rotate_master(actor: str) -> None:
     registry = _ready(_registry(settings))
     registry.keystore.check_unsealable()
     previous = previous_key_file(settings.master_key_file)
-    if previous.exists():
-        raise InvalidInput(f"{previous} exists: a rotation is unfinished; run `hawiya keys reseal` first")
-    settings.master_key_file.rename(previous)
-    create_master_key_file(settings.master_key_file)
-    count = _reseal_everything(_registry(settings), actor=actor)
+    try:
+        start_master_key_rotation(settings.master_key_file)
+    except FileExistsError:
+        raise InvalidInput(
+            f"{previous} exists: a rotation is unfinished; run `hawiya keys reseal` first"
+        ) from None
+    # Every process now unseals with either key and seals under the new one from its next use of
+    # the key; one that was sealing under the old key at that moment has written it after this.
+    time.sleep(MASTER_KEY_HANDOVER)
+    count = _reseal_everything(registry, actor=actor)  # its sealer follows the files too
     previous.unlink()
     click.echo(f"new master key in {settings.master_key_file}; re-sealed {count} value(s); back it up now")
 
@@ -1135,10 +1155,12 @@ def keys_reseal(actor: str) -> None:
     """Re-seal every key under the current master key (after deploying a new one)."""
     settings = Settings.from_env()
     count = _reseal_everything(_ready(_registry(settings)), actor=actor)
-    previous = previous_key_file(settings.master_key_file)
-    if previous.exists():
-        previous.unlink()
     click.echo(f"re-sealed {count} value(s) under the current master key; the previous key can go")
+    previous = previous_key_file(settings.master_key_file)
+    try:
+        previous.unlink(missing_ok=True)
+    except OSError:  # a read-only mount of a secret store: the store removes it
+        click.echo(f"could not delete {previous}: remove it where it comes from")
 
 
 # -- demo ---------------------------------------------------------------------------------------

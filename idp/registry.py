@@ -39,8 +39,9 @@ from idp.authn.webauthn import load_trust_anchors
 from idp.clock import Clock, SystemClock
 from idp.emails import MailRenderer
 from idp.keys.keystore import KeyFactory, KeyStore, generate_key
+from idp.keys.readiness import KeyReadiness
 from idp.keys.remote import RemoteSigner
-from idp.keys.sealing import Sealer, load_master_key, load_previous_master_keys
+from idp.keys.sealing import KeyFileSealer, Sealer
 from idp.keys.signer import Signer, SoftwareSigner, TokenVerifier
 from idp.mail import MailSender, SmsSender, open_sender, open_sms_sender
 from idp.oidc.backchannel import BackchannelLogout, LogoutWorker
@@ -126,8 +127,8 @@ class Registry:
 
     @cached_property
     def sealer(self) -> Sealer:
-        """Sealing under the master key."""
-        return Sealer(load_master_key(self.settings), load_previous_master_keys(self.settings))
+        """Sealing under the master key (following the key files while the process runs)."""
+        return KeyFileSealer(self.settings)
 
     @cached_property
     def keystore(self) -> KeyStore:
@@ -154,6 +155,18 @@ class Registry:
                 outbound=self.operator_fetches,
             )
         return SoftwareSigner(self.keystore)
+
+    @cached_property
+    def key_readiness(self) -> KeyReadiness:
+        """The readiness probe's proof that the keys work (an unseal and a signature)."""
+        return KeyReadiness(
+            self.keystore,
+            self.sealer,
+            self.signer,
+            self.verifier,
+            self.clock,
+            check_unseal=not self.settings.signer_url,
+        )
 
     @cached_property
     def verifier(self) -> TokenVerifier:

@@ -11,6 +11,7 @@ may make it sign, so a relying party that honours Cache-Control already has it.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from idp.errors import HawiyaError, InvalidInput, KeyUnavailable, NotFound
 from idp.keys.sealing import Sealer
 from idp.storage.generation import Cached, Generation
 from idp.storage.models import InstanceSecret, SigningKey
-from idp.storage.repositories.keys import KeyRepository
+from idp.storage.repositories.keys import KeyRepository, Promotion
 
 #: Algorithms Hawiya signs with (RSA keys are 3072-bit).
 SUPPORTED_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
@@ -35,8 +36,11 @@ SUPPORTED_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
 #: start (ES256 signs access tokens; RS256 is the OIDC default for ID tokens).
 INITIAL_ALGS = SUPPORTED_ALGS
 PUBLISHED_STATES = ("next", "current", "retired")
+#: How often a serving process renews its record of the JWKS max-age it publishes (seconds).
+PUBLICATION_RENEWAL = 60
 T = TypeVar("T")
 ALL_STATES = ("next", "current", "retired", "revoked")
+log = logging.getLogger("idp.keys")
 
 
 class Resealable(Protocol):
@@ -48,10 +52,15 @@ class Resealable(Protocol):
 
 
 class RotationRefused(HawiyaError):
-    """A rotation would make a key sign before relying parties can have fetched it."""
+    """A rotation would make a key sign before relying parties can have fetched it. ``refusals``
+    holds one message per algorithm refused (when several were asked for, nothing rotated)."""
 
     code = "rotation_refused"
     status = 409
+
+    def __init__(self, message: str, *, refusals: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.refusals = list(refusals) or [message]
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,7 @@ class KeyStore:
         self.jwks_max_age = jwks_max_age
         self._max_token_ttl = max_token_ttl
         self._unsealed: dict[str, Key] = {}
+        self._published_at = float("-inf")
         #: What is read on each request (the rows of the live keys, the published key set), until
         #: a change below moves the generation. None: read the database every time.
         self._cache: Cached[Any] | None = Cached(generation) if generation else None
@@ -190,47 +200,105 @@ class KeyStore:
         """Promote ``alg``'s next key to current, retire the old current, create a new next.
 
         Refused (RotationRefused) while the next key has been published for less than one JWKS
-        cache lifetime, unless ``force`` (an emergency, when relying parties may briefly refetch).
+        cache lifetime (``cache_lifetime``), unless ``force`` (an emergency, when relying parties
+        may briefly refetch).
         """
-        if alg not in SUPPORTED_ALGS:
-            raise NotFound(f"unknown algorithm {alg!r}; supported: {', '.join(SUPPORTED_ALGS)}")
-        rows = [row for row in self._repository.in_states("current", "next") if row.alg == alg]
-        current = next((row for row in rows if row.state == "current"), None)
-        upcoming = next((row for row in rows if row.state == "next"), None)
-        if upcoming is None:
-            self._create(alg, state="next")
-            raise RotationRefused(
-                f"no {alg} key was published yet; one is now: rotate again in {self.jwks_max_age} s"
-            )
-        published_for = (self._now() - upcoming.created_at).total_seconds()
-        if published_for < self.jwks_max_age and not force:
-            wait = int(self.jwks_max_age - published_for) + 1
-            raise RotationRefused(
-                f"the next {alg} key {upcoming.kid} was published {int(published_for)} s ago; relying "
-                f"parties may cache the JWKS for {self.jwks_max_age} s: rotate again in {wait} s"
-            )
-        # The successor is stored in the promotion's transaction: a concurrent rotation that reads
+        return self.rotate_all((alg,), force=force, actor=actor)[0]
+
+    def rotate_all(
+        self, algs: Sequence[str], *, force: bool = False, actor: str | None = None
+    ) -> list[Rotation]:
+        """Rotate every algorithm of ``algs``, or none: each is checked first, then all are
+        promoted in one transaction. RotationRefused names every algorithm that may not rotate yet
+        (one message each in ``refusals``); nothing was rotated then."""
+        unknown = [alg for alg in algs if alg not in SUPPORTED_ALGS]
+        if unknown:
+            raise NotFound(f"unknown algorithm {unknown[0]!r}; supported: {', '.join(SUPPORTED_ALGS)}")
+        lifetime = self.cache_lifetime()
+        rows = self._repository.in_states("current", "next")
+        plans: list[tuple[str, SigningKey | None, SigningKey]] = []
+        refusals: list[str] = []
+        for alg in algs:
+            current = next((row for row in rows if row.alg == alg and row.state == "current"), None)
+            upcoming = next((row for row in rows if row.alg == alg and row.state == "next"), None)
+            refusal = self._refusal(alg, upcoming, lifetime=lifetime, force=force)
+            if refusal is not None:
+                refusals.append(refusal)
+            elif upcoming is not None:
+                plans.append((alg, current, upcoming))
+        if refusals:
+            raise RotationRefused("; ".join(refusals), refusals=refusals)
+        # Each successor is stored in its promotion's transaction: a concurrent rotation that reads
         # just after it then finds a (young) next key, never none (which would make it create a
         # second next key for this algorithm).
-        successor, successor_key = self._new_row(alg, state="next")
-        if not self._repository.promote(
-            alg,
-            current_kid=current.kid if current else None,
-            next_kid=upcoming.kid,
+        successors = [self._new_row(alg, state="next") for alg, _current, _upcoming in plans]
+        promoted = self._repository.promote_all(
+            [
+                Promotion(alg, current.kid if current else None, upcoming.kid, successor)
+                for (alg, current, upcoming), (successor, _key) in zip(plans, successors, strict=True)
+            ],
             now=self._now(),
-            successor=successor,
-        ):
-            raise RotationRefused(f"another process is rotating the {alg} key; try again")
-        self._unsealed[successor.kid] = successor_key
-        self._changed()
-        new_next = successor.kid
-        self._record_created(successor)
-        self._audit.record(
-            AuditEvent.SIGNING_KEY_ROTATED,
-            actor=actor,
-            detail={"alg": alg, "retired": current.kid if current else None, "current": upcoming.kid},
         )
-        return Rotation(alg, current.kid if current else None, upcoming.kid, new_next)
+        if not promoted:
+            raise RotationRefused(
+                f"another process rotated a key of {', '.join(algs)} meanwhile; nothing was rotated: retry"
+            )
+        self._changed()
+        done = []
+        for (alg, current, upcoming), (successor, successor_key) in zip(plans, successors, strict=True):
+            self._unsealed[successor.kid] = successor_key
+            self._record_created(successor)
+            self._audit.record(
+                AuditEvent.SIGNING_KEY_ROTATED,
+                actor=actor,
+                detail={"alg": alg, "retired": current.kid if current else None, "current": upcoming.kid},
+            )
+            done.append(Rotation(alg, current.kid if current else None, upcoming.kid, successor.kid))
+        return done
+
+    def _refusal(self, alg: str, upcoming: SigningKey | None, *, lifetime: int, force: bool) -> str | None:
+        """Why ``alg`` may not rotate now, or None."""
+        if upcoming is None:
+            self._create(alg, state="next")  # publish one now, so the next attempt can succeed
+            return f"no {alg} key was published yet; one is now: rotate again in {lifetime} s"
+        published_for = (self._now() - upcoming.created_at).total_seconds()
+        if published_for < lifetime and not force:
+            wait = int(lifetime - published_for) + 1
+            return (
+                f"the next {alg} key {upcoming.kid} was published {int(published_for)} s ago; relying "
+                f"parties may cache the JWKS for {lifetime} s: rotate again in {wait} s"
+            )
+        return None
+
+    # -- the published cache lifetime -----------------------------------------------------------
+
+    def record_publication(self) -> None:
+        """Note, in the database, that this process serves the JWKS with its max-age: at most once
+        per ``PUBLICATION_RENEWAL`` seconds. Rotations run elsewhere (a CLI configured with a
+        shorter max-age, another server) then wait as long as this process lets relying parties
+        cache. Never raises: a database that is briefly away is tried again one period later (the
+        record's leeway in ``cache_lifetime`` covers one missed renewal)."""
+        now = self._clock.now()
+        if now - self._published_at < PUBLICATION_RENEWAL:
+            return
+        self._published_at = now
+        try:
+            self._repository.record_publication(self.jwks_max_age, now=self._now())
+        except Exception:
+            log.warning("could not record the JWKS max-age this process publishes", exc_info=True)
+
+    def cache_lifetime(self) -> int:
+        """How long a relying party may hold a JWKS fetched now or lately: this process's max-age,
+        or a longer one a serving process recorded. A record counts until relying parties can
+        no longer hold what it allowed: its max-age after the renewal that would have followed
+        it (plus one renewal period of leeway for clocks), so a server long gone with a larger
+        value stops holding rotations back."""
+        now = self._now()
+        longest = self.jwks_max_age
+        for max_age, recorded_at in self._repository.publications():
+            if not _outlived(max_age, recorded_at, now):
+                longest = max(longest, max_age)
+        return longest
 
     def rotate_due(self, *, older_than_days: float) -> list[Rotation]:
         """Rotate every algorithm whose current key has signed for ``older_than_days`` (when its
@@ -277,6 +345,10 @@ class KeyStore:
         """Remove retired keys whose every token has expired; their kids."""
         cutoff = self._now() - timedelta(seconds=self._max_token_ttl + 60)
         pruned = self._repository.delete_retired_before(cutoff)
+        now = self._now()
+        for max_age, recorded_at in self._repository.publications():
+            if _outlived(max_age, recorded_at, now):
+                self._repository.forget_publication(max_age, recorded_at=recorded_at)
         if pruned:
             self._changed()
         for kid in pruned:
@@ -320,6 +392,10 @@ class KeyStore:
                     self._unsealed[row.kid] = key
                 return row.kid, key
         raise KeyUnavailable(f"no current {alg} signing key: run `hawiya init`")
+
+    def signing_algs(self) -> list[str]:
+        """The algorithms that have a current (signing) key."""
+        return sorted({row.alg for row in self._live_rows() if row.state == "current"})
 
     def current_kid(self, alg: str) -> str | None:
         """The kid that signs ``alg`` now."""
@@ -375,6 +451,11 @@ class KeyStore:
             row = self._repository.secret(name)
             assert row is not None  # noqa: S101 - just inserted, by us or a concurrent process
         return self._sealer.unseal(row.sealed_value, purpose=purpose)
+
+
+def _outlived(max_age: int, recorded_at: datetime, now: datetime) -> bool:
+    """True once no relying party can still hold a JWKS served under a record of ``max_age``."""
+    return now - recorded_at > timedelta(seconds=max_age + 2 * PUBLICATION_RENEWAL)
 
 
 def _import(raw: bytes) -> Key:

@@ -81,6 +81,7 @@ def discovery() -> Response:
 def jwks() -> Response:
     """The public signing keys."""
     reg = services()
+    reg.keystore.record_publication()  # rotations run elsewhere wait for this max-age too
     response = jsonify(reg.keystore.jwks())
     # The same setting bounds how soon a new key may sign (keys/keystore.py): never contradictory.
     response.headers["Cache-Control"] = f"public, max-age={reg.settings.jwks_max_age}"

@@ -29,7 +29,7 @@ from idp.storage.repositories.keys import KeyRepository
 from tests.conftest import PASSWORD
 from tests.support.agency import Agency, userinfo_status
 from tests.support.audit import audit_events
-from tests.support.cli import Instance, assert_clean_error, new_instance, succeeded
+from tests.support.cli import Instance, Result, assert_clean_error, new_instance, succeeded
 from tests.support.flask_person import FlaskPerson
 from tests.support.identity import national_id
 from tests.support.keys import leaks
@@ -135,9 +135,12 @@ def test_keys_list_shows_kid_alg_state_and_timestamps_never_key_material(hawiya:
 
 def test_keys_rotate_is_refused_while_the_next_keys_are_newly_published(hawiya: Instance) -> None:
     before = key_rows(hawiya)
-    for args in (("keys", "rotate"), ("keys", "rotate", "--alg", "PS256")):
-        line = assert_clean_error(hawiya.run(*args))
-        assert "rotate again in" in line and "cache the JWKS for 300 s" in line, line
+    line = assert_clean_error(hawiya.run("keys", "rotate", "--alg", "PS256"))
+    assert "rotate again in" in line and "cache the JWKS for 300 s" in line, line
+    lines = refusal_lines(hawiya.run("keys", "rotate"))
+    refused = [alg for alg in SUPPORTED_ALGS if any(f" {alg} " in line for line in lines)]
+    assert refused == list(SUPPORTED_ALGS), lines
+    assert all("cache the JWKS for 300 s" in line for line in lines[:-1])
     assert key_rows(hawiya) == before, "a refused rotation changes nothing"
 
 
@@ -161,6 +164,51 @@ def test_keys_rotate_succeeds_once_the_next_keys_are_one_cache_lifetime_old(hawi
     # The new next keys are newly published: they wait a cache lifetime of their own.
     line = assert_clean_error(hawiya.run("keys", "rotate", "--alg", "ES256", HAWIYA_JWKS_MAX_AGE="60"))
     assert rotations["ES256"]["next"] in line and "rotate again in" in line
+
+
+def refusal_lines(result: Result) -> list[str]:
+    """The lines of a refused ``keys rotate``: one per algorithm refused, then that nothing rotated."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert all(line.startswith("hawiya: error: ") for line in lines), lines
+    assert "nothing was rotated" in lines[-1]
+    return lines
+
+
+def age_next_keys(instance: Instance) -> None:
+    """Make every next key an hour old (published long before any cache lifetime here)."""
+    registry = instance.registry()
+    try:
+        with registry.db.transaction() as s:
+            s.execute(
+                update(SigningKey)
+                .where(SigningKey.state == "next")
+                .values(created_at=datetime.now(UTC) - timedelta(hours=1))
+            )
+    finally:
+        registry.close()
+
+
+def test_keys_rotate_rotates_every_algorithm_or_none(pristine: Path, tmp_path: Path) -> None:
+    instance = copy_of(pristine, tmp_path)
+    age_next_keys(instance)
+    instance.ok("keys", "rotate", "--alg", "PS256", "--force")  # new next keys for PS256 and RS256
+    instance.ok("keys", "rotate", "--alg", "RS256", "--force")
+    before = key_rows(instance)
+
+    lines = refusal_lines(instance.run("keys", "rotate"))
+    assert len(lines) == 3, lines
+    assert "the next PS256 key" in lines[0] and "the next RS256 key" in lines[1], lines
+    assert key_rows(instance) == before, "ES256 and EdDSA were not rotated either"
+
+    age_next_keys(instance)
+    output = instance.ok("keys", "rotate")
+    reported = [line.split(":")[0] for line in output.splitlines()]
+    assert sorted(reported) == sorted(SUPPORTED_ALGS), output
+    after = key_rows(instance)
+    for alg in SUPPORTED_ALGS:
+        assert by_state(after, alg)["current"] == by_state(before, alg)["next"], alg
 
 
 def test_keys_rotate_force_rotates_at_once(hawiya: Instance) -> None:

@@ -288,7 +288,7 @@ def test_healthz(app: Flask) -> None:
     assert response.json == {"status": "ok"}
 
 
-def test_readyz_checks_database_and_ephemeral_store(app: Flask) -> None:
+def test_readyz_checks_database_ephemeral_store_and_keys(app: Flask) -> None:
     response = app.test_client().get("/readyz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "checks": {"database": True, "ephemeral": True}}
+    assert response.json == {"status": "ok", "checks": {"database": True, "ephemeral": True, "keys": True}}

@@ -277,7 +277,7 @@ def test_a_rotation_racing_right_after_a_promotion_leaves_one_next_key(
     keystore = registry.keystore
     clock.advance(registry.settings.jwks_max_age)
     repository = keystore._repository
-    promote = repository.promote
+    promote = repository.promote_all
     raced: list[object] = []
 
     def promote_then_race(*args: Any, **kwargs: Any) -> bool:
@@ -289,7 +289,7 @@ def test_a_rotation_racing_right_after_a_promotion_leaves_one_next_key(
                 raced.append(refused)
         return won
 
-    monkeypatch.setattr(repository, "promote", promote_then_race)
+    monkeypatch.setattr(repository, "promote_all", promote_then_race)
     rotation = keystore.rotate("ES256")
     assert isinstance(raced[0], RotationRefused), raced
     assert states(registry, "ES256") == {

@@ -18,7 +18,7 @@ from idp.app import create_app
 from idp.clock import FrozenClock
 from idp.errors import KeyUnavailable
 from idp.keys.keystore import SUPPORTED_ALGS
-from idp.keys.sealing import Sealer, master_key_id
+from idp.keys.sealing import KeyFileSealer, Sealer, master_key_id, previous_key_file
 from idp.registry import Registry
 from idp.settings import Settings
 from idp.storage.models import InstanceSecret, SigningKey
@@ -172,6 +172,39 @@ def test_a_value_sealed_under_the_previous_key_unseals_while_that_key_is_configu
     assert Sealer(new).unseal(resealed, purpose="signing_key:k1") == b"private jwk"
     with pytest.raises(KeyUnavailable):
         Sealer(old).unseal(resealed, purpose="signing_key:k1")
+
+
+def write_key(path: Path, key: bytes) -> None:
+    path.write_text(base64.b64encode(key).decode() + "\n")
+
+
+def test_a_sealer_over_key_files_follows_them_and_one_from_the_environment_does_not(tmp_path: Path) -> None:
+    old, new = secrets.token_bytes(32), secrets.token_bytes(32)
+    key_file = tmp_path / "master.key"
+    write_key(key_file, old)
+    from_files = KeyFileSealer(Settings(instance_path=tmp_path, master_key_file=key_file))
+    from_env = KeyFileSealer(
+        Settings(instance_path=tmp_path, master_key_file=key_file, master_key=base64.b64encode(old).decode())
+    )
+    sealed = from_files.seal(b"secret", purpose="p")
+
+    # A rotation as rotate-master makes it: the old key beside the file, the new one in it.
+    write_key(previous_key_file(key_file), old)
+    write_key(key_file, new)
+    assert from_files.key_id == master_key_id(new), "seals under the new key at once"
+    assert from_files.unseal(sealed, purpose="p") == b"secret", "still opens what the old key sealed"
+    fresh = from_files.seal(b"secret", purpose="p")
+    assert from_env.key_id == master_key_id(old), "a key from the environment changes with a restart"
+    with pytest.raises(KeyUnavailable, match="another master key"):
+        from_env.unseal(fresh, purpose="p")
+
+    # A key file edited into something that is not a key: the last good keys stay, check says so.
+    key_file.write_text("oops\n")
+    assert from_files.unseal(fresh, purpose="p") == b"secret"
+    with pytest.raises(KeyUnavailable, match="master key files cannot be used"):
+        from_files.check()
+    write_key(key_file, new)
+    from_files.check()
 
 
 def test_a_sealed_value_is_bound_to_its_purpose() -> None:

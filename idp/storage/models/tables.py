@@ -201,6 +201,19 @@ class InstanceSecret(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class JwksPublication(Base):
+    """A JWKS ``Cache-Control: max-age`` that serving processes publish, and when one last said so.
+
+    Key rotation waits for the longest max-age recorded recently, not only for its own setting:
+    a CLI configured with a shorter max-age than the servers would otherwise rotate too early.
+    """
+
+    __tablename__ = "jwks_publications"
+
+    max_age: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Authenticator(Base):
     """Something a person holds that proves them as a second factor: a TOTP app or (later) a
     WebAuthn credential. It counts only once ``confirmed_at`` is set (a first valid code for TOTP,

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from idp.storage.db import Database
-from idp.storage.models import InstanceSecret, SigningKey
+from idp.storage.models import InstanceSecret, JwksPublication, SigningKey
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One algorithm's rotation: ``next_kid`` signs from now on, ``current_kid`` retires."""
+
+    alg: str
+    current_kid: str | None
+    next_kid: str
+    successor: SigningKey | None = None
 
 
 class KeyRepository:
@@ -44,40 +55,33 @@ class KeyRepository:
         except IntegrityError:
             return False
 
-    def promote(
-        self,
-        alg: str,
-        *,
-        current_kid: str | None,
-        next_kid: str,
-        now: datetime,
-        successor: SigningKey | None = None,
-    ) -> bool:
-        """Retire ``current_kid``, make ``next_kid`` current and store ``successor`` (the new next
-        key), in one transaction.
+    def promote_all(self, promotions: Sequence[Promotion], *, now: datetime) -> bool:
+        """For each promotion: retire its current key, make its next key current and store its
+        successor (the new next key); all in one transaction, or none.
 
-        Both updates are conditional on the states they expect, so of several processes rotating
-        at once exactly one succeeds and the others change nothing (True only for the winner).
+        Every update is conditional on the states it expects, so of several processes rotating at
+        once exactly one succeeds and the others change nothing (True only for the winner).
         """
         with self._db.transaction() as s:
-            promoted = s.execute(
-                update(SigningKey)
-                .where(SigningKey.kid == next_kid, SigningKey.state == "next", SigningKey.alg == alg)
-                .values(state="current", activated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            if promoted.rowcount != 1:  # type: ignore[attr-defined]
-                s.rollback()
-                return False
-            if current_kid is not None:
-                s.execute(
+            for p in promotions:
+                promoted = s.execute(
                     update(SigningKey)
-                    .where(SigningKey.kid == current_kid, SigningKey.state == "current")
-                    .values(state="retired", retired_at=now)
+                    .where(SigningKey.kid == p.next_kid, SigningKey.state == "next", SigningKey.alg == p.alg)
+                    .values(state="current", activated_at=now)
                     .execution_options(synchronize_session=False)
                 )
-            if successor is not None:
-                s.add(successor)
+                if promoted.rowcount != 1:  # type: ignore[attr-defined]
+                    s.rollback()
+                    return False
+                if p.current_kid is not None:
+                    s.execute(
+                        update(SigningKey)
+                        .where(SigningKey.kid == p.current_kid, SigningKey.state == "current")
+                        .values(state="retired", retired_at=now)
+                        .execution_options(synchronize_session=False)
+                    )
+                if p.successor is not None:
+                    s.add(p.successor)
             return True
 
     def revoke(self, kid: str, *, reason: str, now: datetime) -> SigningKey | None:
@@ -135,3 +139,36 @@ class KeyRepository:
                 .execution_options(synchronize_session=False)
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def record_publication(self, max_age: int, *, now: datetime) -> None:
+        """Note that a process serves the JWKS with ``max_age`` at ``now`` (one row per value)."""
+        for _attempt in range(2):
+            with self._db.transaction() as s:
+                renewed = s.execute(
+                    update(JwksPublication)
+                    .where(JwksPublication.max_age == max_age)
+                    .values(recorded_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if renewed.rowcount == 1:  # type: ignore[attr-defined]
+                    return
+            try:
+                with self._db.transaction() as s:
+                    s.add(JwksPublication(max_age=max_age, recorded_at=now))
+                return
+            except IntegrityError:
+                continue  # another process inserted it meanwhile: renew that row
+
+    def publications(self) -> list[tuple[int, datetime]]:
+        """(max-age, when last recorded) of every JWKS max-age a process has published."""
+        with self._db.transaction() as s:
+            return [(row.max_age, row.recorded_at) for row in s.scalars(select(JwksPublication))]
+
+    def forget_publication(self, max_age: int, *, recorded_at: datetime) -> None:
+        """Remove the record of ``max_age`` unless it was renewed after ``recorded_at``."""
+        with self._db.transaction() as s:
+            s.execute(
+                delete(JwksPublication).where(
+                    JwksPublication.max_age == max_age, JwksPublication.recorded_at <= recorded_at
+                )
+            )

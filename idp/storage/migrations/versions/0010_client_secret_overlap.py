@@ -1,7 +1,7 @@
 """a client's previous secret, accepted during the overlap of a rotation
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-07
 
 ``clients rotate-secret`` keeps the replaced secret's SHA-256 valid until a chosen time (7 days by
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0006'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
