@@ -34,6 +34,16 @@ LOCALES = ("ar", "en")
 #: The HTTP servers ``hawiya serve`` can run.
 SERVERS = ("gunicorn", "granian")
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: Seconds in a day, for the bounds below.
+DAY = 86400
+
+
+def bounded(default: Any, least: float, most: float) -> Any:
+    """A numeric setting's default and the values it may take, inclusive. Every int and float
+    field of Settings is declared through this (a test checks it), and ``Settings`` refuses a
+    value outside its bounds: no setting can be forgotten, and none can switch a protection off
+    (a throttle window of 0, a session without a timeout, Argon2id below OWASP's minimum)."""
+    return field(default=default, metadata={"bounds": (least, most)})
 
 
 @dataclass(frozen=True)
@@ -58,37 +68,37 @@ class Settings:
     #: File holding the master key; ``hawiya init`` creates it (0600) when absent.
     master_key_file: Path = Path("keys") / "master.key"
     #: Lifetime of an authorization code, seconds (60 s, single use).
-    code_ttl: int = 60
+    code_ttl: int = bounded(60, 1, 600)
     #: Lifetime of a JWT access token, seconds (RFC 9068; 5 minutes).
-    access_token_ttl: int = 300
+    access_token_ttl: int = bounded(300, 1, DAY)
     #: Lifetime of an ID token, seconds.
-    id_token_ttl: int = 600
+    id_token_ttl: int = bounded(600, 1, DAY)
     #: SSO session idle timeout at the low and substantial levels, seconds. NIST SP 800-63B-4
     #: asks at most 1 h at AAL2 and nothing at AAL1; low sessions get AAL2's limit too, because
     #: they also release a person's identity to agencies, often from shared computers.
-    session_idle_ttl: int = 3600
+    session_idle_ttl: int = bounded(3600, 1, DAY)
     #: SSO session absolute lifetime at the low and substantial levels, seconds, counted from
     #: sign-in. NIST allows 24 h at AAL2 (30 days at AAL1); 12 h covers a working day.
-    session_absolute_ttl: int = 12 * 3600
+    session_absolute_ttl: int = bounded(12 * 3600, 1, 30 * DAY)
     #: Idle timeout once a session reaches the high level, seconds (NIST AAL3: at most 15 min).
     #: A step-up to high shortens the session's remaining time to the high limits; they never
     #: exceed the two above (a stricter setting there applies to high sessions too).
-    session_idle_ttl_high: int = 15 * 60
+    session_idle_ttl_high: int = bounded(15 * 60, 1, 15 * 60)
     #: Absolute lifetime of a session at the high level, seconds, counted from sign-in (AAL3: 12 h).
-    session_absolute_ttl_high: int = 12 * 3600
+    session_absolute_ttl_high: int = bounded(12 * 3600, 1, 12 * 3600)
     #: How often each server process ends the sessions that timed out, seconds: their agencies
     #: hear of it (back-channel logout) at most this long after the timeout, even when the
     #: browser never comes back.
-    session_sweep_interval: int = 30
+    session_sweep_interval: int = bounded(30, 1, 3600)
     #: Lifetime of a refresh token issued with ``offline_access`` consent, seconds (30 days).
     #: Without it, refresh tokens live only as long as the SSO session they were issued in.
-    offline_refresh_ttl: int = 30 * 24 * 3600
+    offline_refresh_ttl: int = bounded(30 * 24 * 3600, 1, 365 * DAY)
     #: Server-side fetches (idp/outbound.py, docs/outbound.md): the whole of one fetch — resolving
     #: the name, connecting, TLS, the request and the last byte of the answer — must end within this
     #: many seconds (a total, not per read: a server dripping one byte a second is cut off).
-    outbound_deadline: float = 5.0
+    outbound_deadline: float = bounded(5.0, 0.001, 60)
     #: The largest answer a fetch reads, bytes (a JWK Set, a sector identifier document); more fails.
-    outbound_max_bytes: int = 64 * 1024
+    outbound_max_bytes: int = bounded(64 * 1024, 1024, 16 * 1024 * 1024)
     #: ``http://host:port`` of a forward proxy for fetches of agency URLs (tunnelled with CONNECT to
     #: the address Hawiya resolved and checked). Unset: direct. The environment's proxy variables
     #: (``HTTPS_PROXY`` ...) are never used.
@@ -97,77 +107,77 @@ class Settings:
     #: internal CA; the test suite's own).
     outbound_ca_bundle: str = ""
     #: Least time between two fetches of a client's jwks_uri when an unknown kid shows up, seconds.
-    client_jwks_refetch_interval: int = 10
+    client_jwks_refetch_interval: int = bounded(10, 1, 3600)
     #: How long a token request waits for a client's JWK Set being fetched, seconds; past it the
     #: request is refused (``invalid_client``) and the fetch finishes in the background, within
     #: ``outbound_deadline``, for the next request. The bound a slow agency host holds a worker.
-    client_jwks_wait: float = 2.0
+    client_jwks_wait: float = bounded(2.0, 0.001, 60)
     #: How long a client's JWK Set is used before it is fetched again, seconds, when its answer has
     #: no Cache-Control max-age; a max-age is honoured between the least and the most below. The
     #: set is refreshed in the background shortly before it expires.
-    client_jwks_ttl: int = 3600
-    client_jwks_min_ttl: int = 60
-    client_jwks_max_ttl: int = 24 * 3600
+    client_jwks_ttl: int = bounded(3600, 1, 7 * DAY)
+    client_jwks_min_ttl: int = bounded(60, 1, 7 * DAY)
+    client_jwks_max_ttl: int = bounded(24 * 3600, 1, 7 * DAY)
     #: After a failed fetch of a jwks_uri, no other fetch of it for this many seconds, doubled after
     #: each further failure up to ``client_jwks_backoff_max`` (a dead host is not asked on every
     #: request). The last good keys serve meanwhile, for at most ``client_jwks_max_ttl`` after they
     #: were fetched.
-    client_jwks_backoff: int = 5
-    client_jwks_backoff_max: int = 600
+    client_jwks_backoff: int = bounded(5, 1, DAY)
+    client_jwks_backoff_max: int = bounded(600, 1, DAY)
     #: How long relying parties may cache the JWKS (its Cache-Control max-age), seconds. A new key
     #: is published at least this long before it signs, so the two can never contradict.
-    jwks_max_age: int = 300
+    jwks_max_age: int = bounded(300, 1, DAY)
     #: Rotate signing keys automatically after this many days (0: only by `hawiya keys rotate`).
-    key_rotation_days: int = 0
+    key_rotation_days: int = bounded(0, 0, 3650)
     #: Back-channel logout (OIDC Back-Channel Logout 1.0): every server process runs a worker that
     #: delivers logout tokens to agencies. Turn off where ``hawiya logout-worker`` runs on its own.
     backchannel_logout_worker: bool = True
     #: Delivery attempts of one logout token before it is given up (and audited as abandoned); the
     #: retries wait 5 s, 30 s, 2 min, 10 min, then 1 h each (6: the last try about 73 min after logout).
-    backchannel_logout_attempts: int = 6
+    backchannel_logout_attempts: int = bounded(6, 1, 20)
     #: How long one delivery may take, seconds, before it counts as failed (redirects never followed).
-    backchannel_logout_timeout: int = 5
+    backchannel_logout_timeout: int = bounded(5, 1, 60)
     #: Sign through a signing service instead of in process (see idp/keys/remote.py).
     signer_url: str | None = None
     #: The shared secret the signing service expects.
     signer_secret: str | None = field(default=None, repr=False)
     #: How long a parked sign-in (the authorization request waiting for the person) lives, seconds.
-    interaction_ttl: int = 900
+    interaction_ttl: int = bounded(900, 1, DAY)
     #: Minimum password length where a password alone signs in (NIST SP 800-63B-4: 15).
-    password_min_length: int = 15
+    password_min_length: int = bounded(15, 15, 64)
     #: Minimum password length where a second factor is always required (NIST: 8).
-    password_min_length_mfa: int = 8
+    password_min_length_mfa: int = bounded(8, 8, 64)
     #: Argon2id memory cost in KiB (OWASP minimum 19 MiB), iterations and lanes.
-    argon2_memory_kib: int = 19 * 1024
-    argon2_iterations: int = 2
-    argon2_lanes: int = 1
+    argon2_memory_kib: int = bounded(19 * 1024, 19 * 1024, 4 * 1024 * 1024)
+    argon2_iterations: int = bounded(2, 2, 100)
+    argon2_lanes: int = bounded(1, 1, 64)
     #: Password attempts per (account, client address) allowed in ``signin_throttle_window``
     #: seconds; then the pair is blocked for the window, twice as long the next time, and so on up
     #: to ``signin_block_max`` seconds (idp/authn/throttle.py).
-    signin_max_failures: int = 10
-    signin_block_max: int = 86400
+    signin_max_failures: int = bounded(10, 1, 100)
+    signin_block_max: int = bounded(86400, 1, 30 * DAY)
     #: Password attempts per account from browsers that never signed in to it, from anywhere, in
     #: ``signin_account_window`` seconds (NIST SP 800-63B-4 3.2.2: at most 100).
-    signin_account_max_failures: int = 100
-    signin_account_window: int = 86400
+    signin_account_max_failures: int = bounded(100, 1, 100)
+    signin_account_window: int = bounded(86400, 1, 30 * DAY)
     #: How long a browser that signed in to an account is remembered as its device (passes the
     #: per-account cap), seconds.
-    device_cookie_ttl: int = 180 * 86400
+    device_cookie_ttl: int = bounded(180 * 86400, 1, 400 * DAY)
     #: Failed sign-ins or second-factor codes from one IP address, across accounts, in a window
     #: (stops one address spraying many accounts below each account's own limit).
-    ip_max_failures: int = 100
-    signin_throttle_window: int = 900
+    ip_max_failures: int = bounded(100, 1, 100_000)
+    signin_throttle_window: int = bounded(900, 1, DAY)
     #: Failed second-factor codes (TOTP or recovery) per account allowed in
     #: ``factor_throttle_window`` seconds (NIST SP 800-63B-4 3.2.2: at most 100 in a row).
-    factor_max_failures: int = 10
-    factor_throttle_window: int = 900
+    factor_max_failures: int = bounded(10, 1, 100)
+    factor_throttle_window: int = bounded(900, 1, DAY)
     #: Changes in the account area (adding or removing a factor, new recovery codes) need a
     #: sign-in or password re-entry at most this many seconds old.
-    reauth_max_age: int = 300
+    reauth_max_age: int = bounded(300, 1, 3600)
     #: WebAuthn relying-party ID: the issuer's host (default) or a registrable suffix of it.
     webauthn_rp_id: str = ""
     #: How long a passkey ceremony (its challenge) stays usable, seconds.
-    webauthn_timeout: int = 300
+    webauthn_timeout: int = bounded(300, 1, 3600)
     #: Attestation required of staff security keys: ``none`` (any authenticator) or ``direct`` (a
     #: certificate chain to one of ``attestation_trust_anchors``). People's ordinary passkeys are
     #: never asked for attestation (privacy): they reach ``substantial`` at most.
@@ -208,21 +218,21 @@ class Settings:
     mail_worker: bool = True
     #: Delivery attempts of one message before it is given up (and audited as abandoned); the
     #: retries wait 10 s, 1 min, 5 min, 30 min, then 2 h each.
-    mail_attempts: int = 6
+    mail_attempts: int = bounded(6, 1, 20)
     #: How long a "this wasn't me" link in a security notification stays usable, seconds (7 days).
-    not_me_ttl: int = 7 * 24 * 3600
+    not_me_ttl: int = bounded(7 * 24 * 3600, 1, 30 * DAY)
     #: How long an activation code (the first credential of a person created by staff or import)
     #: stays usable, seconds (7 days); a new code ends the earlier ones at once.
-    activation_ttl: int = 7 * 24 * 3600
+    activation_ttl: int = bounded(7 * 24 * 3600, 1, 30 * DAY)
     #: Visitors may create their own account at ``/register`` (an email code proves the address
     #: first). Citizens and residents never self-register: the national register is their source.
     self_registration: bool = True
     #: How long a self-registration waits for its email code, seconds (24 hours).
-    registration_ttl: int = 24 * 3600
+    registration_ttl: int = bounded(24 * 3600, 1, 7 * DAY)
     #: Require PKCE from confidential clients too (public clients always need it, RFC 9700 2.1.1).
     pkce_required_for_confidential: bool = False
     #: How many reverse proxies sit in front (their X-Forwarded-* headers are trusted); 0 = none.
-    trusted_proxies: int = 0
+    trusted_proxies: int = bounded(0, 0, 10)
     #: Language shown when the browser asks for none Hawiya speaks.
     default_locale: str = "ar"
     #: Log level of the ``idp`` logger.
@@ -232,13 +242,13 @@ class Settings:
     #: but slower on the sign-in pages in our runs; docs/performance.md).
     server: str = "gunicorn"
     #: Number of worker processes for ``hawiya serve``.
-    workers: int = 2
+    workers: int = bounded(2, 1, 64)
     #: Threads per worker (gunicorn's gthread worker, granian's blocking threads): a request
     #: waiting on the database or Redis lets another run; idle keep-alive connections cost none.
-    threads: int = 4
+    threads: int = bounded(4, 1, 256)
     #: Seconds an idle keep-alive connection stays open (above a load balancer's usual 60 s idle
     #: timeout, so the balancer, not Hawiya, closes it and never reuses a closing connection).
-    keepalive: int = 65
+    keepalive: int = bounded(65, 1, 3600)
     #: Answer valid client_credentials requests before Flask (idp/http/lean_token.py); false sends
     #: every token request through Flask and Authlib.
     lean_token_path: bool = True
@@ -311,7 +321,18 @@ class Settings:
 
     # -- validation -----------------------------------------------------------------------------
 
+    def _validate_bounds(self) -> None:
+        """Every numeric setting within the bounds its field declares (``bounded``)."""
+        for spec in dataclasses.fields(self):
+            if "bounds" not in spec.metadata:
+                continue
+            least, most = spec.metadata["bounds"]
+            value = getattr(self, spec.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not least <= value <= most:
+                raise ConfigurationError(f"HAWIYA_{spec.name.upper()} must be between {least:g} and {most:g}")
+
     def _validate(self) -> None:
+        self._validate_bounds()
         parts = urlsplit(self.issuer)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigurationError(f"HAWIYA_ISSUER must be an https URL, got {self.issuer!r}")
@@ -325,8 +346,6 @@ class Settings:
             raise ConfigurationError("HAWIYA_DATABASE_URL must be a sqlite: or postgresql URL")
         if self.ephemeral_url != "embedded" and not self.uses_redis:
             raise ConfigurationError("HAWIYA_EPHEMERAL_URL must be 'embedded' or a redis:// URL")
-        if self.key_rotation_days < 0:
-            raise ConfigurationError("HAWIYA_KEY_ROTATION_DAYS must be 0 (off) or a number of days")
         if self.signer_url and not self.signer_secret:
             raise ConfigurationError("HAWIYA_SIGNER_URL needs HAWIYA_SIGNER_SECRET")
         host = urlsplit(self.issuer).hostname or ""
@@ -359,75 +378,30 @@ class Settings:
             raise ConfigurationError(f"HAWIYA_SERVER must be one of {', '.join(SERVERS)}")
         if self.default_locale not in LOCALES:
             raise ConfigurationError(f"HAWIYA_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}")
-        if self.argon2_memory_kib < 19 * 1024 or self.argon2_iterations < 2:
-            raise ConfigurationError("Argon2id below OWASP's minimum (m=19 MiB, t=2) is not allowed")
         if not 8 <= self.password_min_length_mfa <= self.password_min_length:
             raise ConfigurationError(
                 "password lengths must satisfy 8 <= HAWIYA_PASSWORD_MIN_LENGTH_MFA"
                 " <= HAWIYA_PASSWORD_MIN_LENGTH"
             )
         self._validate_outbound()
-        for name in (
-            "code_ttl",
-            "access_token_ttl",
-            "id_token_ttl",
-            "session_idle_ttl",
-            "session_absolute_ttl",
-            "session_idle_ttl_high",
-            "session_absolute_ttl_high",
-            "session_sweep_interval",
-            "interaction_ttl",
-            "workers",
-            "threads",
-            "keepalive",
-            "offline_refresh_ttl",
-            "client_jwks_refetch_interval",
-            "client_jwks_backoff",
-            "jwks_max_age",
-            "factor_max_failures",
-            "ip_max_failures",
-            "signin_max_failures",
-            "signin_throttle_window",
-            "signin_block_max",
-            "signin_account_max_failures",
-            "signin_account_window",
-            "device_cookie_ttl",
-            "factor_throttle_window",
-            "reauth_max_age",
-            "webauthn_timeout",
-            "activation_ttl",
-            "registration_ttl",
-            "backchannel_logout_attempts",
-            "backchannel_logout_timeout",
-            "mail_attempts",
-            "not_me_ttl",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"HAWIYA_{name.upper()} must be positive")
 
     def _validate_outbound(self) -> None:
-        if not 0 < self.outbound_deadline <= 60:
-            raise ConfigurationError("HAWIYA_OUTBOUND_DEADLINE must be between 0 and 60 seconds")
-        if not 1024 <= self.outbound_max_bytes <= 16 * 1024 * 1024:
-            raise ConfigurationError("HAWIYA_OUTBOUND_MAX_BYTES must be between 1 KiB and 16 MiB")
         if self.outbound_proxy:
             proxy = urlsplit(self.outbound_proxy)
             if proxy.scheme != "http" or not proxy.hostname or proxy.path not in ("", "/"):
                 raise ConfigurationError("HAWIYA_OUTBOUND_PROXY must be an http://host:port URL")
         if self.outbound_ca_bundle and not Path(self.outbound_ca_bundle).is_file():
             raise ConfigurationError("HAWIYA_OUTBOUND_CA_BUNDLE must name a PEM file")
-        if not 0 < self.client_jwks_wait <= self.outbound_deadline:
+        if self.client_jwks_wait > self.outbound_deadline:
+            raise ConfigurationError("HAWIYA_CLIENT_JWKS_WAIT must be at most HAWIYA_OUTBOUND_DEADLINE")
+        if not self.client_jwks_min_ttl <= self.client_jwks_ttl <= self.client_jwks_max_ttl:
             raise ConfigurationError(
-                "HAWIYA_CLIENT_JWKS_WAIT must be positive and at most HAWIYA_OUTBOUND_DEADLINE"
-            )
-        if not 0 < self.client_jwks_min_ttl <= self.client_jwks_ttl <= self.client_jwks_max_ttl:
-            raise ConfigurationError(
-                "JWKS cache lifetimes must satisfy 0 < HAWIYA_CLIENT_JWKS_MIN_TTL <= HAWIYA_CLIENT_JWKS_TTL"
+                "JWKS cache lifetimes must satisfy HAWIYA_CLIENT_JWKS_MIN_TTL <= HAWIYA_CLIENT_JWKS_TTL"
                 " <= HAWIYA_CLIENT_JWKS_MAX_TTL"
             )
-        if not 0 < self.client_jwks_backoff <= self.client_jwks_backoff_max:
+        if self.client_jwks_backoff > self.client_jwks_backoff_max:
             raise ConfigurationError(
-                "HAWIYA_CLIENT_JWKS_BACKOFF must be positive and at most HAWIYA_CLIENT_JWKS_BACKOFF_MAX"
+                "HAWIYA_CLIENT_JWKS_BACKOFF must be at most HAWIYA_CLIENT_JWKS_BACKOFF_MAX"
             )
 
     # -- construction ---------------------------------------------------------------------------
