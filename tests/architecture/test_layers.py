@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The edge: where Flask's request, session and g may live (DESIGN.md, STYLE.md habit 2).
 EDGE = ("idp/*/views.py", "idp/http/*", "idp/app.py", "idp/wsgi.py", "idp/cli.py")
 #: Leaves, importable from anywhere, importing (almost) nothing themselves.
-LEAVES = ("idp.settings", "idp.errors", "idp.clock", "idp.audit.events")
+LEAVES = ("idp.settings", "idp.errors", "idp.clock", "idp.audit.events", "idp.inbound")
 FRAMEWORK = ("flask", "werkzeug", "flask_babel", "flask_wtf", "authlib.integrations")
 STORAGE_DRIVERS = ("sqlalchemy", "alembic", "psycopg")
 
@@ -115,6 +115,7 @@ RULES: tuple[Rule, ...] = (
             "idp/clock.py",
             "idp/audit/events.py",
             "idp/audit/__init__.py",
+            "idp/inbound.py",
         ),
         forbidden=("idp",),
         allowed=LEAVES,
