@@ -128,7 +128,9 @@ def _basic(client_id: str, secret: str) -> dict[str, str]:
 
 
 @BOTH_BACKENDS
-@pytest.mark.parametrize("client_id", [NUL, "x" * 10_000, "moh client", "مرحبا", "moh\n"], ids=repr)
+@pytest.mark.parametrize(
+    "client_id", [NUL, "x" * 10_000, "moh client", "مرحبا", "moh\n"], ids=lambda value: repr(value[:12])
+)
 def test_a_client_id_no_client_could_have_is_refused_without_a_server_error(
     app: Flask, world: World, client_id: str
 ) -> None:
@@ -170,7 +172,9 @@ def test_a_client_id_no_client_could_have_is_refused_without_a_server_error(
 
 @BOTH_BACKENDS
 @pytest.mark.parametrize(
-    "username", ["citizen\x00", "a\x00b", "x" * 10_000, "citi zen", "citizen\u202e"], ids=repr
+    "username",
+    ["citizen\x00", "a\x00b", "x" * 10_000, "citi zen", "citizen\u202e"],
+    ids=lambda value: repr(value[:12]),
 )
 def test_a_username_no_account_could_have_is_a_clear_400_page(
     app: Flask, world: World, username: str
