@@ -18,6 +18,7 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from idp.errors import InvalidInput, NotFound
 from idp.registry import Registry
 from tests.conftest import BOTH_BACKENDS, PASSWORD, World
 from tests.support.agency import Agency
@@ -185,7 +186,7 @@ def test_a_username_no_account_could_have_is_a_clear_400_page(
     response = person.browser.post("/signin", data={**fields, "username": username, "password": PASSWORD})
     assert response.status_code == 400, response.status_code
     html = response.get_data(as_text=True)
-    assert "letters, digits and . _ @ + - only" in html
+    assert 'id="signin-error"' in html and ". _ @ + -" in html  # the message, in either language
     assert "\x00" not in html
 
 
@@ -255,3 +256,26 @@ def test_the_error_page_url_never_carries_the_refused_scope_to_an_unverified_uri
     query = _authorize(world, scope="openid identity", redirect_uri="http://127.0.0.1:9999/evil")
     response = app.test_client().get("/authorize", query_string=query)
     assert response.status_code == 400 and "Location" not in response.headers
+
+
+@BOTH_BACKENDS
+@pytest.mark.parametrize("value", [NUL, "x" * 1000, "amal\n", "a b"], ids=lambda value: repr(value[:12]))
+def test_every_service_look_up_names_nothing_by_a_value_no_identifier_could_be(
+    registry: Registry, world: World, value: str
+) -> None:
+    # The services check before the query: the console, the CLI and the pages all go through them.
+    assert registry.clients.active(value) is None
+    assert registry.accounts.find(value) is None and registry.accounts.by_username(value) is None
+    assert registry.accounts.signin_record(value) is None
+    assert registry.organisations.find(value) is None
+    for refused in (
+        lambda: registry.clients.show(value),
+        lambda: registry.clients.disable(value),
+        lambda: registry.accounts.get(value),
+        lambda: registry.organisations.get(value),
+        lambda: registry.keystore.revoke(value, reason="test"),
+    ):
+        with pytest.raises(NotFound):
+            refused()
+    with pytest.raises(InvalidInput):
+        registry.clients.create(name="Odd", redirect_uris=[world.redirect_uri], client_id=value)
