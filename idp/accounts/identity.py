@@ -20,9 +20,9 @@ PROOFING_LEVELS = ("self_asserted", "document_check", "counter")
 STAFF_ROLES = ("admin", "key-officer", "auditor", "helpdesk")
 
 _WEIGHTS = (2, 1, 6, 3, 7, 9, 10, 5, 8, 4)
-_DIGITS = re.compile(r"^[0-9]{11}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_PASSPORT = re.compile(r"^[A-Z0-9]{5,20}$")
+_DIGITS = re.compile(r"[0-9]{11}")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_PASSPORT = re.compile(r"[A-Z0-9]{5,20}")
 
 
 def proofing_rank(level: str | None) -> int:
@@ -46,7 +46,7 @@ def check_digit(first_ten: str) -> int | None:
 
 def national_id_problem(value: str) -> str | None:
     """Why ``value`` is not a national identity number, or None when it is one."""
-    if not _DIGITS.match(value):
+    if not _DIGITS.fullmatch(value):
         return "a national identity number is 11 digits"
     if value[0] == "0":
         return "a national identity number does not start with 0"
@@ -64,7 +64,7 @@ def with_check_digit(first_ten: str) -> str | None:
 def normalise_country(value: str) -> str:
     """An ISO 3166-1 alpha-2 code in capitals (``kw`` -> ``KW``); ValueError otherwise."""
     code = value.strip().upper()
-    if not _COUNTRY.match(code):
+    if not _COUNTRY.fullmatch(code):
         raise ValueError("nationality must be a two-letter country code (ISO 3166-1), for example KW")
     return code
 
@@ -72,6 +72,6 @@ def normalise_country(value: str) -> str:
 def normalise_passport(value: str) -> str:
     """A passport number without spaces, in capitals; ValueError otherwise."""
     number = value.replace(" ", "").upper()
-    if not _PASSPORT.match(number):
+    if not _PASSPORT.fullmatch(number):
         raise ValueError("a passport number is 5-20 letters and digits")
     return number

@@ -50,7 +50,7 @@ COLUMNS = (
     "roles",
 )
 REQUIRED = ("type", "username")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: Columns compared with an existing account to decide "unchanged" (``type`` is ``account_type``).
 _COMPARED = {"type": "account_type", **{name: name for name in COLUMNS if name != "type"}}
 
@@ -176,7 +176,7 @@ class AccountImporter:
         raw_date = values.get("birthdate")
         if raw_date:
             try:
-                if not _DATE.match(raw_date):
+                if not _DATE.fullmatch(raw_date):
                     raise ValueError(raw_date)
                 birthdate = date.fromisoformat(raw_date)
             except ValueError:

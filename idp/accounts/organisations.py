@@ -27,6 +27,7 @@ from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 from idp.emails import MailRenderer
 from idp.errors import InvalidInput, NotAllowed, NotFound
+from idp.inbound import is_identifier
 from idp.mail import Mail, MailSender
 from idp.storage.models import Invitation, Membership, Organisation
 from idp.storage.repositories.organisations import (
@@ -43,14 +44,11 @@ MANAGING_ROLES = ("owner", "signatory")
 #: How long an invitation link works.
 INVITATION_TTL = timedelta(days=7)
 
-_NUMBER = re.compile(r"^[A-Za-z0-9-]{3,32}$")
-_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
-#: Ids and registration numbers are short and plain: anything else names nothing, and never reaches
-#: the database (PostgreSQL refuses NUL characters outright).
-_REF = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NUMBER = re.compile(r"[A-Za-z0-9-]{3,32}")
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: ``token_urlsafe(24)`` makes 32 characters; anything far from that is not a code of ours.
-_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_CODE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 #: Why a change was refused (``NotAllowed.code``), with the message an operator reads.
 REFUSALS = {
@@ -199,7 +197,7 @@ class Organisations:
     def create(self, *, registration_number: str, name: str, name_ar: str | None = None, actor: str) -> Org:
         """Register an organisation (active). Conflict when the number is taken."""
         number = registration_number.strip().upper()
-        if not _NUMBER.match(number):
+        if not _NUMBER.fullmatch(number):
             raise InvalidInput("a registration number is 3-32 letters, digits or hyphens")
         name = name.strip()
         if not name or len(name) > 300 or _CONTROL.search(name):
@@ -228,7 +226,7 @@ class Organisations:
 
     def get(self, org_id: str) -> Org:
         """The organisation with this id; NotFound otherwise."""
-        row = self._repository.by_id(org_id) if _REF.match(org_id) else None
+        row = self._repository.by_id(org_id) if is_identifier(org_id) else None
         if row is None:
             raise NotFound("no such organisation")
         return _org(row)
@@ -236,7 +234,7 @@ class Organisations:
     def find(self, ref: str) -> Org | None:
         """The organisation whose id or registration number is ``ref``, or None."""
         ref = ref.strip()
-        if not _REF.match(ref):
+        if not is_identifier(ref):
             return None
         row = self._repository.by_id(ref) or self._repository.by_number(ref.upper())
         return None if row is None else _org(row)
@@ -283,7 +281,7 @@ class Organisations:
         expires_at = self._future(expires_at)
         actor = self._actor(by, operator)
         org = self.get(org_id)
-        if not _REF.match(account_id):
+        if not is_identifier(account_id):
             raise NotFound("no such account")
         person = self._accounts.get(account_id)
         outcome = self._repository.grant(
@@ -322,7 +320,7 @@ class Organisations:
         """Take a person's role away (never the organisation's last owner). NotAllowed when refused."""
         actor = self._actor(by, operator)
         org = self.get(org_id)
-        if not _REF.match(account_id):
+        if not is_identifier(account_id):
             raise NotFound(REFUSALS["not_member"], code="not_member")
         outcome = self._repository.remove(
             org.id, account_id, granter_id=by, now=self._now(), check=_rule(None, by=by)
@@ -377,7 +375,7 @@ class Organisations:
         email = email.strip()
         if role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="bad_role")
-        if len(email) > 320 or not _EMAIL.match(email):
+        if len(email) > 320 or not _EMAIL.fullmatch(email):
             raise InvalidInput("email is not a valid address", code="bad_email")
         expires_at = self._future(expires_at)
         org = self.get(org_id)
@@ -409,7 +407,7 @@ class Organisations:
 
     def invitation(self, code: str) -> InvitationView | None:
         """What a still-valid invitation offers, or None (unknown, used or expired)."""
-        if not _CODE.match(code):
+        if not _CODE.fullmatch(code):
             return None
         row = self._repository.invitation(code_hash(code))
         if row is None or row.accepted_at is not None or row.expires_at <= self._now():
@@ -423,7 +421,7 @@ class Organisations:
         """Take up an invitation (once, before it expires, while the organisation is active and
         its inviter still may grant the role). NotFound for an unknown, used or expired code."""
         person = self._accounts.get(account_id)
-        if not _CODE.match(code):
+        if not _CODE.fullmatch(code):
             outcome, invitation = "unknown", None
         else:
             outcome, invitation = self._repository.accept(

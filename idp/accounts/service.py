@@ -22,6 +22,7 @@ from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 from idp.errors import InvalidInput, NotFound
+from idp.inbound import is_identifier
 from idp.settings import MFA_REQUIRED_ACCOUNT_TYPES
 from idp.storage.models import Account
 from idp.storage.repositories.accounts import AccountRepository
@@ -30,9 +31,9 @@ from idp.storage.repositories.accounts import AccountRepository
 ACCOUNT_TYPES = ("citizen", "resident", "visitor", "staff")
 #: Types whose identity number comes from the national register.
 REGISTERED_TYPES = ("citizen", "resident")
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{2,149}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{2,149}")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+_PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 class PasswordListener(Protocol):
@@ -239,12 +240,12 @@ class AccountService:
             raise InvalidInput(
                 f"account type must be one of {', '.join(ACCOUNT_TYPES)}", code="account_type_invalid"
             )
-        if not _USERNAME.match(new.username):
+        if not _USERNAME.fullmatch(new.username):
             raise InvalidInput(
                 "username must be 3-150 letters, digits or . _ @ + - and start with a letter or digit",
                 code="username_invalid",
             )
-        if new.email is not None and (len(new.email) > 320 or not _EMAIL.match(new.email)):
+        if new.email is not None and (len(new.email) > 320 or not _EMAIL.fullmatch(new.email)):
             raise InvalidInput("email is not a valid address", code="email_invalid")
         for label, value, limit in (
             ("name", new.name, 300),
@@ -254,7 +255,7 @@ class AccountService:
         ):
             if value is not None and len(value) > limit:
                 raise InvalidInput(f"the {label} has at most {limit} characters", code="name_too_long")
-        if new.phone is not None and not _PHONE.match(new.phone):
+        if new.phone is not None and not _PHONE.fullmatch(new.phone):
             raise InvalidInput(
                 "phone must be in international form, for example +96512345678", code="phone_invalid"
             )
@@ -349,19 +350,19 @@ class AccountService:
 
     def get(self, account_id: str) -> Person:
         """The account with this id; NotFound otherwise."""
-        row = self._repository.by_id(account_id)
+        row = self._repository.by_id(account_id) if is_identifier(account_id) else None
         if row is None:
             raise NotFound("no such account")
         return _person(row)
 
     def find(self, account_id: str) -> Person | None:
-        """The account with this id, or None."""
-        row = self._repository.by_id(account_id)
+        """The account with this id, or None (an id no account could have names none, unread)."""
+        row = self._repository.by_id(account_id) if is_identifier(account_id) else None
         return None if row is None else _person(row)
 
     def by_username(self, username: str) -> Person | None:
-        """The account with this username, or None."""
-        row = self._repository.by_username(username)
+        """The account with this username, or None (a value no username could be names none)."""
+        row = self._repository.by_username(username) if is_identifier(username) else None
         return None if row is None else _person(row)
 
     def list(self) -> Sequence[Person]:
@@ -375,7 +376,7 @@ class AccountService:
 
     def signin_record(self, username: str) -> SigninRecord | None:
         """The person and password hash for ``username``, or None."""
-        row = self._repository.by_username(username)
+        row = self._repository.by_username(username) if is_identifier(username) else None
         return None if row is None else SigninRecord(_person(row), row.password_hash)
 
     def replace_password_hash(self, account_id: str, phc: str) -> None:

@@ -21,13 +21,12 @@ from idp.admin import permissions
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditEntry, AuditLog
 from idp.errors import InvalidInput, NotAllowed, NotFound
+from idp.inbound import is_identifier
 from idp.keys.keystore import KeyStore, PublicKeyInfo, Rotation
 from idp.oidc.clients import ClientService, RegisteredClient
 
-#: What a username can be made of (anything else names nobody, and never reaches the database).
-_USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")
-#: Audit subjects and event names are short and plain.
-_FILTER = re.compile(r"^[A-Za-z0-9._:@+-]{1,150}$")
+#: Audit event names are lower-case words joined by dots (``signin.failed``).
+_EVENT = re.compile(r"[a-z0-9._]{1,64}")
 
 
 class FactorReader(Protocol):
@@ -114,7 +113,7 @@ class StaffAuthority:
     def operator(self, username: str, operation: str) -> str:
         """The audit actor for ``username`` running ``operation`` on the command line: NotAllowed
         (audited) unless it is an active staff account holding a role that allows it."""
-        named = _USERNAME.match(username) is not None
+        named = is_identifier(username) is not None
         person = self._accounts.by_username(username) if named else None
         if person is None or person.account_type != "staff":
             self._audit.record(
@@ -184,7 +183,7 @@ class StaffConsole:
 
     @staticmethod
     def _client_id(client_id: str) -> str:
-        if not _FILTER.match(client_id):
+        if not is_identifier(client_id):
             raise NotFound("no such client")
         return client_id
 
@@ -212,12 +211,12 @@ class StaffConsole:
         self._authorise(staff, "audit.read")
         event = (event or "").strip() or None
         subject = (subject or "").strip() or None
-        if event is not None and not _FILTER.match(event):
+        if event is not None and not _EVENT.fullmatch(event):
             raise InvalidInput("an event name is letters, digits, dots and underscores", code="bad_filter")
         if subject is not None:
-            if not _FILTER.match(subject):
+            if not is_identifier(subject):
                 raise InvalidInput("a subject is an account id or a username", code="bad_filter")
-            named = self._accounts.by_username(subject) if _USERNAME.match(subject) else None
+            named = self._accounts.by_username(subject) if is_identifier(subject) else None
             subject = named.id if named is not None else subject
         return self._audit.recent(event=event, subject=subject, limit=limit)
 
@@ -233,7 +232,7 @@ class StaffConsole:
         if by == "national_id":
             matches = self._accounts.existing(national_ids=[query], usernames=[])
             found = next((p for p in matches if p.national_id == query), None)
-        elif _USERNAME.match(query):
+        elif is_identifier(query):
             found = self._accounts.by_username(query)
         self._audit.record(
             AuditEvent.ACCOUNT_LOOKED_UP,
@@ -247,7 +246,7 @@ class StaffConsole:
     def person(self, staff: Person, account_id: str) -> PersonSummary:
         """One account by id (after a look-up); NotFound otherwise."""
         self._authorise(staff, "people.read")
-        found = self._accounts.find(account_id) if _FILTER.match(account_id) else None
+        found = self._accounts.find(account_id) if is_identifier(account_id) else None
         if found is None:
             raise NotFound("no such account")
         return self._summary(found)
@@ -274,7 +273,7 @@ class StaffConsole:
         """A new activation code for the account (its earlier codes stop working), to hand over
         once. A staff account's code sets a staff password: that needs ``staff.manage`` too."""
         self._authorise(staff, "people.activate", ip=ip)
-        person = self._accounts.find(account_id) if _FILTER.match(account_id) else None
+        person = self._accounts.find(account_id) if is_identifier(account_id) else None
         if person is None:
             raise NotFound("no such account")
         if person.account_type == "staff":

@@ -40,6 +40,7 @@ from idp.http.context import (
     set_cookie,
 )
 from idp.http.csrf import renew_form_session
+from idp.inbound import is_identifier
 from idp.sessions.interactions import Interaction
 from idp.settings import LOA_HIGH
 
@@ -120,7 +121,11 @@ def signin_submit() -> Response:
     """Check the credentials; then start the SSO session, or ask for the second step."""
     reg = services()
     interaction = _interaction()
-    username = request.form.get("username", "")[:150]
+    username = request.form.get("username", "").strip()
+    if username and not is_identifier(username):
+        # Not a username anyone could have (a NUL, a space, a letter outside ASCII): said plainly,
+        # and nothing is looked up or counted against an account.
+        return _page(interaction, error="username_invalid", status=400)
     password = request.form.get("password", "")[:1024]
     device = read_cookie(DEVICE_COOKIE)
     try:

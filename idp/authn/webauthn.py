@@ -50,6 +50,7 @@ from webauthn.helpers.structs import (
 )
 
 from idp.errors import ConfigurationError, InvalidInput
+from idp.inbound import InvalidJson, parse_json
 
 #: Signature algorithms Hawiya accepts for credentials: ES256, EdDSA, RS256 (WebAuthn L3 5.8.3's
 #: recommended set); the authenticator picks the first it supports.
@@ -154,11 +155,11 @@ def unb64url(text: str) -> bytes:
 
 def parse_credential(raw: str) -> dict[str, Any]:
     """The credential JSON a page posted, as a dict; PasskeyRejected when it is not one."""
-    if not raw or len(raw) > MAX_CREDENTIAL_JSON:
+    if not raw:
         raise PasskeyRejected("malformed")
     try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
+        value = parse_json(raw, what="the credential", max_bytes=MAX_CREDENTIAL_JSON)
+    except InvalidJson:
         raise PasskeyRejected("malformed") from None
     if not isinstance(value, dict) or not isinstance(value.get("id"), str):
         raise PasskeyRejected("malformed")

@@ -25,6 +25,7 @@ from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 from idp.errors import HawiyaError, InvalidInput, KeyUnavailable, NotFound
+from idp.inbound import is_identifier
 from idp.keys.sealing import Sealer
 from idp.storage.generation import Cached, Generation
 from idp.storage.models import InstanceSecret, SigningKey
@@ -318,7 +319,7 @@ class KeyStore:
         reason = reason.strip()
         if not reason:
             raise InvalidInput("a revocation needs a reason")
-        before = self._repository.revoke(kid, reason=reason, now=self._now())
+        before = self._repository.revoke(kid, reason=reason, now=self._now()) if is_identifier(kid) else None
         if before is None:
             raise NotFound(f"no key {kid!r} that can be revoked")
         self._changed()

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from idp.inbound import InvalidJson, parse_json
 from idp.oidc.claims import SCOPE_CLAIMS
 
 #: Every claim a person may release, and the scope that normally carries it.
@@ -61,13 +62,14 @@ class ClaimsRequest:
 
 
 def parse_claims_request(raw: str | None) -> ClaimsRequest:
-    """Parse the parameter; InvalidClaimsRequest when it is not a JSON object of the right shape."""
+    """Parse the parameter; InvalidClaimsRequest when it is not a JSON object of the right shape
+    (or is too large or nested too deeply to be one: a claims request is two levels deep)."""
     if not raw:
         return ClaimsRequest()
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise InvalidClaimsRequest("the claims parameter is not JSON") from None
+        data = parse_json(raw, what="the claims parameter")
+    except InvalidJson as refused:
+        raise InvalidClaimsRequest(str(refused)) from None
     if not isinstance(data, dict):
         raise InvalidClaimsRequest("the claims parameter must be a JSON object")
     members: dict[str, dict[str, Any]] = {}

@@ -24,6 +24,7 @@ from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 from idp.errors import InvalidInput, NotFound
+from idp.inbound import MAX_IDENTIFIER, is_identifier
 from idp.outbound import Outbound, OutboundError
 from idp.settings import ACR_VALUES, LOCAL_HOSTS
 from idp.storage.generation import Cached, Generation
@@ -52,7 +53,31 @@ SCOPES = (
     "offline_access",
 )
 DEFAULT_SCOPE = "openid profile email phone address"
-_API_SCOPE = re.compile(r"^[a-z][a-z0-9_.-]*:[a-z0-9_.:-]+$")
+_API_SCOPE = re.compile(r"[a-z][a-z0-9_.-]*:[a-z0-9_.:-]+")
+#: RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), tokens separated by one space.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def is_known_scope(value: str) -> bool:
+    """True for a scope Hawiya understands: an OpenID Connect scope it serves, or an API scope
+    (``records:read``) an agency may register. Anything else is ignored where it is asked for
+    (OIDC Core 3.1.2.1: scope values the server does not understand are ignored)."""
+    return value in SCOPES or _API_SCOPE.fullmatch(value) is not None
+
+
+def scope_problem(client: RegisteredClient, scope: str | None) -> str | None:
+    """Why ``scope`` may not be asked for by ``client`` (an ``invalid_scope`` description), or None:
+    a value outside RFC 6749 3.3's syntax, or a scope Hawiya knows that the client did not register
+    (asking for it is an error, not something dropped in silence). Unknown values pass."""
+    registered = set(client.scope.split())
+    for value in (scope or "").split(" "):
+        if not value:
+            continue  # runs of spaces: tolerated, as most servers do
+        if _SCOPE_TOKEN.fullmatch(value) is None:
+            return "the scope holds a character RFC 6749 3.3 does not allow in a scope value"
+        if is_known_scope(value) and value not in registered:
+            return f"the client is not registered for the scope {value}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -326,6 +351,8 @@ class ClientService:
         name = name.strip()
         if not name:
             raise InvalidInput("a client needs a name")
+        if client_id is not None and not is_identifier(client_id):
+            raise InvalidInput(f"a client id is 1 to {MAX_IDENTIFIER} visible ASCII characters")
         if auth_method not in AUTH_METHODS:
             raise InvalidInput(f"auth method must be one of {', '.join(AUTH_METHODS)}")
         unknown = [g for g in grant_types if g not in GRANT_TYPES]
@@ -350,7 +377,7 @@ class ClientService:
             if "#" in resource:
                 raise InvalidInput("a resource indicator must not contain a fragment (RFC 8707 2)")
         scopes = scope.split()
-        bad_scopes = [s for s in scopes if s not in SCOPES and not _API_SCOPE.match(s)]
+        bad_scopes = [s for s in scopes if s not in SCOPES and not _API_SCOPE.fullmatch(s)]
         if bad_scopes:
             raise InvalidInput(
                 f"unknown scope {bad_scopes[0]!r}; use {', '.join(SCOPES)} or an API scope like records:read"
@@ -423,7 +450,10 @@ class ClientService:
         return NewClient(_registered(row), secret)
 
     def active(self, client_id: str) -> RegisteredClient | None:
-        """The client if it exists and is active (what the protocol may serve)."""
+        """The client if it exists and is active (what the protocol may serve); a client id no
+        client could have (``is_identifier``) names none, without a database read."""
+        if not is_identifier(client_id):
+            return None
         if self._active is None:
             client = self._load_active(client_id)
         else:
@@ -447,7 +477,7 @@ class ClientService:
 
     def show(self, client_id: str) -> RegisteredClient:
         """The client whatever its status; NotFound otherwise."""
-        row = self._repository.get(client_id)
+        row = self._repository.get(client_id) if is_identifier(client_id) else None
         if row is None:
             raise NotFound(f"no client {client_id!r}")
         return _registered(row)
@@ -458,7 +488,7 @@ class ClientService:
 
     def disable(self, client_id: str, *, actor: str | None = None) -> RegisteredClient:
         """Stop serving a client (its tokens stop working at userinfo at once)."""
-        row = self._repository.update(client_id, status="disabled")
+        row = self._repository.update(client_id, status="disabled") if is_identifier(client_id) else None
         self._changed()
         if row is None:
             raise NotFound(f"no client {client_id!r}")
@@ -469,7 +499,8 @@ class ClientService:
         self, client_id: str, first_party: bool, *, actor: str | None = None
     ) -> RegisteredClient:
         """Mark a client first-party (consent implied) or not; audited."""
-        row = self._repository.update(client_id, first_party=first_party)
+        known = is_identifier(client_id)
+        row = self._repository.update(client_id, first_party=first_party) if known else None
         self._changed()
         if row is None:
             raise NotFound(f"no client {client_id!r}")

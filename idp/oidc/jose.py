@@ -24,6 +24,7 @@ from joserfc.errors import JoseError, UnsupportedAlgorithmError
 from joserfc.jwk import KeySet
 
 from idp.clock import Clock
+from idp.inbound import InvalidJson, check_json_bounds
 from idp.outbound import BadAnswer, Outbound, OutboundError
 from idp.storage.ephemeral import EphemeralStore
 from idp.storage.ephemeral.worker import QueueWorker
@@ -36,6 +37,8 @@ ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
 #: The longest lifetime an assertion may claim (exp - iat), seconds.
 MAX_ASSERTION_LIFETIME = 300
 LEEWAY = 30
+#: The longest client assertion read at all (a signed JWT of a few claims is well under 4 KiB).
+MAX_ASSERTION_BYTES = 16 * 1024
 
 
 class _AssertionRegistry(jws.JWSRegistry):
@@ -66,10 +69,30 @@ class AssertionClient:
     jwks_uri: str | None
 
 
-def unverified_client_id(assertion: str) -> str | None:
-    """The ``iss`` of an assertion, read before verification to find the client."""
+def _bounded(assertion: str) -> bytes:
+    """The assertion as bytes, once it and its payload are known to be of a sane size and depth
+    (joserfc bounds the header, not the payload); InvalidJson otherwise. Whether it is a JWS at
+    all is left to the callers."""
+    if len(assertion) > MAX_ASSERTION_BYTES:
+        raise InvalidJson("the client assertion is too large")
     try:
-        payload = json.loads(jws.extract_compact(assertion.encode()).payload)
+        raw = assertion.encode()
+    except UnicodeEncodeError:
+        raise InvalidJson("the client assertion is not UTF-8") from None
+    try:
+        payload = jws.extract_compact(raw).payload
+    except (JoseError, ValueError, TypeError, AttributeError):
+        return raw
+    check_json_bounds(payload, what="the client assertion's payload")
+    return raw
+
+
+def unverified_client_id(assertion: str) -> str | None:
+    """The ``iss`` of an assertion, read before verification to find the client; InvalidJson
+    when its payload is too large or nested too deeply to be read at all."""
+    raw = _bounded(assertion)
+    try:
+        payload = json.loads(jws.extract_compact(raw).payload)
     except (JoseError, ValueError, TypeError, AttributeError):
         return None
     issuer = payload.get("iss") if isinstance(payload, dict) else None
@@ -277,7 +300,9 @@ class AssertionVerifier:
     def verify(self, assertion: str, client: AssertionClient) -> dict[str, Any]:
         """The assertion's claims if it is valid for ``client``; InvalidAssertion otherwise."""
         try:
-            header = jws.extract_compact(assertion.encode()).protected
+            header = jws.extract_compact(_bounded(assertion)).protected
+        except InvalidJson as refused:
+            raise InvalidAssertion(str(refused)) from None
         except (JoseError, ValueError, TypeError):
             raise InvalidAssertion("the assertion is not a compact JWS") from None
         alg = header.get("alg")

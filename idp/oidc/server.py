@@ -30,6 +30,7 @@ from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.authn.results import AuthResult
 from idp.errors import KeyUnavailable
+from idp.inbound import InvalidJson, identifier_or_none
 from idp.oidc.claims import ActingFor, SubjectService, claims_for
 from idp.oidc.claims_request import ClaimsRequest, parse_claims_request
 from idp.oidc.clients import (
@@ -38,6 +39,7 @@ from idp.oidc.clients import (
     SCOPES,
     ClientService,
     RegisteredClient,
+    scope_problem,
 )
 from idp.oidc.codes import AuthorizationCode, CodeStore, code_hash
 from idp.oidc.jose import (
@@ -215,6 +217,14 @@ class AuthorizationCodeGrant(_IssuesTokens, grants.AuthorizationCodeGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
+    def validate_requested_scope(self) -> None:
+        """RFC 6749 3.3 and 4.1.2.1: a malformed scope value, or a scope Hawiya knows that the
+        client did not register, is ``invalid_scope`` (sent to the verified redirect_uri); values
+        Hawiya does not understand are dropped afterwards (``get_allowed_scope``)."""
+        problem = scope_problem(self.request.client, self.request.payload.scope)
+        if problem is not None:
+            raise InvalidScopeError(problem)
+
     def save_authorization_code(self, code: str, request: Any) -> None:
         """Store the code with everything the token response will need."""
         user: AuthorizedUser = request.user
@@ -331,6 +341,9 @@ class RefreshTokenGrant(_IssuesTokens, grants.RefreshTokenGrant):
         resource = self.request.form.get("resource")
         if resource and resource not in client.resources:
             raise InvalidTargetError("the resource is not registered for this client")
+        problem = scope_problem(client, self.request.payload.scope)
+        if problem is not None:
+            raise InvalidScopeError(problem)
         requested = set((self.request.payload.scope or "").split())
         if not requested:
             return  # the usual refresh: the granted scope again, nothing to read first
@@ -372,6 +385,9 @@ def client_credentials_scope(client: RegisteredClient, requested: str | None) ->
     """The scope of a client_credentials grant: the API scopes asked for, all of them registered by
     the client, else all its API scopes (never a personal scope: the client acts as itself).
     InvalidScopeError otherwise."""
+    problem = scope_problem(client, requested)
+    if problem is not None:
+        raise InvalidScopeError(problem)
     api_scopes = [s for s in client.scope.split() if s not in SCOPES]
     asked = (requested or "").split()
     if any(s not in api_scopes for s in asked):
@@ -403,6 +419,19 @@ class ClientCredentialsGrant(_IssuesTokens, grants.ClientCredentialsGrant):
         """Authlib's checks, then: only API scopes the client registered (no personal scopes)."""
         super().validate_token_request()
         self.request.scope = client_credentials_scope(self.request.client, self.request.payload.scope)
+
+
+def credentials_presented(headers: Any, form: Any) -> list[str]:
+    """The client authentication methods a token-endpoint request carries credentials for: HTTP
+    Basic, a ``client_secret`` in the body, a ``client_assertion``."""
+    presented = []
+    if str(headers.get("Authorization", "")).strip().split(" ", 1)[0].lower() == "basic":
+        presented.append("client_secret_basic")
+    if "client_secret" in form:
+        presented.append("client_secret_post")
+    if "client_assertion" in form or "client_assertion_type" in form:
+        presented.append("private_key_jwt")
+    return presented
 
 
 class HawiyaServer(AuthorizationServer):
@@ -458,6 +487,11 @@ class HawiyaServer(AuthorizationServer):
     def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> Any:
         """Authlib's client authentication, with every failure audited (never the credential)."""
         try:
+            presented = credentials_presented(request.headers, request.form)
+            if len(presented) > 1:
+                # RFC 6749 2.3: the client MUST NOT use more than one authentication method.
+                used = " and ".join(presented)
+                raise InvalidRequestError(f"use one client authentication method, not {used}")
             return super().authenticate_client(request, methods, endpoint)
         except OAuth2Error as failure:
             if request.form.get("client_assertion"):
@@ -465,7 +499,7 @@ class HawiyaServer(AuthorizationServer):
             claimed = request.payload.client_id if request.payload is not None else None
             self.audit.record(
                 AuditEvent.CLIENT_AUTH_FAILED,
-                client_id=claimed if isinstance(claimed, str) and len(claimed) <= 64 else None,
+                client_id=identifier_or_none(claimed),
                 detail={"endpoint": endpoint, "error": failure.error},
             )
             raise
@@ -507,7 +541,10 @@ class HawiyaServer(AuthorizationServer):
         assertion = data.get("client_assertion")
         if data.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
             return None
-        client_id = data.get("client_id") or unverified_client_id(assertion)
+        try:
+            client_id = data.get("client_id") or unverified_client_id(assertion)
+        except InvalidJson as refused:
+            raise InvalidRequestError(str(refused)) from None
         client: RegisteredClient | None = query_client(client_id) if client_id else None
         if client is None or client.token_endpoint_auth_method != "private_key_jwt":
             return None

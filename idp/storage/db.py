@@ -26,7 +26,9 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"future": True}
+        # A failing statement's error (logged, or raised up to the error handler) names the
+        # statement, never its parameters: they hold usernames, emails, tokens' hashes.
+        kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
         if url.startswith("sqlite"):
             _ensure_sqlite_folder(url)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The edge: where Flask's request, session and g may live (docs/architecture.md section 2).
 EDGE = ("idp/*/views.py", "idp/http/*", "idp/app.py", "idp/wsgi.py", "idp/cli.py")
 #: Leaves, importable from anywhere, importing (almost) nothing themselves.
-#: ``idp.outbound`` is the one door for server-side fetches (it imports only the settings).
-LEAVES = ("idp.settings", "idp.errors", "idp.clock", "idp.audit.events", "idp.outbound")
+#: ``idp.outbound`` is the one door for server-side fetches, ``idp.inbound`` the checks of values
+#: that come in (each imports only the settings, or nothing).
+LEAVES = ("idp.settings", "idp.errors", "idp.clock", "idp.audit.events", "idp.outbound", "idp.inbound")
 FRAMEWORK = ("flask", "werkzeug", "flask_babel", "flask_wtf", "authlib.integrations")
 STORAGE_DRIVERS = ("sqlalchemy", "alembic", "psycopg")
 #: What opens outbound connections (HTTP clients, raw sockets, TLS): idp/outbound.py's alone.
@@ -135,6 +136,7 @@ RULES: tuple[Rule, ...] = (
             "idp/audit/events.py",
             "idp/audit/__init__.py",
             "idp/outbound.py",
+            "idp/inbound.py",
         ),
         forbidden=("idp",),
         allowed=LEAVES,

@@ -464,13 +464,15 @@ def test_a_client_not_registered_for_business_learns_no_organisation(
     app: Flask, registry: Registry, orgs: Orgs
 ) -> None:
     # The business scope is granted at registration: a client without it that asks for it anyway
-    # gets neither the picker nor the organisation, and a person with no role is not turned away.
+    # is told invalid_scope (RFC 6749 4.1.2.1) before anyone signs in; no picker, no organisation.
     plain = BusinessAgency.create(app, registry, port=9402, scope="openid profile offline_access")
     person = ActingPerson(app, "citizen")
-    tokens = plain.tokens(person.go(plain.url(org_hint="CR-100200")))
-    assert "business" not in tokens["scope"].split()
+    answer = plain.back(person.go(plain.url(org_hint="CR-100200")))
+    assert answer["error"] == "invalid_scope" and "business" in answer["error_description"]
+    assert "code" not in answer and not person.pickers
+    tokens = plain.tokens(person.go(plain.url(scope="openid profile offline_access", org_hint="CR-100200")))
     assert "organisation" not in plain.id_token(tokens), "ID token names an organisation"
     assert "org_id" not in jwt_claims(tokens["access_token"]), "access token carries org_id"
     assert "organisation" not in plain.userinfo(tokens)
     visitor = ActingPerson(app, "visitor")
-    assert "code" in plain.back(visitor.go(plain.url("visitor")), "visitor")
+    assert "code" in plain.back(visitor.go(plain.url("visitor", scope="openid profile")), "visitor")

@@ -23,7 +23,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from idp.app import create_app
-from tests.conftest import PASSWORD, Backend, World, initialised, make_settings, populate
+from tests.conftest import (
+    PASSWORD,
+    PG_SERVER,
+    REDIS_URL,
+    Backend,
+    PostgresTemplate,
+    World,
+    drop_database,
+    initialised,
+    make_settings,
+    populate,
+    require_servers,
+)
 from tests.support.agency import Agency
 from tests.support.flask_person import FlaskPerson, authorize_url, pkce_pair
 from tests.support.person import hidden_fields
@@ -122,6 +134,10 @@ NASTY = (
     "https://api.example.test/\u00e9",
     " ",
     "",
+    "x" * 5000,
+    "[" * 1200 + "]" * 1200,
+    '{"userinfo":' * 1200 + "{}" + "}" * 1200,
+    "amal\n",
 )
 
 
@@ -180,11 +196,22 @@ def _at_second_step(app: Flask, world: World, username: str) -> tuple[FlaskClien
     return browser, hidden_fields(page.get_data(as_text=True))
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """One app for the whole module (hypothesis runs many examples against it)."""
+@pytest.fixture(scope="module", params=["embedded", "postgres"])
+def target(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    _postgres_template: PostgresTemplate,
+) -> Iterator[Target]:
+    """One app per backend for the whole module (hypothesis runs many examples against it): on
+    PostgreSQL a NUL or an invalid character reaching a query is a server error, not on SQLite."""
     tmp: Path = tmp_path_factory.mktemp("no500")
-    backend = Backend("embedded", f"sqlite:///{tmp / 'hawiya.db'}", "embedded", "hawiya:")
+    database = None
+    if request.param == "embedded":
+        backend = Backend("embedded", f"sqlite:///{tmp / 'hawiya.db'}", "embedded", "hawiya:")
+    else:
+        require_servers()
+        database = _postgres_template.copy()
+        backend = Backend("postgres", f"{PG_SERVER}/{database}", REDIS_URL, f"hawiya-test:{database}:")
     registry = initialised(make_settings(tmp, backend))
     world = populate(registry)
     app = create_app(registry=registry)
@@ -260,6 +287,14 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         bearer=tokens["access_token"],
     )
     registry.close()
+    if database is not None:
+        drop_database(database)
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=backend.redis_prefix + "*"):
+            client.delete(key)
+        client.close()
 
 
 # -- strategies ----------------------------------------------------------------------------------
@@ -433,6 +468,48 @@ def test_the_fuzz_reaches_real_answers(target: Target) -> None:
     assert target.bases["/signin"]["csrf_token"] and target.bases["/consent"]["csrf_token"]
     assert target.bases["/signin/factor"]["csrf_token"] and target.bases["/signin/enrol"]["csrf_token"]
     assert target.bases["/account/reauth"]["csrf_token"]
+
+
+# -- every parameter of every endpoint, with each value that once reached a query or a decoder ------
+
+#: Raw (already percent-encoded) values: a NUL, a very long value, JSON nested 1,200 deep, invalid
+#: UTF-8, a UTF-8-encoded surrogate (invalid too), a trailing newline.
+SWEEP = (
+    "a%00b",
+    "x" * 10_000,
+    quote("[" * 1200 + "]" * 1200),
+    quote('{"id_token":' * 1200 + "{}" + "}" * 1200),
+    "%ff%fe",
+    "%ed%a0%80",
+    "amal%0A",
+)
+
+
+@pytest.mark.parametrize("path", list(ENDPOINTS))
+def test_every_parameter_with_every_hostile_value_is_refused_cleanly(target: Target, path: str) -> None:
+    base = target.bases[path]
+    method = ENDPOINTS[path][-1]
+    client = target.browsers.get(path) or target.app.test_client()
+    headers = (
+        {"Authorization": "Basic " + target.basic} if path in ("/token", "/revoke", "/introspect") else {}
+    )
+    failures = []
+    for name in sorted({*NAMES, *base}):
+        for value in SWEEP:
+            fields = [f"{quote(k)}={quote(v)}" for k, v in base.items() if k != name] + [f"{name}={value}"]
+            encoded = "&".join(fields)
+            if method == "GET":
+                response = client.get(path, query_string=encoded, headers=headers)
+            else:
+                response = client.post(
+                    path,
+                    data=encoded.encode(),
+                    content_type="application/x-www-form-urlencoded",
+                    headers=headers,
+                )
+            if response.status_code >= 500 or b"Traceback" in response.get_data():
+                failures.append((name, value[:20], response.status_code))
+    assert not failures, failures
 
 
 # -- the server errors the fuzz found, pinned ------------------------------------------------------

@@ -130,11 +130,52 @@ def test_token_type_hint_is_a_hint(
         assert_error(agency.refresh(tokens["refresh_token"]), 400, "invalid_grant")
 
 
-def test_an_unknown_token_type_hint_is_unsupported_token_type(
-    app: Flask, agency: Agency, tokens: dict[str, Any]
+@pytest.mark.parametrize("hint", ["id_token", "urn:example:unknown", "refresh_token"])
+def test_an_unknown_or_wrong_token_type_hint_is_ignored(
+    app: Flask, agency: Agency, tokens: dict[str, Any], hint: str
 ) -> None:
-    assert_error(agency.revoke(tokens["access_token"], "id_token"), 400, "unsupported_token_type")
-    assert userinfo_status(app, tokens["access_token"]) == 200
+    # RFC 7009 2.1: the hint only helps the search; an unknown (or wrong) one is not an error.
+    assert_revoke_ok(agency.revoke(tokens["access_token"], hint))
+    assert userinfo_status(app, tokens["access_token"]) == 401
+
+
+# -- one client authentication method per request (RFC 6749 2.3) ---------------------------------
+
+ASSERTION = {
+    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    "client_assertion": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "basic"),
+    [
+        ({"client_secret": "SECRET"}, True),
+        (ASSERTION, True),
+        ({"client_secret": "SECRET", **ASSERTION}, False),
+    ],
+    ids=["basic+post", "basic+assertion", "post+assertion"],
+)
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
+def test_two_authentication_methods_in_one_request_are_invalid_request(
+    app: Flask, agency: Agency, tokens: dict[str, Any], path: str, body: dict[str, str], basic: bool
+) -> None:
+    # Each credential is the client's own and valid: using two at once is still refused.
+    assert agency.secret is not None
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "token": tokens["access_token"],
+    }
+    form |= {k: agency.secret if v == "SECRET" else v for k, v in body.items()}
+    form |= {} if basic else {"client_id": agency.client_id}
+    response = app.test_client().post(
+        path, data=form, auth=(agency.client_id, agency.secret) if basic else None
+    )
+    assert_error(response, 400, "invalid_request")
+    assert "one client authentication method" in response.json["error_description"]  # type: ignore[index]
+    assert userinfo_status(app, tokens["access_token"]) == 200  # nothing was revoked
+    assert agency.refresh(tokens["refresh_token"]).status_code == 200  # nor the refresh token spent
 
 
 def test_a_public_client_may_revoke_its_own_tokens(app: Flask, world: World, person: FlaskPerson) -> None:

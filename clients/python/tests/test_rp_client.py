@@ -380,3 +380,17 @@ def test_discovery_is_cached_and_survives_an_outage(
     provider.clock.advance(3601)
     assert rp.metadata()["issuer"] == ISSUER
     assert http.count(WELL_KNOWN) == 2
+
+
+def test_the_flask_default_scope_is_openid_alone() -> None:
+    # Hawiya answers invalid_scope for a scope it knows that the agency is not registered for: the
+    # default assumes none (``profile`` included); the agency adds what it registered.
+    from hawiya_rp.flask import config_from_app
+
+    base = {
+        "HAWIYA_ISSUER": "https://hawiya.example",
+        "HAWIYA_CLIENT_ID": "permits",
+        "HAWIYA_REDIRECT_URI": "https://permits.example/auth/callback",
+    }
+    assert config_from_app(base).scope == "openid"
+    assert config_from_app({**base, "HAWIYA_SCOPE": "openid profile"}).scope == "openid profile"

@@ -97,7 +97,7 @@ SETTINGS: dict[str, str] = {
     "HAWIYA_CLIENT_SECRET": "the client secret (client_secret_basic); or:",
     "HAWIYA_PRIVATE_JWK_FILE": "a file holding this service's private JWK (private_key_jwt; "
     "make one with `python -m hawiya_rp keygen`)",
-    "HAWIYA_SCOPE": "the scopes to ask for (default: openid profile)",
+    "HAWIYA_SCOPE": "the scopes to ask for, as registered for the agency (default: openid)",
     "HAWIYA_STORE": "where sessions live: redis://… or a folder (default: <instance>/hawiya-sessions)",
     "HAWIYA_SESSION_TTL": "how long a local session lasts, in seconds (default: 28800, a working day)",
     "HAWIYA_FETCH_USERINFO": "fetch userinfo at sign-in for current_user() (default: true)",
@@ -111,7 +111,9 @@ SETTINGS: dict[str, str] = {
 PENDING_TTL = 600
 #: How long a local session lasts unless ``HAWIYA_SESSION_TTL`` says otherwise (seconds): a working day.
 DEFAULT_SESSION_TTL = 8 * 3600
-DEFAULT_SCOPE = "openid profile"
+#: Only ``openid`` unless the agency configures more: Hawiya refuses (``invalid_scope``) a scope it
+#: knows that the agency's client is not registered for, so a default must not assume any.
+DEFAULT_SCOPE = "openid"
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -210,7 +212,8 @@ class Hawiya:
 def config_from_app(settings: Mapping[str, Any]) -> ClientConfig:
     """A ``ClientConfig`` from ``HAWIYA_ISSUER``, ``HAWIYA_CLIENT_ID``, ``HAWIYA_REDIRECT_URI`` and,
     optionally, ``HAWIYA_CLIENT_SECRET`` or ``HAWIYA_PRIVATE_JWK_FILE`` (a private JWK as JSON),
-    ``HAWIYA_SCOPE`` (default ``openid profile``) and ``HAWIYA_POST_LOGOUT_REDIRECT_URI``."""
+    ``HAWIYA_SCOPE`` (default ``openid``: add what the agency registered) and
+    ``HAWIYA_POST_LOGOUT_REDIRECT_URI``."""
     missing = [name for name in _REQUIRED if not settings.get(name)]
     if missing:
         raise HawiyaRPError(f"set {', '.join(missing)} in the app's config", reason="configuration")

@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - Windows: one process per store
     fcntl = None  # type: ignore[assignment]
 
 #: What ``new_session_id`` makes: 32 random bytes, base64url without padding (43 characters).
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 #: The indexed fields of a record.
 INDEXED = ("sid", "sub")
 
@@ -49,7 +49,7 @@ def new_session_id() -> str:
 
 
 def _valid(session_id: str) -> bool:
-    return isinstance(session_id, str) and _SESSION_ID.match(session_id) is not None
+    return isinstance(session_id, str) and _SESSION_ID.fullmatch(session_id) is not None
 
 
 def _digest(value: str) -> str:
