@@ -243,7 +243,7 @@ class AuthorizationCodeGrant(_IssuesTokens, grants.AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client: RegisteredClient) -> AuthorizationCode | None:
         """Consume the code (single use, atomic); a replay revokes what the code issued."""
-        record = self.server.codes.consume(code, client.client_id)
+        record = self.server.codes.consume(code, client.client_id, self.request.payload.redirect_uri)
         if record is None and self.server.codes.was_spent(code):
             self.server.revoke_code_grant(code_hash(code))
         return record
