@@ -489,6 +489,7 @@ class Registry:
             self.audit,
             provision_alg=lambda alg: self.keystore.ensure_keys((alg,)),
             generation=Generation(self.store, "clients"),
+            issuer=self.settings.issuer,
         )
 
     @cached_property
@@ -573,7 +574,9 @@ class Registry:
         """private_key_jwt client assertions."""
         issuer = self.settings.issuer
         cache = ClientKeyCache(self.clock, refetch_interval=self.settings.client_jwks_refetch_interval)
-        return AssertionVerifier(self.store, self.clock, cache, audiences=(f"{issuer}/token", issuer))
+        return AssertionVerifier(
+            self.store, self.clock, cache, issuer=issuer, token_endpoint=f"{issuer}/token"
+        )
 
     @cached_property
     def access_tokens(self) -> AccessTokens:
@@ -602,7 +605,6 @@ class Registry:
             assertions=self.assertions,
             sessions_live=self.sessions.is_live,
             audit=self.audit,
-            pkce_required_for_confidential=self.settings.pkce_required_for_confidential,
         )
 
     @cached_property

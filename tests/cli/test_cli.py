@@ -218,6 +218,10 @@ BAD_INPUT = {
     ),
     "no redirect URI": Bad("clients create --name X", "redirect URI"),
     "unknown scope": Bad(NEW_CLIENT + " --scope 'openid admin'", "'admin'"),
+    "resource is the issuer": Bad(NEW_CLIENT + " --resource http://localhost:8000", "identity provider"),
+    "resource is an IdP endpoint": Bad(
+        NEW_CLIENT + " --resource http://localhost:8000/introspect", "identity provider"
+    ),
     "unsupported grant type": Bad(NEW_CLIENT + " --grant-type password", "grant types"),
     "duplicate client id": Bad(NEW_CLIENT.replace(" X ", " Dup ") + " --client-id dup", "exists"),
     "short password": Bad(NEW_USER + " weak1", "at least 15 characters", stdin="fourteen chars"),

@@ -102,6 +102,13 @@ class Client(Base):
     sector_identifier_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: A private_key_jwt client registered before the issuer became the only assertion audience: its
+    #: assertions may still name the token endpoint URL (deprecated, each use audited). Set only by
+    #: migration 0007 for the clients that existed then; staff can clear it, nobody can set it.
+    legacy_assertion_audience: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: A confidential client excused from PKCE (RFC 9700 2.1.1 requires it otherwise); each code it
+    #: gets without PKCE is audited.
+    pkce_exempt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Consent(Base):
