@@ -762,7 +762,7 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
     data = asdict(client)
     data.pop("secret_hash", None)
     if client.legacy_assertion_audience:
-        # docs/client-assertions.md: the token endpoint audience is deprecated, with a removal date.
+        # docs/clients.md: the token endpoint audience is deprecated, with a removal date.
         data["legacy_assertion_audience_until"] = LEGACY_AUDIENCE_REMOVAL
     if secret is not None:
         data["client_secret"] = secret

@@ -87,9 +87,9 @@ class RegisteredClient(ClientMixin):
     #: 1.0 2.2); None: the client is not told.
     backchannel_logout_uri: str | None = None
     #: Registered before the issuer became the only assertion audience: its assertions may still
-    #: name the token endpoint URL (deprecated, docs/client-assertions.md).
+    #: name the token endpoint URL (deprecated, docs/clients.md).
     legacy_assertion_audience: bool = False
-    #: A confidential client excused from PKCE (docs/client-assertions.md); each use audited.
+    #: A confidential client excused from PKCE (docs/clients.md); each use audited.
     pkce_exempt: bool = False
 
     @property

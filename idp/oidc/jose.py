@@ -8,7 +8,7 @@ cached in memory, refetched on an unknown ``kid`` at most once per ``refetch_int
 The audience is the issuer identifier, as one string: an array is refused, so an assertion made for
 another server cannot be replayed here by listing both (the audience-injection attack on RFC 7523).
 Clients registered before that rule may still name the token endpoint URL until
-``LEGACY_AUDIENCE_REMOVAL`` (docs/client-assertions.md); each such use is reported to the caller.
+``LEGACY_AUDIENCE_REMOVAL`` (docs/clients.md); each such use is reported to the caller.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Migration 0007 made the issuer the only audience of client assertions and PKCE a
 confidential clients. The clients that existed then keep their old behaviour through explicit flags
 (``legacy_assertion_audience`` for private_key_jwt clients, ``pkce_exempt`` for confidential ones
 that sign people in), each use audited, each flag cleared by ``hawiya clients update``; clients
-registered since get neither (docs/client-assertions.md). Each test starts from a database at 0006
+registered since get neither (docs/clients.md). Each test starts from a database at 0006
 holding clients written as that schema stores them, then upgrades it as ``hawiya init`` would.
 """
 

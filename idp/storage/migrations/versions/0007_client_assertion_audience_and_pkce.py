@@ -6,7 +6,7 @@ Create Date: 2026-12-09
 
 Client assertions must name the issuer as their audience; the token endpoint URL stays accepted
 only for the private_key_jwt clients registered before that rule (``legacy_assertion_audience``,
-set here for them, deprecated: docs/client-assertions.md). PKCE becomes required of confidential
+set here for them, deprecated: docs/clients.md). PKCE becomes required of confidential
 clients too; those that sign people in and existed before keep today's behaviour through an
 explicit, audited exemption (``pkce_exempt``) that staff can clear. Clients registered from now
 on get neither.
