@@ -34,8 +34,8 @@ ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
 MAX_ASSERTION_LIFETIME = 300
 LEEWAY = 30
 MAX_JWKS_BYTES = 64 * 1024
-#: The date from which the token endpoint URL stops being accepted as an assertion's ``aud`` for
-#: clients still flagged ``legacy_assertion_audience`` (the release after it removes the flag).
+#: The announced end of the token endpoint URL as an assertion's ``aud`` for clients flagged
+#: ``legacy_assertion_audience``: the first release after this date removes the flag (docs/clients.md).
 LEGACY_AUDIENCE_REMOVAL = "2027-06-30"
 
 
