@@ -35,6 +35,7 @@ from idp.keys.keystore import SUPPORTED_ALGS, RotationRefused
 from idp.keys.sealing import create_master_key_file, previous_key_file, start_master_key_rotation
 from idp.oidc.backchannel import LogoutWorker
 from idp.oidc.clients import MAX_SECRET_OVERLAP, SECRET_OVERLAP
+from idp.oidc.jose import LEGACY_AUDIENCE_REMOVAL
 from idp.outgoing import MessageWorker
 from idp.registry import Registry
 from idp.settings import ACR_VALUES, MFA_REQUIRED_ACCOUNT_TYPES, Settings
@@ -767,6 +768,9 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
     until = data.pop("previous_secret_expires_at", None)
     if data.pop("previous_secret_hash", None) is not None and until is not None:
         data["previous_secret_valid_until"] = until.isoformat()
+    if client.legacy_assertion_audience:
+        # docs/clients.md: the token endpoint audience is deprecated, with a removal date.
+        data["legacy_assertion_audience_until"] = LEGACY_AUDIENCE_REMOVAL
     if secret is not None:
         data["client_secret"] = secret
     return data
@@ -842,6 +846,12 @@ def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
     help="The least proofing level of the people this client is given (self_asserted < document_check "
     "< counter).",
 )
+@click.option(
+    "--pkce-exempt",
+    is_flag=True,
+    help="Excuse a confidential client from PKCE (legacy agencies only; every code it gets without "
+    "PKCE is audited).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @clean_errors
 @operation("clients.manage")
@@ -867,6 +877,7 @@ def clients_create(
     client_id: str | None,
     min_acr: str | None,
     min_proofing: str | None,
+    pkce_exempt: bool,
     as_json: bool,
     actor: str,
 ) -> None:
@@ -904,6 +915,7 @@ def clients_create(
         client_id=client_id,
         min_acr=min_acr,
         min_proofing=min_proofing,
+        pkce_exempt=pkce_exempt,
         actor=actor,
     )
     if as_json:
@@ -961,6 +973,44 @@ def clients_first_party(client_id: str, state: str, actor: str) -> None:
     """Mark a client first-party (consent implied, still recorded) or not."""
     _ready(_registry()).clients.set_first_party(client_id, state == "on", actor=actor)
     click.echo(f"{client_id}: first-party {state}")
+
+
+@clients.command("update")
+@click.argument("client_id")
+@click.option(
+    "--pkce-exempt/--no-pkce-exempt",
+    default=None,
+    help="Excuse a confidential client from PKCE (legacy agencies; audited), or require it again.",
+)
+@click.option(
+    "--no-legacy-assertion-audience",
+    "clear_legacy_audience",
+    is_flag=True,
+    help="Stop accepting the token endpoint URL as the aud of this client's assertions (the issuer "
+    f"only); the deprecated form is removed after {LEGACY_AUDIENCE_REMOVAL}.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@clean_errors
+@operation("clients.manage")
+def clients_update(
+    client_id: str, pkce_exempt: bool | None, clear_legacy_audience: bool, as_json: bool, actor: str
+) -> None:
+    """Change a client's PKCE exemption or withdraw its legacy assertion audience."""
+    if pkce_exempt is None and not clear_legacy_audience:
+        raise InvalidInput(
+            "nothing to change: give --pkce-exempt, --no-pkce-exempt or --no-legacy-assertion-audience"
+        )
+    client = _ready(_registry()).clients.update(
+        client_id,
+        pkce_exempt=pkce_exempt,
+        legacy_assertion_audience=False if clear_legacy_audience else None,
+        actor=actor,
+    )
+    if as_json:
+        click.echo(json.dumps(_client_json(client), ensure_ascii=False))
+        return
+    click.echo(f"pkce_exempt: {client.pkce_exempt}")
+    click.echo(f"legacy_assertion_audience: {client.legacy_assertion_audience}")
 
 
 @clients.command("rotate-secret")

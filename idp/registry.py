@@ -515,6 +515,7 @@ class Registry:
             provision_alg=lambda alg: self.keystore.ensure_keys((alg,)),
             fetch_sector_uris=lambda url: fetch_sector_uris(self.agency_fetches, url),
             generation=Generation(self.store, "clients"),
+            issuer=self.settings.issuer,
         )
 
     @cached_property
@@ -632,7 +633,7 @@ class Registry:
         """private_key_jwt client assertions."""
         issuer = self.settings.issuer
         return AssertionVerifier(
-            self.store, self.clock, self.client_keys, audiences=(f"{issuer}/token", issuer)
+            self.store, self.clock, self.client_keys, issuer=issuer, token_endpoint=f"{issuer}/token"
         )
 
     @cached_property
@@ -662,7 +663,6 @@ class Registry:
             assertions=self.assertions,
             sessions_live=self.sessions.is_live,
             audit=self.audit,
-            pkce_required_for_confidential=self.settings.pkce_required_for_confidential,
         )
 
     @cached_property

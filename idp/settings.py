@@ -229,8 +229,6 @@ class Settings:
     self_registration: bool = True
     #: How long a self-registration waits for its email code, seconds (24 hours).
     registration_ttl: int = bounded(24 * 3600, 1, 7 * DAY)
-    #: Require PKCE from confidential clients too (public clients always need it, RFC 9700 2.1.1).
-    pkce_required_for_confidential: bool = False
     #: How many reverse proxies sit in front (their X-Forwarded-* headers are trusted); 0 = none.
     trusted_proxies: int = bounded(0, 0, 10)
     #: Language shown when the browser asks for none Hawiya speaks.

@@ -53,10 +53,14 @@ class AuditEvent(StrEnum):
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CODE_ISSUED = "code.issued"
     CODE_REPLAYED = "code.replayed"
+    #: A code issued without PKCE, to a confidential client holding the per-client exemption.
+    CODE_ISSUED_WITHOUT_PKCE = "code.issued_without_pkce"
     TOKENS_ISSUED = "tokens.issued"
     TOKEN_REVOKED = "token.revoked"
     REFRESH_TOKEN_REUSED = "refresh_token.reused"
     CLIENT_AUTH_FAILED = "client.auth_failed"
+    #: A client assertion named the token endpoint URL as its audience (deprecated, legacy clients).
+    CLIENT_LEGACY_AUDIENCE_USED = "client.legacy_audience_used"
     # Accounts
     ACCOUNT_CREATED = "account.created"
     PASSWORD_CHANGED = "password.changed"

@@ -116,6 +116,11 @@ class RegisteredClient(ClientMixin):
     #: Where logout tokens are POSTed when a session the client holds ends (Back-Channel Logout
     #: 1.0 2.2); None: the client is not told.
     backchannel_logout_uri: str | None = None
+    #: Registered before the issuer became the only assertion audience: its assertions may still
+    #: name the token endpoint URL (deprecated, docs/clients.md).
+    legacy_assertion_audience: bool = False
+    #: A confidential client excused from PKCE (docs/clients.md); each use audited.
+    pkce_exempt: bool = False
 
     @property
     def backchannel_logout_session_required(self) -> bool:
@@ -225,6 +230,8 @@ def _registered(row: Client) -> RegisteredClient:
         jwks_uri=row.jwks_uri,
         post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
         backchannel_logout_uri=row.backchannel_logout_uri,
+        legacy_assertion_audience=bool(row.legacy_assertion_audience),
+        pkce_exempt=bool(row.pkce_exempt),
     )
 
 
@@ -245,6 +252,24 @@ def _check_https_or_loopback(uri: str, what: str) -> None:
     if parts.scheme == "http" and host in LOCAL_HOSTS:
         return
     raise InvalidInput(f"{what} {uri!r} must be https (or http on localhost)")
+
+
+def _origin(uri: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of ``uri``, the default port spelled out; None when it is no URL."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    return parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), port
+
+
+def serves_the_idp(uri: str, issuer: str) -> bool:
+    """True when ``uri`` is the issuer or any of its endpoints (anything on the issuer's origin).
+    Such a URL is never a client's resource: tokens for the IdP itself (userinfo) have the issuer as
+    ``aud``, so registering it would let the client introspect every other client's tokens."""
+    origin = _origin(uri)
+    return origin is not None and origin == _origin(issuer)
 
 
 def _new_client_id() -> str:
@@ -307,8 +332,10 @@ class ClientService:
         provision_alg: Callable[[str], object] = lambda alg: None,
         fetch_sector_uris: Callable[[str], list[str]] | None = None,
         generation: Generation | None = None,
+        issuer: str,
     ) -> None:
         self._repository = repository
+        self._issuer = issuer
         #: ``active`` (asked on every token request), until a change below moves the generation (at
         #: most a second in other processes). None: read the database every time.
         self._active: Cached[RegisteredClient | None] | None = Cached(generation) if generation else None
@@ -345,6 +372,7 @@ class ClientService:
         sector_identifier_uri: str | None = None,
         post_logout_redirect_uris: Sequence[str] = (),
         backchannel_logout_uri: str | None = None,
+        pkce_exempt: bool = False,
         actor: str | None = None,
     ) -> NewClient:
         """Validate and register a client; the secret (if any) is returned once and never again."""
@@ -376,6 +404,10 @@ class ClientService:
             _check_https_or_loopback(resource, "resource")
             if "#" in resource:
                 raise InvalidInput("a resource indicator must not contain a fragment (RFC 8707 2)")
+            if serves_the_idp(resource, self._issuer):
+                raise InvalidInput(
+                    f"resource {resource!r} is the identity provider itself, not an agency's API"
+                )
         scopes = scope.split()
         bad_scopes = [s for s in scopes if s not in SCOPES and not _API_SCOPE.fullmatch(s)]
         if bad_scopes:
@@ -397,6 +429,8 @@ class ClientService:
                 raise InvalidInput("the JWKS must be a JSON object with a 'keys' list")
             if jwks_uri is not None:
                 _check_https_or_loopback(jwks_uri, "the JWKS URI")
+        if pkce_exempt:
+            _check_pkce_exemption(auth_method, grant_types)
         if sector_identifier_uri is not None:
             # OIDC Core 8.1: the URI lists the sector's redirect URIs; its host names the sector.
             _check_https_or_loopback(sector_identifier_uri, "the sector identifier URI")
@@ -437,6 +471,7 @@ class ClientService:
                 min_proofing=min_proofing,
                 first_party=first_party,
                 sector_identifier_uri=sector_identifier_uri,
+                pkce_exempt=pkce_exempt,
                 created_at=self._now(),
             )
         )
@@ -445,7 +480,7 @@ class ClientService:
             AuditEvent.CLIENT_CREATED,
             actor=actor,
             client_id=row.client_id,
-            detail={"name": name, "auth_method": auth_method},
+            detail={"name": name, "auth_method": auth_method, "pkce_exempt": pkce_exempt},
         )
         return NewClient(_registered(row), secret)
 
@@ -509,6 +544,38 @@ class ClientService:
         )
         return _registered(row)
 
+    def update(
+        self,
+        client_id: str,
+        *,
+        pkce_exempt: bool | None = None,
+        legacy_assertion_audience: bool | None = None,
+        actor: str | None = None,
+    ) -> RegisteredClient:
+        """Grant or withdraw a client's PKCE exemption, or clear its legacy assertion audience (it
+        can only be cleared: clients registered from now on name the issuer); audited. None leaves
+        a setting as it is."""
+        current = self.show(client_id)
+        changes: dict[str, bool] = {}
+        if pkce_exempt is not None:
+            if pkce_exempt:
+                _check_pkce_exemption(current.token_endpoint_auth_method, current.grant_types)
+            changes["pkce_exempt"] = pkce_exempt
+        if legacy_assertion_audience is not None:
+            if legacy_assertion_audience:
+                raise InvalidInput(
+                    "the token endpoint audience can only be withdrawn; clients name the issuer"
+                )
+            changes["legacy_assertion_audience"] = False
+        if not changes:
+            return current
+        row = self._repository.update(client_id, **changes)
+        self._changed()
+        if row is None:
+            raise NotFound(f"no client {client_id!r}")
+        self._audit.record(AuditEvent.CLIENT_UPDATED, actor=actor, client_id=client_id, detail=changes)
+        return _registered(row)
+
     def rotate_secret(
         self, client_id: str, *, overlap: timedelta = SECRET_OVERLAP, actor: str | None = None
     ) -> RotatedSecret:
@@ -540,3 +607,12 @@ class ClientService:
             detail={"previous_valid_until": until.isoformat() if until else None},
         )
         return RotatedSecret(secret, until)
+
+
+def _check_pkce_exemption(auth_method: str, grant_types: Sequence[str]) -> None:
+    """Only a confidential client that signs people in may be excused from PKCE (RFC 9700 2.1.1:
+    public clients always need it)."""
+    if auth_method == "none":
+        raise InvalidInput("a public client cannot be excused from PKCE")
+    if "authorization_code" not in grant_types:
+        raise InvalidInput("a PKCE exemption is for clients using authorization_code")

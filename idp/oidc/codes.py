@@ -2,7 +2,9 @@
 
 A code is stored only as its SHA-256, in the ephemeral store. Consuming it is one atomic ``take``:
 of two concurrent redemptions exactly one succeeds. A spent code leaves a marker behind, so a replay
-is recognised, audited, and revokes what the code issued (RFC 6749 4.1.2).
+is recognised, audited, and revokes what the code issued (RFC 6749 4.1.2). Only a redemption by the
+client the code was issued to, with the same redirect_uri, spends it: another client presenting it
+is refused and leaves it to its rightful client.
 """
 
 from __future__ import annotations
@@ -98,11 +100,19 @@ class CodeStore:
         """True when ``code`` was redeemed before (a replay)."""
         return self._store.get("code-spent:" + code_hash(code)) is not None
 
-    def consume(self, code: str, client_id: str) -> AuthorizationCode | None:
-        """The code's record if it is live, unspent and was issued to ``client_id``; else None."""
+    def consume(self, code: str, client_id: str, redirect_uri: str | None) -> AuthorizationCode | None:
+        """The code's record if it is live, unspent, was issued to ``client_id`` and asked for with
+        ``redirect_uri``; else None. Only a request that passes these checks spends the code."""
         hashed = code_hash(code)
-        # The spent marker is claimed before the code is taken, atomically (``add``): a concurrent
-        # redemption that loses must see it, or its replay would go unnoticed (RFC 6749 4.1.2).
+        # Compare before spending: a client presenting a code that is not its own must not burn it,
+        # or the rightful client's redemption would look like a replay and revoke its tokens. The
+        # stored record is written once and never changed, so what is read here is what is taken.
+        raw = self._store.get("code:" + hashed)
+        if raw is not None and not self._redeemable(_record(raw), client_id, redirect_uri):
+            return None
+        # The spent marker is claimed before the code is taken, atomically (``add``): of concurrent
+        # redemptions exactly one wins, and a loser must see the marker, or its replay would go
+        # unnoticed (RFC 6749 4.1.2).
         if not self._store.add("code-spent:" + hashed, client_id.encode(), SPENT_MEMORY):
             spent = self._store.get("code-spent:" + hashed)
             self._audit.record(
@@ -115,9 +125,21 @@ class CodeStore:
         if raw is None:  # never issued, or expired: not a code anyone redeemed
             self._store.delete("code-spent:" + hashed)
             return None
-        data = json.loads(raw)
-        record = AuthorizationCode(**{**data, "amr": tuple(data["amr"])})
-        # RFC 6749 4.1.3: the code must have been issued to the authenticated client.
-        if record.client_id != client_id or record.expires_at <= self._clock.now():
+        record = _record(raw)
+        if not self._redeemable(record, client_id, redirect_uri):
             return None
         return record
+
+    def _redeemable(self, record: AuthorizationCode, client_id: str, redirect_uri: str | None) -> bool:
+        # RFC 6749 4.1.3: issued to the authenticated client, and the redirect_uri identical to the
+        # authorization request's.
+        return (
+            record.client_id == client_id
+            and (record.redirect_uri is None or record.redirect_uri == redirect_uri)
+            and record.expires_at > self._clock.now()
+        )
+
+
+def _record(raw: bytes) -> AuthorizationCode:
+    data = json.loads(raw)
+    return AuthorizationCode(**{**data, "amr": tuple(data["amr"])})

@@ -13,7 +13,7 @@ from typing import Any
 
 from idp.clock import Clock
 from idp.keys.signer import InvalidToken, TokenVerifier
-from idp.oidc.clients import ClientService, RegisteredClient
+from idp.oidc.clients import ClientService, RegisteredClient, serves_the_idp
 from idp.oidc.refresh import RefreshTokens
 from idp.oidc.revocation import TokenLedger
 
@@ -104,8 +104,11 @@ class Introspection:
             return None
         aud = claims.get("aud")
         audiences = aud if isinstance(aud, list) else [aud]
+        # A resource on the IdP's own origin (refused at registration since; older clients may hold
+        # one) would make every token for userinfo this client's business: it does not count.
+        resources = {r for r in client.resources if not serves_the_idp(r, self._issuer)}
         if claims.get("client_id") != client.client_id and not (
-            set(audiences) & ({client.client_id} | set(client.resources))
+            set(audiences) & ({client.client_id} | resources)
         ):
             return None  # RFC 7662 4: never tell a client about tokens that are none of its business
         answer = {"active": True, "token_type": "Bearer"}

@@ -6,6 +6,11 @@ The client's keys come from its registered JWKS or from its ``jwks_uri``, fetche
 outbound boundary (``idp.outbound``, agency policy) and kept by ``ClientKeyCache``: refreshed ahead
 of expiry in the background, one fetch per URL at a time, failures remembered with backoff, an
 unknown ``kid`` refetching at most once per ``refetch_interval`` seconds.
+
+The audience is the issuer identifier, as one string: an array is refused, so an assertion made for
+another server cannot be replayed here by listing both (the audience-injection attack on RFC 7523).
+Clients registered before that rule may still name the token endpoint URL until
+``LEGACY_AUDIENCE_REMOVAL`` (docs/clients.md); each such use is reported to the caller.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ MAX_ASSERTION_LIFETIME = 300
 LEEWAY = 30
 #: The longest client assertion read at all (a signed JWT of a few claims is well under 4 KiB).
 MAX_ASSERTION_BYTES = 16 * 1024
+#: The announced end of the token endpoint URL as an assertion's ``aud`` for clients flagged
+#: ``legacy_assertion_audience``: the first release after this date removes the flag (docs/clients.md).
+LEGACY_AUDIENCE_REMOVAL = "2027-06-30"
 
 
 class _AssertionRegistry(jws.JWSRegistry):
@@ -67,6 +75,18 @@ class AssertionClient:
     client_id: str
     jwks: dict[str, Any] | None
     jwks_uri: str | None
+    #: Registered before the issuer became the only audience: the token endpoint URL is still
+    #: accepted as ``aud`` (deprecated until LEGACY_AUDIENCE_REMOVAL).
+    legacy_audience: bool = False
+
+
+@dataclass(frozen=True)
+class VerifiedAssertion:
+    """An assertion that verified: its claims, and whether it used the deprecated audience."""
+
+    claims: dict[str, Any]
+    #: ``aud`` was the token endpoint URL (accepted only for a client flagged legacy).
+    legacy_audience: bool
 
 
 def _bounded(assertion: str) -> bytes:
@@ -290,15 +310,17 @@ class AssertionVerifier:
         clock: Clock,
         key_cache: ClientKeyCache,
         *,
-        audiences: tuple[str, ...],
+        issuer: str,
+        token_endpoint: str,
     ) -> None:
         self._store = store
         self._clock = clock
         self._key_cache = key_cache
-        self._audiences = audiences
+        self._issuer = issuer
+        self._token_endpoint = token_endpoint
 
-    def verify(self, assertion: str, client: AssertionClient) -> dict[str, Any]:
-        """The assertion's claims if it is valid for ``client``; InvalidAssertion otherwise."""
+    def verify(self, assertion: str, client: AssertionClient) -> VerifiedAssertion:
+        """The verified assertion if it is valid for ``client``; InvalidAssertion otherwise."""
         try:
             header = jws.extract_compact(_bounded(assertion)).protected
         except InvalidJson as refused:
@@ -320,23 +342,37 @@ class AssertionVerifier:
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise InvalidAssertion("the assertion's signature does not verify") from exc
         claims = dict(token.claims)
-        self._check_claims(claims, client.client_id)
-        return claims
-
-    def _check_claims(self, claims: dict[str, Any], client_id: str) -> None:
-        now = self._clock.now()
+        client_id = client.client_id
         # RFC 7523 3: iss and sub are the client_id.
         if claims.get("iss") != client_id or claims.get("sub") != client_id:
             raise InvalidAssertion("the assertion's iss and sub must be the client_id")
-        aud = claims.get("aud")
-        audiences = aud if isinstance(aud, list) else [aud]
-        if not any(a in self._audiences for a in audiences):
-            raise InvalidAssertion("the assertion's aud is neither the token endpoint nor the issuer")
-        exp, iat = claims.get("exp"), claims.get("iat", now)
+        legacy = self._check_audience(claims.get("aud"), client)
+        self._check_times_and_jti(claims, client_id)
+        return VerifiedAssertion(claims, legacy_audience=legacy)
+
+    def _check_audience(self, aud: object, client: AssertionClient) -> bool:
+        """True when the deprecated token endpoint audience was used; InvalidAssertion unless ``aud``
+        is the issuer (or, for a legacy client, the token endpoint URL) as a single string."""
+        if not isinstance(aud, str):
+            raise InvalidAssertion("the assertion's aud must be a single string: the issuer")
+        if aud == self._issuer:
+            return False
+        if aud == self._token_endpoint and client.legacy_audience:
+            return True
+        raise InvalidAssertion("the assertion's aud must be the issuer")
+
+    def _check_times_and_jti(self, claims: dict[str, Any], client_id: str) -> None:
+        now = self._clock.now()
+        exp, iat, nbf = claims.get("exp"), claims.get("iat", now), claims.get("nbf", now)
         if not isinstance(exp, int | float) or not isinstance(iat, int | float):
             raise InvalidAssertion("the assertion needs a numeric exp")
+        if not isinstance(nbf, int | float):
+            raise InvalidAssertion("the assertion's nbf must be numeric")
         if exp + LEEWAY < now:
             raise InvalidAssertion("the assertion has expired")
+        # RFC 7519 4.1.5: not accepted before nbf (a little clock skew allowed).
+        if nbf > now + LEEWAY:
+            raise InvalidAssertion("the assertion is not valid yet (nbf)")
         if iat > now + LEEWAY or exp - min(iat, now) > MAX_ASSERTION_LIFETIME:
             raise InvalidAssertion("the assertion may live at most 5 minutes")
         jti = claims.get("jti")

@@ -3,8 +3,9 @@
 This module and the views are the only protocol code that may touch Flask (through Authlib's
 Flask integration). Authlib does the RFC 6749 / 7636 / OIDC Core validation; Hawiya supplies
 storage (codes, refresh tokens, clients), the signing of every token (through the Signer), client
-authentication by ``private_key_jwt`` (RFC 7523), and policy (PKCE S256 only, required for public
-clients; refresh rotation with reuse detection; replayed codes revoke what they issued).
+authentication by ``private_key_jwt`` (RFC 7523), and policy (PKCE S256 only, required of every
+client but a confidential one holding an audited exemption; refresh rotation with reuse detection;
+replayed codes revoke what they issued).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from idp.oidc.clients import (
 from idp.oidc.codes import AuthorizationCode, CodeStore, code_hash
 from idp.oidc.jose import (
     ASSERTION_TYPE,
+    LEGACY_AUDIENCE_REMOVAL,
     AssertionClient,
     AssertionVerifier,
     InvalidAssertion,
@@ -122,20 +124,20 @@ class AuthorizationRequest(OAuth2Request):
 
 
 class PKCE(CodeChallenge):
-    """RFC 7636 with S256 only (``plain`` refused), required for public clients (RFC 9700 2.1.1)."""
+    """RFC 7636 with S256 only (``plain`` refused), required of every client (RFC 9700 2.1.1) but a
+    confidential one staff excused (``pkce_exempt``: legacy agencies; each such code is audited)."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 - Authlib's class attribute
 
-    def __init__(self, *, required_for_confidential: bool) -> None:
+    def __init__(self) -> None:
         super().__init__(required=True)
-        self._required_for_confidential = required_for_confidential
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
-        """Refuse a missing challenge from public clients, and any method but S256."""
+        """Refuse a missing challenge unless the client is excused, and any method but S256."""
         data = grant.request.payload.data
         challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
         client: RegisteredClient = grant.request.client
-        if not challenge and (client.is_public or self._required_for_confidential):
+        if not challenge and (client.is_public or not client.pkce_exempt):
             raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256")
         if challenge and method != "S256":
             # RFC 7636 4.3 makes a missing method mean "plain", which Hawiya refuses.
@@ -250,10 +252,16 @@ class AuthorizationCodeGrant(_IssuesTokens, grants.AuthorizationCodeGrant):
         self.server.audit.record(
             AuditEvent.CODE_ISSUED, subject=user.person.id, client_id=request.client.client_id
         )
+        if not data.get("code_challenge"):  # only an exempt client gets this far (PKCE above)
+            self.server.audit.record(
+                AuditEvent.CODE_ISSUED_WITHOUT_PKCE,
+                subject=user.person.id,
+                client_id=request.client.client_id,
+            )
 
     def query_authorization_code(self, code: str, client: RegisteredClient) -> AuthorizationCode | None:
         """Consume the code (single use, atomic); a replay revokes what the code issued."""
-        record = self.server.codes.consume(code, client.client_id)
+        record = self.server.codes.consume(code, client.client_id, self.request.payload.redirect_uri)
         if record is None and self.server.codes.was_spent(code):
             self.server.revoke_code_grant(code_hash(code))
         return record
@@ -451,7 +459,6 @@ class HawiyaServer(AuthorizationServer):
         sessions_live: Any,
         organisations: ActingLookup,
         audit: AuditLog,
-        pkce_required_for_confidential: bool,
     ) -> None:
         super().__init__()
         self.clients = clients
@@ -469,7 +476,7 @@ class HawiyaServer(AuthorizationServer):
         self.register_client_auth_method("private_key_jwt", self._authenticate_private_key_jwt)
         self.register_grant(
             AuthorizationCodeGrant,
-            [IdToken(self), PKCE(required_for_confidential=pkce_required_for_confidential)],
+            [IdToken(self), PKCE()],
         )
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)
@@ -549,7 +556,15 @@ class HawiyaServer(AuthorizationServer):
         if client is None or client.token_endpoint_auth_method != "private_key_jwt":
             return None
         try:
-            self.assertions.verify(assertion, AssertionClient(client.client_id, client.jwks, client.jwks_uri))
+            verified = self.assertions.verify(
+                assertion,
+                AssertionClient(
+                    client.client_id,
+                    client.jwks,
+                    client.jwks_uri,
+                    legacy_audience=client.legacy_assertion_audience,
+                ),
+            )
         except InvalidAssertion as refused:
             self.audit.record(
                 AuditEvent.CLIENT_AUTH_FAILED,
@@ -557,6 +572,12 @@ class HawiyaServer(AuthorizationServer):
                 detail={"method": "private_key_jwt", "reason": str(refused)},
             )
             return None
+        if verified.legacy_audience:
+            self.audit.record(
+                AuditEvent.CLIENT_LEGACY_AUDIENCE_USED,
+                client_id=client.client_id,
+                detail={"aud": "token_endpoint", "accepted_until": LEGACY_AUDIENCE_REMOVAL},
+            )
         return client
 
     def authenticate_endpoint_client(self, endpoint: str) -> RegisteredClient:

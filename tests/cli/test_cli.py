@@ -218,6 +218,21 @@ def test_public_client_has_no_secret(hawiya: Instance) -> None:
     assert "secret" in line
 
 
+def test_pkce_exemption_is_granted_shown_and_withdrawn(hawiya: Instance) -> None:
+    """New clients need PKCE; staff may excuse a legacy agency at creation or later (docs/clients.md)."""
+    assert _create_client(hawiya)["pkce_exempt"] is False
+    created = _create_client(hawiya, "--pkce-exempt")
+    client_id = created["client_id"]
+    assert created["pkce_exempt"] is True
+    assert "pkce_exempt: True" in hawiya.ok("clients", "show", client_id)
+    assert hawiya.json("clients", "update", client_id, "--no-pkce-exempt")["pkce_exempt"] is False
+    assert hawiya.json("clients", "show", client_id)["pkce_exempt"] is False
+    assert "pkce_exempt: True" in hawiya.ok("clients", "update", client_id, "--pkce-exempt")
+    # Only the migration gives the token endpoint audience, and only to clients that existed then.
+    assert created["legacy_assertion_audience"] is False
+    assert "legacy_assertion_audience_until" not in created
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 
@@ -238,6 +253,9 @@ BAD_INPUT = {
     "unknown client (show --json)": Bad("clients show no-such-client --json", "no client"),
     "unknown client (disable)": Bad("clients disable no-such-client", "no client"),
     "unknown client (rotate)": Bad("clients rotate-secret no-such-client", "no client"),
+    "unknown client (update)": Bad("clients update no-such-client --no-pkce-exempt", "no client"),
+    "update without a change": Bad("clients update no-such-client", "nothing to change"),
+    "public client exempt from PKCE": Bad(NEW_CLIENT + " --public --pkce-exempt", "public"),
     "ftp redirect URI": Bad("clients create --name X --redirect-uri ftp://x", "ftp://x"),
     "http redirect URI off localhost": Bad(
         "clients create --name X --redirect-uri http://agency.example/cb", "https"
@@ -247,6 +265,10 @@ BAD_INPUT = {
     ),
     "no redirect URI": Bad("clients create --name X", "redirect URI"),
     "unknown scope": Bad(NEW_CLIENT + " --scope 'openid admin'", "'admin'"),
+    "resource is the issuer": Bad(NEW_CLIENT + " --resource http://localhost:8000", "identity provider"),
+    "resource is an IdP endpoint": Bad(
+        NEW_CLIENT + " --resource http://localhost:8000/introspect", "identity provider"
+    ),
     "unsupported grant type": Bad(NEW_CLIENT + " --grant-type password", "grant types"),
     "duplicate client id": Bad(NEW_CLIENT.replace(" X ", " Dup ") + " --client-id dup", "exists"),
     "short password": Bad(NEW_USER + " weak1", "at least 15 characters", stdin="fourteen chars"),

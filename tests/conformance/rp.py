@@ -116,7 +116,9 @@ class ConformanceRP:
 
     @classmethod
     def of(cls, app: Flask, world: World, clock: FrozenClock, response_mode: str) -> ConformanceRP:
-        """The world's confidential client (client_secret_basic, RS256 ID tokens)."""
+        """The world's confidential client (client_secret_basic, RS256 ID tokens), exempt from PKCE:
+        the plan's modules send none, as the OpenID Foundation's suite does."""
+        world.registry.clients.update(world.confidential_id, pkce_exempt=True)
         return cls(
             app,
             clock,

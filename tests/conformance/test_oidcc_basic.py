@@ -411,6 +411,7 @@ def test_oidcc_server_client_secret_post(
         redirect_uris=[redirect_uri],
         auth_method="client_secret_post",
         id_token_alg="RS256",
+        pkce_exempt=True,  # the plan's modules send no PKCE
     )
     rp = ConformanceRP(
         app,
@@ -502,6 +503,7 @@ def _refreshing_client(
         grant_types=["authorization_code", "refresh_token"],
         scope="openid profile email offline_access",
         id_token_alg="RS256",
+        pkce_exempt=True,  # the plan's modules send no PKCE
     )
     return ConformanceRP(
         app,

@@ -34,7 +34,12 @@ QUERY_REDIRECT = "http://127.0.0.1:9007/callback?foo=bar"
 def _client(
     app: Flask, registry: Registry, clock: FrozenClock, response_mode: str, redirect_uris: list[str]
 ) -> ConformanceRP:
-    new = registry.clients.create(name="Beyond basic", redirect_uris=redirect_uris, id_token_alg="RS256")
+    new = registry.clients.create(
+        name="Beyond basic",
+        redirect_uris=redirect_uris,
+        id_token_alg="RS256",
+        pkce_exempt=True,  # the plan's modules send no PKCE
+    )
     return ConformanceRP(
         app,
         clock,
@@ -123,6 +128,7 @@ def test_oidcc_ensure_client_assertion_with_iss_aud_succeeds(
         auth_method="private_key_jwt",
         jwks={"keys": [public]},
         id_token_alg="ES256",
+        pkce_exempt=True,  # the plan's modules send no PKCE
     )
     client_id = new.client.client_id
     assert new.client_secret is None

@@ -14,8 +14,10 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from idp.errors import InvalidInput
 from idp.registry import Registry
 from tests.conftest import PASSWORD, World
+from tests.support.audit import audit_events
 from tests.support.flask_person import (
     FlaskPerson,
     authorize_url,
@@ -174,6 +176,68 @@ def test_unsupported_response_type_is_redirected_with_iss(
 def test_public_client_without_pkce_is_refused(app: Flask, world: World) -> None:
     response = FlaskPerson(app).get(authorize_url(**public_request(world)))
     assert_error_redirect(response, world.public_redirect_uri, "invalid_request")
+
+
+def without_pkce(params: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in params.items() if k not in ("code_challenge", "code_challenge_method")}
+
+
+def test_confidential_client_without_pkce_is_refused(app: Flask, world: World) -> None:
+    """RFC 9700 2.1.1: PKCE is required of confidential clients too, unless staff excused one."""
+    response = FlaskPerson(app).get(authorize_url(**without_pkce(code_request(world))))
+    params = assert_error_redirect(response, world.redirect_uri, "invalid_request")
+    assert "code_challenge" in params["error_description"][0]
+
+
+def test_an_exempt_confidential_client_may_leave_out_pkce_and_each_code_is_audited(
+    app: Flask, registry: Registry, world: World
+) -> None:
+    registry.clients.update(world.confidential_id, pkce_exempt=True, actor="staff")
+    updated = audit_events(registry, "client.updated")
+    assert updated[0]["client_id"] == world.confidential_id
+    assert updated[0]["detail"] == {"pkce_exempt": True}
+    for round_ in (1, 2):
+        code = signed_in_code(app, world, without_pkce(code_request(world)))
+        response = redeem_confidential(app, world, code, None)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        used = audit_events(registry, "code.issued_without_pkce")
+        assert [event["client_id"] for event in used] == [world.confidential_id] * round_
+        assert used[0]["subject"] == world.citizen_id
+    # A code the exempt client asked for with PKCE is an ordinary one: nothing to report.
+    verifier, challenge = pkce_pair()
+    code = signed_in_code(app, world, code_request(world, code_challenge=challenge))
+    assert redeem_confidential(app, world, code, verifier).status_code == 200
+    assert len(audit_events(registry, "code.issued_without_pkce")) == 2
+
+
+def test_a_withdrawn_exemption_requires_pkce_again(app: Flask, registry: Registry, world: World) -> None:
+    registry.clients.update(world.confidential_id, pkce_exempt=True)
+    registry.clients.update(world.confidential_id, pkce_exempt=False)
+    assert registry.clients.show(world.confidential_id).pkce_exempt is False
+    response = FlaskPerson(app).get(authorize_url(**without_pkce(code_request(world))))
+    assert_error_redirect(response, world.redirect_uri, "invalid_request")
+
+
+def test_only_confidential_clients_that_sign_people_in_can_be_exempt(
+    registry: Registry, world: World
+) -> None:
+    with pytest.raises(InvalidInput, match="public"):
+        registry.clients.update(world.public_id, pkce_exempt=True)
+    with pytest.raises(InvalidInput, match="public"):
+        registry.clients.create(
+            name="Mobile", redirect_uris=[world.public_redirect_uri], auth_method="none", pkce_exempt=True
+        )
+    with pytest.raises(InvalidInput, match="authorization_code"):
+        registry.clients.create(
+            name="Batch",
+            redirect_uris=[],
+            grant_types=("client_credentials",),
+            scope="records:read",
+            pkce_exempt=True,
+        )
+    created = registry.clients.create(name="Legacy", redirect_uris=[world.redirect_uri], pkce_exempt=True)
+    assert created.client.pkce_exempt is True
+    assert registry.clients.create(name="New", redirect_uris=[world.redirect_uri]).client.pkce_exempt is False
 
 
 @pytest.mark.parametrize("method", ["plain", None])
@@ -344,9 +408,12 @@ def test_missing_code_verifier_is_refused(app: Flask, world: World, confidential
     assert "access_token" not in response.json
 
 
-def test_code_verifier_for_a_code_issued_without_challenge_is_refused(app: Flask, world: World) -> None:
+def test_code_verifier_for_a_code_issued_without_challenge_is_refused(
+    app: Flask, registry: Registry, world: World
+) -> None:
     # RFC 9700 4.8.2: a code_verifier at /token for a request that had no code_challenge is refused
     # (otherwise an attacker who injects a stolen code could pass PKCE checks by adding a verifier).
+    registry.clients.update(world.confidential_id, pkce_exempt=True)
     params = code_request(world)
     del params["code_challenge"], params["code_challenge_method"]
     code = signed_in_code(app, world, params)

@@ -90,7 +90,7 @@ def claims_for(client_id: str, clock: FrozenClock, **overrides: Any) -> dict[str
     claims: dict[str, Any] = {
         "iss": client_id,
         "sub": client_id,
-        "aud": TOKEN_ENDPOINT,
+        "aud": ISSUER,
         "iat": now,
         "exp": now + 60,
         "jti": secrets.token_urlsafe(16),
@@ -308,17 +308,20 @@ def test_authorization_code_flow_with_private_key_jwt(
     assert body["id_token"]
 
 
-@pytest.mark.parametrize(
-    "aud",
-    [TOKEN_ENDPOINT, ISSUER, [TOKEN_ENDPOINT, "https://other.example"]],
-    ids=["token", "issuer", "list"],
-)
-def test_audience_is_the_token_endpoint_or_the_issuer(
-    app: Flask, registry: Registry, clock: FrozenClock, aud: Any
+def test_the_audience_is_the_issuer(app: Flask, registry: Registry, clock: FrozenClock) -> None:
+    key = new_key()
+    client_id = api_client(registry, jwks=jwks_of(key))
+    assert_tokens(client_credentials(app, assertion(client_id, key, clock, aud=ISSUER)))
+    assert audit_events(registry, "client.legacy_audience_used") == []
+
+
+@pytest.mark.parametrize("skew", [-60, 0, 25], ids=["past", "now", "within_skew"])
+def test_an_assertion_valid_from_now_or_a_little_later_is_accepted(
+    app: Flask, registry: Registry, clock: FrozenClock, skew: int
 ) -> None:
     key = new_key()
     client_id = api_client(registry, jwks=jwks_of(key))
-    assert_tokens(client_credentials(app, assertion(client_id, key, clock, aud=aud)))
+    assert_tokens(client_credentials(app, assertion(client_id, key, clock, nbf=int(clock.now()) + skew)))
 
 
 def test_a_second_key_in_the_set_also_works(app: Flask, registry: Registry, clock: FrozenClock) -> None:
@@ -360,6 +363,16 @@ BAD_ASSERTIONS: dict[str, tuple[BadAssertion, str]] = {
     "wrong_aud": (lambda c, k, t: assertion(c, k, t, aud="https://elsewhere.example/token"), "aud"),
     "authorize_endpoint_aud": (lambda c, k, t: assertion(c, k, t, aud=ISSUER + "/authorize"), "aud"),
     "no_aud": (lambda c, k, t: assertion(c, k, t, aud=None), "aud"),
+    # Only clients registered before the issuer became the audience may still name the token endpoint.
+    "token_endpoint_aud": (lambda c, k, t: assertion(c, k, t, aud=TOKEN_ENDPOINT), "must be the issuer"),
+    # One string: an array lets an assertion made for another server (listing it too) be replayed here.
+    "aud_list_with_another_server": (
+        lambda c, k, t: assertion(c, k, t, aud=[ISSUER, "https://other.example"]),
+        "single string",
+    ),
+    "aud_list_of_the_issuer": (lambda c, k, t: assertion(c, k, t, aud=[ISSUER]), "single string"),
+    "not_valid_yet": (lambda c, k, t: assertion(c, k, t, nbf=int(t.now()) + 60), "not valid yet"),
+    "nbf_not_a_number": (lambda c, k, t: assertion(c, k, t, nbf="soon"), "nbf"),
     "expired": (
         lambda c, k, t: assertion(c, k, t, iat=int(t.now()) - 200, exp=int(t.now()) - 100),
         "expired",

@@ -108,7 +108,9 @@ def _code(registry: Registry, world: World) -> str:
 def test_concurrent_code_redemptions_have_exactly_one_winner(registry: Registry, world: World) -> None:
     for round_ in range(ROUNDS):
         code = _code(registry, world)
-        results = together(lambda code=code: registry.codes.consume(code, world.confidential_id))
+        results = together(
+            lambda code=code: registry.codes.consume(code, world.confidential_id, world.redirect_uri)
+        )
         assert sum(record is not None for record in results) == 1, f"round {round_}"
         assert registry.codes.was_spent(code)
         # The loser's attempt is a replay (it must revoke what the winner got), so it is audited.

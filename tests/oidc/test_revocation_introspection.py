@@ -335,6 +335,35 @@ def test_client_credentials_refuses_an_unregistered_resource(api_client: Agency,
     assert response.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "http://localhost:8000",
+        "http://localhost:8000/",
+        "http://localhost:8000/introspect",
+        "http://localhost:8000/userinfo",
+        "HTTP://LOCALHOST:8000/token",
+    ],
+)
+def test_a_resource_on_the_idp_itself_is_refused_at_registration(registry: Registry, resource: str) -> None:
+    """Tokens for userinfo carry the issuer as ``aud``: a client registered with the issuer (or any
+    IdP URL) as its resource could introspect every other client's access tokens."""
+    with pytest.raises(InvalidInput, match="identity provider"):
+        registry.clients.create(
+            name="Introspector", redirect_uris=[], grant_types=("client_credentials",), scope="records:read",
+            resources=[resource],
+        )  # fmt: skip
+    assert registry.clients.list() == []
+
+
+def test_an_api_beside_the_idp_on_another_origin_is_a_resource(registry: Registry) -> None:
+    for resource in ("http://localhost:8001", "https://localhost:8000", "https://api.example.test/v1"):
+        registry.clients.create(
+            name="Records", redirect_uris=[], grant_types=("client_credentials",), scope="records:read",
+            resources=[resource],
+        )  # fmt: skip
+
+
 def test_client_credentials_needs_the_grant_and_a_secret(agency: Agency, api_client: Agency) -> None:
     assert_error(client_credentials(agency), 400, "unauthorized_client")
     response = api_client.post("/token", {"grant_type": "client_credentials"}, secret="not-the-secret")

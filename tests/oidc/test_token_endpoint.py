@@ -13,7 +13,7 @@ from werkzeug.test import TestResponse
 
 from idp.clock import FrozenClock
 from idp.registry import Registry
-from tests.conftest import PASSWORD, World
+from tests.conftest import BOTH_BACKENDS, PASSWORD, World
 from tests.support.audit import audit_events
 from tests.support.flask_person import FlaskPerson, authorize_url, pkce_pair, query_of
 
@@ -226,6 +226,61 @@ def test_code_of_client_a_cannot_be_redeemed_by_client_b(
         app, code, verifier, world.redirect_uri, auth=(other.client.client_id, other.client_secret)
     )
     assert_token_error(response, 400, "invalid_grant")
+
+
+def _userinfo_status(app: Flask, access_token: str) -> int:
+    return app.test_client().get("/userinfo", headers={"Authorization": f"Bearer {access_token}"}).status_code
+
+
+@BOTH_BACKENDS
+def test_another_public_client_presenting_a_code_does_not_burn_it(
+    app: Flask, registry: Registry, world: World
+) -> None:
+    """A public client that got hold of another client's code is refused, and the code stays its
+    rightful client's: its redemption works, nothing is revoked, and only a real replay revokes."""
+    intruder = registry.clients.create(
+        name="Other Mobile App", redirect_uris=[world.public_redirect_uri], auth_method="none"
+    ).client.client_id
+    code, verifier = issue_code(app, world.public_id, world.public_redirect_uri)
+
+    stolen = redeem(app, code, verifier, world.public_redirect_uri, form={"client_id": intruder})
+    assert_token_error(stolen, 400, "invalid_grant")
+    assert audit_events(registry, "code.replayed") == []
+
+    rightful = redeem(app, code, verifier, world.public_redirect_uri, form={"client_id": world.public_id})
+    assert rightful.status_code == 200, rightful.get_data(as_text=True)
+    assert rightful.json is not None
+    access_token = rightful.json["access_token"]
+    assert _userinfo_status(app, access_token) == 200
+
+    replay = redeem(app, code, verifier, world.public_redirect_uri, form={"client_id": world.public_id})
+    assert_token_error(replay, 400, "invalid_grant")
+    assert [event["client_id"] for event in audit_events(registry, "code.replayed")] == [world.public_id]
+    assert _userinfo_status(app, access_token) == 401, "a replay revokes what the code issued"
+
+
+@BOTH_BACKENDS
+def test_a_confidential_client_presenting_another_clients_code_does_not_burn_it(
+    app: Flask, registry: Registry, world: World
+) -> None:
+    other = registry.clients.create(name="Other Agency", redirect_uris=[world.redirect_uri])
+    assert other.client_secret is not None
+    code, verifier = issue_code(app, world.confidential_id, world.redirect_uri)
+    stolen = redeem(
+        app, code, verifier, world.redirect_uri, auth=(other.client.client_id, other.client_secret)
+    )
+    assert_token_error(stolen, 400, "invalid_grant")
+    rightful = redeem(app, code, verifier, world.redirect_uri, auth=confidential_auth(world))
+    assert rightful.status_code == 200, rightful.get_data(as_text=True)
+    assert audit_events(registry, "code.replayed") == []
+
+
+def test_a_wrong_redirect_uri_leaves_the_code_to_the_right_request(app: Flask, world: World) -> None:
+    code, verifier = issue_code(app, world.confidential_id, world.redirect_uri)
+    wrong = redeem(app, code, verifier, OTHER_REDIRECT, auth=confidential_auth(world))
+    assert_token_error(wrong, 400, "invalid_grant")
+    right = redeem(app, code, verifier, world.redirect_uri, auth=confidential_auth(world))
+    assert right.status_code == 200, right.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("redirect_uri", ["http://127.0.0.1:9001/callback/other", ""])

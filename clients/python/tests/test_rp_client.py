@@ -267,7 +267,7 @@ def test_private_key_jwt_sends_a_short_lived_assertion(
         claims = assertion.claims
         assert assertion.header["kid"] == private["kid"]
         assert claims["iss"] == claims["sub"] == CLIENT_ID
-        assert claims["aud"] == TOKEN_ENDPOINT
+        assert claims["aud"] == ISSUER  # one string, the issuer (never the token endpoint URL)
         assert 0 < claims["exp"] - claims["iat"] <= 60 and claims["iat"] == int(clock())
         jtis.add(claims["jti"])
     assert len(jtis) == 2

@@ -106,6 +106,13 @@ class Client(Base):
     #: (the overlap that lets an agency deploy the new secret without an outage).
     previous_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: A private_key_jwt client registered before the issuer became the only assertion audience: its
+    #: assertions may still name the token endpoint URL (deprecated, each use audited). Set only by
+    #: migration 0007 for the clients that existed then; staff can clear it, nobody can set it.
+    legacy_assertion_audience: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: A confidential client excused from PKCE (RFC 9700 2.1.1 requires it otherwise); each code it
+    #: gets without PKCE is audited.
+    pkce_exempt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Consent(Base):

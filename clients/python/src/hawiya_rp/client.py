@@ -445,7 +445,9 @@ class OpenIDClient:
     def _token_request(self, data: dict[str, str]) -> dict[str, Any]:
         """POST to the token endpoint with this client's authentication; the successful answer."""
         endpoint = self.discovery.endpoint("token_endpoint")
-        form, auth = self._authenticate(dict(data), audience=endpoint)
+        # The issuer identifier, as one string, is the audience Hawiya accepts from every client
+        # (the token endpoint URL only from clients registered before that rule, until 2027-06-30).
+        form, auth = self._authenticate(dict(data), audience=self.config.issuer)
         try:
             response = self._http.post_form(endpoint, form, auth)
         except NetworkError as exc:

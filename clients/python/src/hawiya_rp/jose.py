@@ -311,7 +311,8 @@ def client_assertion(
     key: PrivateKey, *, client_id: str, audience: str, now: float, lifetime: int = 60
 ) -> str:
     """An RFC 7523 client assertion (``private_key_jwt``, OIDC Core 9): iss = sub = client_id,
-    aud = the endpoint it is sent to, a fresh jti, and a lifetime of at most 60 seconds."""
+    aud = ``audience`` as a single string (the issuer identifier), a fresh jti, and a lifetime of at
+    most 60 seconds."""
     issued = int(now)
     return key.sign(
         {

@@ -1,7 +1,7 @@
 """jwks_publications: the JWKS max-ages serving processes publish
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-10
 
 Each serving process records the ``Cache-Control: max-age`` it sends with the JWKS (renewed while
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
