@@ -515,7 +515,7 @@ class Organisations:
         organisation active, the inviter still may grant the role). NotFound when ``by`` did not
         send it or that account holds no claim on it; NotAllowed when the rules refuse."""
         if not (_REF.match(invitation_id) and _REF.match(account_id)):
-            self._refuse_invitation("unknown", None, None, actor=by, ip=ip)
+            self._refuse_invitation("not_claimed", None, None, actor=by, ip=ip)
         outcome, invitation = self._repository.confirm(
             invitation_id,
             account_id,
@@ -532,9 +532,9 @@ class Organisations:
         """The inviter ``by`` turns down the claim ``account_id`` holds: nothing is granted and
         the link can be taken up again (by the invited address's owner, or claimed anew).
         NotFound when there is no such claim on an invitation ``by`` sent."""
-        declined = None
-        if _REF.match(invitation_id) and _REF.match(account_id):
-            declined = self._repository.decline(invitation_id, account_id, by=by)
+        if not (_REF.match(invitation_id) and _REF.match(account_id)):
+            self._refuse_invitation("not_claimed", None, None, actor=by, ip=ip)
+        declined = self._repository.decline(invitation_id, account_id, by=by)
         if declined is None:
             self._refuse_invitation("not_claimed", None, account_id, actor=by, ip=ip)
         self._audit.record(
@@ -668,11 +668,14 @@ class Organisations:
                 "invitation": invitation.id if invitation else None,
             },
         )
+        if outcome in ("not_inviter", "not_claimed") or (
+            actor is not None and outcome in ("unknown", "used", "expired", MISSING)
+        ):
+            # An inviter answering a claim is told alike whatever became of it; and whether an
+            # invitation someone else sent exists is none of the caller's business.
+            raise NotFound("nobody is waiting for your confirmation of that invitation", code="no_claim")
         if outcome in ("unknown", "used", "expired", MISSING):
             raise NotFound("this invitation is not valid: it may have expired or been used already")
-        if outcome in ("not_inviter", "not_claimed"):
-            # Told alike: whether an invitation someone else sent exists is none of the caller's business.
-            raise NotFound("nobody is waiting for your confirmation of that invitation", code="no_claim")
         if outcome == "already_claimed":
             raise Conflict(REFUSALS[outcome], code=outcome)
         raise NotAllowed(_refusal_message(outcome), code=outcome)
