@@ -4,16 +4,21 @@ A person acts for an organisation as its ``owner``, an authorised ``signatory`` 
 ``employee``. Roles are granted by an owner or signatory of the same active organisation (only an
 owner grants, changes or removes the owner role) or by an operator on the command line, may expire,
 and can be offered by email: an invitation carries a random code (``secrets.token_urlsafe``, 192
-bits) that Hawiya keeps only as SHA-256, works once, and lapses after seven days. An organisation
+bits) that Hawiya keeps only as SHA-256, works once, and lapses after seven days. Holding the code
+is not enough: only an account whose *verified* email is the invited address takes the role at
+once. Any other account that opens the link only claims the invitation (one claim at a time),
+and the person who sent it confirms that named account (the role is then granted) or declines it
+(the link works again, so whoever intercepted it cannot block it for good). An organisation
 always keeps an owner. Only a membership whose organisation is active and which has not expired is
-usable for acting on the organisation's behalf. Every grant, removal, refusal and invitation is
-audited.
+usable for acting on the organisation's behalf. Every grant, removal, refusal, invitation and
+claim is audited.
 """
 
 from __future__ import annotations
 
 import builtins
 import hashlib
+import logging
 import re
 import secrets
 import uuid
@@ -21,12 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import NoReturn
 
-from idp.accounts.service import AccountService
+from idp.accounts.service import AccountService, Person
 from idp.audit.events import AuditEvent
 from idp.audit.recorder import AuditLog
 from idp.clock import Clock
 from idp.emails import MailRenderer
-from idp.errors import InvalidInput, NotAllowed, NotFound
+from idp.errors import Conflict, HawiyaError, InvalidInput, NotAllowed, NotFound
 from idp.inbound import is_identifier
 from idp.mail import Mail, MailSender
 from idp.storage.models import Invitation, Membership, Organisation
@@ -37,6 +42,8 @@ from idp.storage.repositories.organisations import (
     MembershipState,
     OrganisationRepository,
 )
+
+log = logging.getLogger(__name__)
 
 ROLES = ("owner", "signatory", "employee")
 #: Roles that may grant, change and remove roles (and invite).
@@ -58,6 +65,8 @@ REFUSALS = {
     "organisation_suspended": "the organisation is suspended",
     "not_member": "that person holds no role in the organisation",
     "inviter_not_allowed": "the person who sent the invitation can no longer grant that role",
+    "already_claimed": "another account has asked to take up this invitation: the person who sent it"
+    " must answer that first",
 }
 _ROLE_WORDS = {
     "owner": ("مالك", "owner"),
@@ -118,6 +127,43 @@ class InvitationView:
     email: str
     expires_at: datetime
     membership_expires_at: datetime | None
+    #: The account waiting for the inviter's confirmation, if any.
+    claimed_by: str | None = None
+
+
+@dataclass(frozen=True)
+class AwaitingInviter:
+    """An invitation taken up by an account whose verified email is not the invited address:
+    nothing is granted until the person who sent it confirms that account."""
+
+    organisation: Org
+    role: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An invitation an account asks to take up, waiting for its inviter to confirm or decline."""
+
+    invitation_id: str
+    organisation: Org
+    role: str
+    #: The address the invitation was sent to.
+    email: str
+    account_id: str
+    username: str
+    name: str | None
+    claimed_at: datetime
+    membership_expires_at: datetime | None
+
+
+def addressed_to(person: Person, email: str) -> bool:
+    """True when ``email`` is the person's address and Hawiya has verified it is theirs (an
+    unverified address proves nothing: anyone may type one in)."""
+    return bool(person.email and person.email_verified) and _address(person.email or "") == _address(email)
+
+
+def _address(email: str) -> str:
+    return email.strip().lower()
 
 
 def grantable(role: str) -> tuple[str, ...]:
@@ -415,35 +461,135 @@ class Organisations:
         org = self._repository.by_id(row.organisation_id)
         if org is None:
             return None
-        return InvitationView(_org(org), row.role, row.email, row.expires_at, row.membership_expires_at)
+        return InvitationView(
+            _org(org), row.role, row.email, row.expires_at, row.membership_expires_at, row.claimed_by
+        )
 
-    def accept(self, code: str, account_id: str, *, ip: str | None = None) -> Member:
+    def accept(self, code: str, account_id: str, *, ip: str | None = None) -> Member | AwaitingInviter:
         """Take up an invitation (once, before it expires, while the organisation is active and
-        its inviter still may grant the role). NotFound for an unknown, used or expired code."""
+        its inviter still may grant the role). NotFound for an unknown, used or expired code.
+
+        An account whose verified email is the invited address gets the role (a Member). Any
+        other account only claims the invitation, and its inviter is mailed to confirm or decline
+        it: AwaitingInviter. Conflict ``already_claimed`` while another account's claim waits."""
         person = self._accounts.get(account_id)
         if not _CODE.fullmatch(code):
-            outcome, invitation = "unknown", None
-        else:
-            outcome, invitation = self._repository.accept(
-                code_hash(code),
-                person.id,
-                now=self._now(),
-                check=lambda row: _rule(row.role, by=row.invited_by),
-            )
+            self._refuse_invitation("unknown", None, person.id, ip=ip)
+        found = self._repository.invitation(code_hash(code))
+        if found is not None and not addressed_to(person, found.email):
+            return self._claim(code, person, ip=ip)
+        outcome, invitation = self._repository.accept(
+            code_hash(code),
+            person.id,
+            now=self._now(),
+            check=lambda row: _rule(row.role, by=row.invited_by),
+        )
         if outcome != "accepted" or invitation is None:
             self._refuse_invitation(outcome, invitation, person.id, ip=ip)
+        self._accepted(invitation, person.id, confirmed_by=None, ip=ip)
+        return self._one_member(invitation.organisation_id, person.id)
+
+    def claims(self, inviter_id: str) -> builtins.list[Claim]:
+        """The invitations ``inviter_id`` sent that an account asks to take up (unused, unexpired),
+        oldest first: each waits for the inviter to confirm or decline that account."""
+        return [
+            Claim(
+                invitation.id,
+                _org(org),
+                invitation.role,
+                invitation.email,
+                str(invitation.claimed_by),
+                username,
+                name,
+                invitation.claimed_at or invitation.created_at,
+                invitation.membership_expires_at,
+            )
+            for invitation, org, username, name in self._repository.claims_for(inviter_id, self._now())
+        ]
+
+    def confirm(self, invitation_id: str, account_id: str, *, by: str, ip: str | None = None) -> Member:
+        """The inviter ``by`` lets ``account_id``, which claimed the invitation, take it up: the
+        role is granted now, with the same checks as an acceptance (unused, unexpired, the
+        organisation active, the inviter still may grant the role). NotFound when ``by`` did not
+        send it or that account holds no claim on it; NotAllowed when the rules refuse."""
+        if not (is_identifier(invitation_id) and is_identifier(account_id)):
+            self._refuse_invitation("not_claimed", None, None, actor=by, ip=ip)
+        outcome, invitation = self._repository.confirm(
+            invitation_id,
+            account_id,
+            by=by,
+            now=self._now(),
+            check=lambda row: _rule(row.role, by=row.invited_by),
+        )
+        if outcome != "accepted" or invitation is None:
+            self._refuse_invitation(outcome, invitation, account_id, actor=by, ip=ip)
+        self._accepted(invitation, account_id, confirmed_by=by, ip=ip)
+        return self._one_member(invitation.organisation_id, account_id)
+
+    def decline(self, invitation_id: str, account_id: str, *, by: str, ip: str | None = None) -> None:
+        """The inviter ``by`` turns down the claim ``account_id`` holds: nothing is granted and
+        the link can be taken up again (by the invited address's owner, or claimed anew).
+        NotFound when there is no such claim on an invitation ``by`` sent."""
+        if not (is_identifier(invitation_id) and is_identifier(account_id)):
+            self._refuse_invitation("not_claimed", None, None, actor=by, ip=ip)
+        declined = self._repository.decline(invitation_id, account_id, by=by)
+        if declined is None:
+            self._refuse_invitation("not_claimed", None, account_id, actor=by, ip=ip)
+        self._audit.record(
+            AuditEvent.INVITATION_DECLINED,
+            actor=by,
+            subject=account_id,
+            ip=ip,
+            detail={
+                "organisation": declined.organisation_id,
+                "invitation": declined.id,
+                "role": declined.role,
+            },
+        )
+
+    def _claim(self, code: str, person: Person, *, ip: str | None) -> AwaitingInviter:
+        outcome, invitation = self._repository.claim(
+            code_hash(code),
+            person.id,
+            now=self._now(),
+            check=lambda row: _rule(row.role, by=row.invited_by),
+        )
+        if outcome not in ("claimed", "pending") or invitation is None:
+            self._refuse_invitation(outcome, invitation, person.id, ip=ip)
+        org = self.get(invitation.organisation_id)
+        if outcome == "claimed":
+            self._audit.record(
+                AuditEvent.INVITATION_CLAIMED,
+                actor=person.id,
+                subject=person.id,
+                ip=ip,
+                detail={"organisation": org.id, "invitation": invitation.id, "role": invitation.role},
+            )
+            self._tell_inviter(org, invitation, person)
+        return AwaitingInviter(org, invitation.role)
+
+    def _accepted(
+        self, invitation: Invitation, account_id: str, *, confirmed_by: str | None, ip: str | None
+    ) -> None:
         org_id = invitation.organisation_id
+        detail: dict[str, object] = {
+            "organisation": org_id,
+            "invitation": invitation.id,
+            "role": invitation.role,
+        }
+        if confirmed_by is not None:
+            detail["confirmed_by"] = confirmed_by
         self._audit.record(
             AuditEvent.INVITATION_ACCEPTED,
             actor=invitation.invited_by,
-            subject=person.id,
+            subject=account_id,
             ip=ip,
-            detail={"organisation": org_id, "invitation": invitation.id, "role": invitation.role},
+            detail=detail,
         )
         self._audit.record(
             AuditEvent.MEMBERSHIP_GRANTED,
             actor=invitation.invited_by,
-            subject=person.id,
+            subject=account_id,
             ip=ip,
             detail={
                 "organisation": org_id,
@@ -454,7 +600,6 @@ class Organisations:
                 ),
             },
         )
-        return self._one_member(org_id, person.id)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -500,12 +645,19 @@ class Organisations:
         raise NotAllowed(_refusal_message(reason), code=reason)
 
     def _refuse_invitation(
-        self, outcome: str, invitation: Invitation | None, account_id: str, *, ip: str | None
+        self,
+        outcome: str,
+        invitation: Invitation | None,
+        account_id: str | None,
+        *,
+        actor: str | None = None,
+        ip: str | None,
     ) -> NoReturn:
         if outcome in ("not_allowed", "owner_only"):
             outcome = "inviter_not_allowed"
         self._audit.record(
             AuditEvent.INVITATION_REFUSED,
+            actor=actor,
             subject=account_id,
             ip=ip,
             detail={
@@ -514,8 +666,16 @@ class Organisations:
                 "invitation": invitation.id if invitation else None,
             },
         )
+        if outcome in ("not_inviter", "not_claimed") or (
+            actor is not None and outcome in ("unknown", "used", "expired", MISSING)
+        ):
+            # An inviter answering a claim is told alike whatever became of it; and whether an
+            # invitation someone else sent exists is none of the caller's business.
+            raise NotFound("nobody is waiting for your confirmation of that invitation", code="no_claim")
         if outcome in ("unknown", "used", "expired", MISSING):
             raise NotFound("this invitation is not valid: it may have expired or been used already")
+        if outcome == "already_claimed":
+            raise Conflict(REFUSALS[outcome], code=outcome)
         raise NotAllowed(_refusal_message(outcome), code=outcome)
 
     def _one_member(self, org_id: str, account_id: str) -> Member:
@@ -535,6 +695,37 @@ class Organisations:
             link=f"{self._issuer}/account/invitation?code={code}",
         )
         return Mail(to=invitation.email, subject=rendered.subject, body=rendered.body)
+
+    def _tell_inviter(self, org: Org, invitation: Invitation, claimant: Person) -> None:
+        """Mail the inviter that ``claimant`` asks to take up the invitation (when the inviter has
+        an address). The claim stands whether or not the mail can be queued: the inviter also
+        sees it on the organisations page."""
+        inviter = self._accounts.find(invitation.invited_by)
+        if inviter is None or not inviter.email:
+            return
+        role_ar, role_en = _ROLE_WORDS[invitation.role]
+        name_en = inviter.name or inviter.username
+        try:
+            rendered = self._renderer.render(
+                "invitation_claimed",
+                inviter.locale,
+                name_en=name_en,
+                name_ar=inviter.name_ar or name_en,
+                org_en=org.name,
+                org_ar=org.name_ar or org.name,
+                role_en=role_en,
+                role_ar=role_ar,
+                registration_number=org.registration_number,
+                invited=invitation.email,
+                username=claimant.username,
+                claimant_en=claimant.name or claimant.username,
+                claimant_ar=claimant.name_ar or claimant.name or claimant.username,
+                until=invitation.expires_at.strftime("%Y-%m-%d"),
+                link=f"{self._issuer}/account/organisations",
+            )
+            self._mail.send(Mail(to=inviter.email, subject=rendered.subject, body=rendered.body))
+        except (HawiyaError, OSError):
+            log.warning("the claim on invitation %s could not be mailed to its inviter", invitation.id)
 
 
 def _refusal_message(reason: str) -> str:

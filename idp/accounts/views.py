@@ -26,7 +26,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from idp.accounts.first_factor import ConfirmationMailUnavailable, NoAddressOfRecord
-from idp.accounts.organisations import MANAGING_ROLES, expiry_of, grantable
+from idp.accounts.organisations import MANAGING_ROLES, AwaitingInviter, expiry_of, grantable
 from idp.authn.binding import STEP_UP, change_needs
 from idp.authn.views import enrolment_page
 from idp.authn.webauthn import MAX_CREDENTIAL_JSON, PasskeyRejected
@@ -479,7 +479,7 @@ _RETURNABLE = re.compile(
     r"(/account/(organisations|sessions|invitation\?code=[A-Za-z0-9_-]{1,64})|/admin(/[a-z]{1,20})?)"
 )
 #: Notices on the organisations page after a change.
-ORG_NOTICES = ("granted", "removed", "invited", "accepted")
+ORG_NOTICES = ("granted", "removed", "invited", "accepted", "confirmed", "declined")
 
 
 def come_back_after(endpoint: str, path: str) -> Response:
@@ -509,6 +509,7 @@ def _organisations_page(session: SsoSession, *, error: str | None = None, status
             if a.role in MANAGING_ROLES
         },
         grantable={a.organisation.id: grantable(a.role) for a in acting},
+        claims=reg.organisations.claims(session.account_id),
         me=session.account_id,
         now=datetime.fromtimestamp(reg.clock.now(), UTC),
         recent=is_recent(session),
@@ -594,11 +595,45 @@ def invite(session: SsoSession, org_id: str) -> Response:
     return redirect(url_for("accounts.organisations", done="invited"), code=303)
 
 
-def _invitation_page(code: str, *, error: str | None = None, status: int = 200) -> Response:
+@bp.post("/account/organisations/invitations/<invitation_id>/claims/<account_id>/confirm")
+@recent_sign_in
+def confirm_claim(session: SsoSession, invitation_id: str, account_id: str) -> Response:
+    """The inviter lets the named account that opened their invitation link take up the role."""
+    try:
+        services().organisations.confirm(
+            invitation_id[:64], account_id[:64], by=session.account_id, ip=client_ip()
+        )
+    except HawiyaError as error:
+        return _refused(session, error)
+    return redirect(url_for("accounts.organisations", done="confirmed"), code=303)
+
+
+@bp.post("/account/organisations/invitations/<invitation_id>/claims/<account_id>/decline")
+@recent_sign_in
+def decline_claim(session: SsoSession, invitation_id: str, account_id: str) -> Response:
+    """The inviter turns the named account down: nothing is granted and the link works again."""
+    try:
+        services().organisations.decline(
+            invitation_id[:64], account_id[:64], by=session.account_id, ip=client_ip()
+        )
+    except HawiyaError as error:
+        return _refused(session, error)
+    return redirect(url_for("accounts.organisations", done="declined"), code=303)
+
+
+def _invitation_page(
+    code: str, viewer: str, *, awaiting: bool = False, error: str | None = None, status: int = 200
+) -> Response:
     invitation = services().organisations.invitation(code)
     if invitation is None and error is None:
         error, status = "invalid_invitation", 404
-    body = render_template("accounts/invitation.html", invitation=invitation, code=code, error=error)
+    body = render_template(
+        "accounts/invitation.html",
+        invitation=invitation,
+        code=code,
+        error=error,
+        awaiting=awaiting or (invitation is not None and invitation.claimed_by == viewer),
+    )
     return _html(body, status)
 
 
@@ -613,18 +648,21 @@ def invitation() -> Response:
         return come_back_after("authn.signin", here)
     if not is_recent(signed_in[1]):
         return come_back_after("accounts.reauth", here)
-    return _invitation_page(code)
+    return _invitation_page(code, signed_in[1].account_id)
 
 
 @bp.post("/account/invitation")
 @recent_sign_in
 def accept_invitation(session: SsoSession) -> Response:
-    """Take up the invitation: the signed-in person now holds the role it offers."""
+    """Take up the invitation: the person whose verified email it was sent to now holds the role;
+    anyone else waits for the person who sent it to confirm them."""
     code = request.form.get("code", "")[:64]
     try:
-        services().organisations.accept(code, session.account_id, ip=client_ip())
+        taken = services().organisations.accept(code, session.account_id, ip=client_ip())
     except HawiyaError as error:
-        return _invitation_page(code, error=error.code, status=error.status)
+        return _invitation_page(code, session.account_id, error=error.code, status=error.status)
+    if isinstance(taken, AwaitingInviter):
+        return _invitation_page(code, session.account_id, awaiting=True)
     return redirect(url_for("accounts.organisations", done="accepted"), code=303)
 
 

@@ -91,6 +91,11 @@ class AuditEvent(StrEnum):
     MEMBERSHIP_REFUSED = "membership.refused"
     INVITATION_SENT = "invitation.sent"
     INVITATION_ACCEPTED = "invitation.accepted"
+    #: An account whose verified email is not the invited address opened the link: nothing is
+    #: granted until the inviter confirms it (detail: ``confirmed_by`` on the acceptance) or
+    #: declines it (the claim is cleared and the link works again).
+    INVITATION_CLAIMED = "invitation.claimed"
+    INVITATION_DECLINED = "invitation.declined"
     INVITATION_REFUSED = "invitation.refused"
     # Clients (agencies)
     CLIENT_CREATED = "client.created"

@@ -1,7 +1,9 @@
 """The account area's organisation pages (/account/organisations, /account/invitation?code=...):
 a person sees the businesses they may act for; owners and signatories give and take away roles and
 invite people by email, each change behind a recent sign-in and a CSRF token; an invitation link
-survives signing in first; every refusal is a page that says why, with a 4xx status."""
+survives signing in first; opened by an account without the invited verified address, it waits for
+the inviter, who confirms or declines that account on the organisations page; every refusal is a
+page that says why, with a 4xx status."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from idp.clock import FrozenClock
 from idp.registry import Registry
 from tests.conftest import BOTH_BACKENDS, PASSWORD, World
 from tests.support.audit import audit_events
-from tests.support.mfa import MfaPerson, open_account, submit
+from tests.support.mfa import MfaPerson, open_account, submit, verify_address
 from tests.support.outbox import messages
 from tests.support.person import hidden_fields
 
@@ -269,6 +271,10 @@ def test_nothing_a_browser_sends_makes_a_500(citizen: MfaPerson, org: Org) -> No
         (f"/account/organisations/{org.id}/members/%00/remove", {}),
         (f"/account/organisations/{org.id}/invite", {"email": "a\x00@example.org", "role": "employee"}),
         ("/account/invitation", {"code": "\x00"}),
+        (f"/account/organisations/invitations/{long}/claims/{long}/confirm", {}),
+        ("/account/organisations/invitations/%00/claims/%00/confirm", {}),
+        ("/account/organisations/invitations/no-such/claims/nobody/decline", {}),
+        (f"/account/organisations/invitations/{long}/claims/x\x00/decline", {}),
     ]
     for action, fields in attempts:
         answer = citizen.post(action, {"csrf_token": token, **fields})
@@ -300,6 +306,7 @@ def test_an_invitation_from_the_page_to_acceptance(
     assert sent.status_code == 303 and sent.location == f"{PAGE}?done=invited"
     assert "The invitation was sent by email." in citizen.get(sent.location).get_data(as_text=True)
     link = _invitation_link(registry)
+    verify_address(registry, "resident", "Ravi@example.org")
 
     # The invited person is not signed in: they sign in first and come back to the invitation.
     first = resident.get(link)
@@ -357,6 +364,7 @@ def test_an_invitation_link_survives_re_entering_the_password(
 ) -> None:
     registry.organisations.invite(org.id, "r@example.org", "signatory", by=_account_id(registry, "citizen"))
     link = _invitation_link(registry)
+    verify_address(registry, "resident", "r@example.org")
     open_account(resident)
     clock.advance(registry.settings.reauth_max_age + 1)
     asked = resident.get(link)
@@ -366,3 +374,102 @@ def test_an_invitation_link_survives_re_entering_the_password(
     assert not isinstance(offer, str) and offer.request.full_path == link and offer.status_code == 200
     assert submit(resident, offer, ACCEPT, code=_code_of(link)).status_code == 303
     assert _role(registry, org, "resident") == "signatory"
+
+
+def _claim_from_the_page(resident: MfaPerson, registry: Registry, org: Org) -> tuple[str, str]:
+    """The citizen invites an address the resident has not verified; the resident opens the link
+    and asks to take it up. The link, and the claim's confirm action."""
+    registry.organisations.invite(org.id, "ravi@example.org", "employee", by=_account_id(registry, "citizen"))
+    link = _invitation_link(registry)
+    offer = _walk_to(resident, resident.get(link))
+    asked = submit(resident, offer, ACCEPT, code=_code_of(link))
+    assert asked.status_code == 200
+    html = " ".join(unescape(asked.get_data(as_text=True)).split())
+    assert 'id="invitation-awaiting"' in html and 'id="accept"' not in html
+    assert "Your request was sent to the person who invited you for confirmation." in html
+    assert _role(registry, org, "resident") is None
+    # Coming back to the link shows the same: waiting, no button.
+    again = resident.get(link).get_data(as_text=True)
+    assert 'id="invitation-awaiting"' in again and 'id="accept"' not in again
+    invitation_id = registry.organisations.claims(_account_id(registry, "citizen"))[0].invitation_id
+    base = f"/account/organisations/invitations/{invitation_id}/claims/{_account_id(registry, 'resident')}"
+    return link, base
+
+
+def test_a_link_opened_by_another_account_waits_for_the_inviter(
+    citizen: MfaPerson, resident: MfaPerson, org: Org, registry: Registry
+) -> None:
+    _link, base = _claim_from_the_page(resident, registry, org)
+    (mail,) = [m for m in messages(registry.settings.outbox_path) if m["To"] == "fatima@example.org"]
+    assert "resident" in str(mail.get_content())
+
+    page = _open(citizen)
+    html = " ".join(unescape(page.get_data(as_text=True)).split())
+    assert 'id="claims"' in html and "Waiting for your confirmation" in html
+    assert "asks to act for Gulf Trading as: Employee." in html and "ravi@example.org" in html
+    # The resident sees no such buttons: only the inviter is asked.
+    assert f'action="{base}/confirm"' not in _open(resident).get_data(as_text=True)
+    confirmed = submit(citizen, page, f"{base}/confirm")
+    assert confirmed.status_code == 303 and confirmed.location == f"{PAGE}?done=confirmed"
+    after = citizen.get(confirmed.location).get_data(as_text=True)
+    assert "You confirmed the person" in after and 'id="claims"' not in after
+    assert _role(registry, org, "resident") == "employee"
+    assert "Gulf Trading" in _open(resident).get_data(as_text=True)
+    accepted = audit_events(registry, "invitation.accepted")[0]
+    assert accepted["detail"]["confirmed_by"] == _account_id(registry, "citizen")
+    # Confirming again finds nothing to confirm.
+    token = hidden_fields(after)["csrf_token"]
+    again = citizen.post(f"{base}/confirm", {"csrf_token": token})
+    assert again.status_code == 404 and "Nobody is waiting" in _alert(again.get_data(as_text=True))
+
+
+@BOTH_BACKENDS
+def test_the_inviter_declines_and_the_link_works_again(
+    app: Flask, citizen: MfaPerson, resident: MfaPerson, org: Org, registry: Registry, clock: FrozenClock
+) -> None:
+    link, base = _claim_from_the_page(resident, registry, org)
+    declined = submit(citizen, _open(citizen), f"{base}/decline")
+    assert declined.status_code == 303 and declined.location == f"{PAGE}?done=declined"
+    assert "You declined the request." in citizen.get(declined.location).get_data(as_text=True)
+    assert _role(registry, org, "resident") is None
+    assert audit_events(registry, "invitation.declined")[0]["subject"] == _account_id(registry, "resident")
+    # The invited person (the visitor, whose verified address it is) takes it up at once.
+    verify_address(registry, "visitor", "ravi@example.org")
+    visitor = MfaPerson(app, "visitor", PASSWORD, clock=clock)
+    offer = _walk_to(visitor, visitor.get(link))
+    assert offer.status_code == 200 and 'id="accept"' in offer.get_data(as_text=True)
+    accepted = submit(visitor, offer, ACCEPT, code=_code_of(link))
+    assert accepted.status_code == 303 and accepted.location == f"{PAGE}?done=accepted"
+    assert _role(registry, org, "visitor") == "employee"
+
+
+def test_a_second_account_with_the_link_is_told_to_wait(
+    app: Flask, resident: MfaPerson, org: Org, registry: Registry, clock: FrozenClock
+) -> None:
+    link, _base = _claim_from_the_page(resident, registry, org)
+    visitor = MfaPerson(app, "visitor", PASSWORD, clock=clock)
+    offer = _walk_to(visitor, visitor.get(link))
+    refused = submit(visitor, offer, ACCEPT, code=_code_of(link))
+    assert refused.status_code == 409
+    assert "Another account has already asked" in _alert(refused.get_data(as_text=True))
+    assert _role(registry, org, "visitor") is None
+
+
+def test_confirming_needs_a_recent_sign_in_a_csrf_token_and_the_inviter(
+    citizen: MfaPerson, resident: MfaPerson, org: Org, registry: Registry, clock: FrozenClock
+) -> None:
+    _link, base = _claim_from_the_page(resident, registry, org)
+    page = _open(citizen)
+    for action in (f"{base}/confirm", f"{base}/decline"):
+        forged = citizen.post(action, {})
+        assert forged.status_code == 400 and "This form has expired" in forged.get_data(as_text=True)
+    # The claimant cannot confirm themself (nor can anyone but the inviter).
+    token = hidden_fields(open_account(resident).get_data(as_text=True))["csrf_token"]
+    for action in (f"{base}/confirm", f"{base}/decline"):
+        assert resident.post(action, {"csrf_token": token}).status_code == 404
+    clock.advance(registry.settings.reauth_max_age + 1)
+    for action in (f"{base}/confirm", f"{base}/decline"):
+        asked = submit(citizen, page, action)
+        assert asked.status_code == 303 and asked.location == "/account/reauth", action
+    assert _role(registry, org, "resident") is None
+    assert len(registry.organisations.claims(_account_id(registry, "citizen"))) == 1

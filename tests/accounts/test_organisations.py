@@ -1,7 +1,8 @@
 """Organisations and the roles people hold in them (idp.accounts.organisations): who may grant
 what, an organisation always keeps an owner, expired roles and suspended organisations cannot be
-acted for, invitations work once and only for seven days and go out by mail, and the audit trail
-holds every grant and every refusal."""
+acted for, invitations work once and only for seven days and go out by mail, only the verified
+owner of the invited address takes one up at once (anyone else holding the link waits for the
+inviter to confirm or decline them), and the audit trail holds every grant and every refusal."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import TypeVar
 
 import pytest
 
-from idp.accounts.organisations import ROLES, Org, Organisations
+from idp.accounts.organisations import ROLES, AwaitingInviter, Member, Org, Organisations
 from idp.clock import FrozenClock
 from idp.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from idp.registry import Registry
@@ -33,7 +34,13 @@ T = TypeVar("T")
 _LINK = re.compile(r"(https?://\S+/account/invitation\?code=([A-Za-z0-9_-]+))")
 
 
-def _person(registry: Registry, username: str, seed: int) -> str:
+#: Where Team.target reads mail (verified): the address ``_invite`` invites by default.
+INVITED = "new.hire@example.org"
+
+
+def _person(
+    registry: Registry, username: str, seed: int, email: str | None = None, *, verified: bool = True
+) -> str:
     # No password: these people never sign in here, and hashing one costs more than the test.
     return registry.accounts.create(
         account_type="citizen",
@@ -41,11 +48,14 @@ def _person(registry: Registry, username: str, seed: int) -> str:
         password=None,
         national_id=national_id(100 + seed),
         name=username.title(),
+        email=email,
+        email_verified=verified and email is not None,
     ).id
 
 
 class Team:
-    """One organisation with an owner, a signatory, an employee and an outsider (no role)."""
+    """One organisation with an owner, a signatory, an employee, an outsider (no role, no
+    address) and a target (no role, the verified owner of INVITED)."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -53,11 +63,11 @@ class Team:
         self.org: Org = self.orgs.create(
             registration_number="CR-100200", name="Gulf Trading", name_ar="الخليج للتجارة", actor="test"
         )
-        self.owner = _person(registry, "owner", 1)
+        self.owner = _person(registry, "owner", 1, "owner@gulf.example")
         self.signatory = _person(registry, "signatory", 2)
         self.employee = _person(registry, "employee", 3)
         self.outsider = _person(registry, "outsider", 4)
-        self.target = _person(registry, "target", 5)
+        self.target = _person(registry, "target", 5, INVITED)
         for account, role in (
             (self.owner, "owner"),
             (self.signatory, "signatory"),
@@ -83,9 +93,7 @@ def _body(message: EmailMessage) -> str:
     return str(message.get_content())
 
 
-def _invite(
-    team: Team, address: str = "new.hire@example.org", role: str = "employee", **kwargs: object
-) -> str:
+def _invite(team: Team, address: str = INVITED, role: str = "employee", **kwargs: object) -> str:
     """Invite ``address``; the code from the link in the mail it received."""
     before = len(_outbox(team.registry))
     team.orgs.invite(team.org.id, address, role, by=team.owner, **kwargs)  # type: ignore[arg-type]
@@ -365,9 +373,9 @@ def test_an_invitation_is_mailed_and_works_once(
     team: Team, registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    code = _invite(team, "Layla@Example.org", "signatory", locale="en", ip="192.0.2.9")
+    code = _invite(team, " New.Hire@Example.org ", "signatory", locale="en", ip="192.0.2.9")
     message = _outbox(registry)[-1]
-    assert message["To"] == "Layla@Example.org"
+    assert message["To"] == "New.Hire@Example.org"
     assert "Gulf Trading" in message["Subject"] and "الخليج للتجارة" in message["Subject"]
     body = _body(message)
     assert f"{registry.settings.issuer}/account/invitation?code={code}" in body
@@ -383,8 +391,8 @@ def test_an_invitation_is_mailed_and_works_once(
 
     view = team.orgs.invitation(code)
     assert view is not None and (view.organisation.id, view.role) == (team.org.id, "signatory")
-    member = team.orgs.accept(code, team.target, ip="192.0.2.10")
-    assert (member.role, member.granted_by) == ("signatory", team.owner)
+    member = team.orgs.accept(code, team.target, ip="192.0.2.10")  # the address matches, whatever its case
+    assert isinstance(member, Member) and (member.role, member.granted_by) == ("signatory", team.owner)
     assert team.orgs.acting(team.target, "CR-100200") is not None
     assert team.orgs.invitation(code) is None
     with pytest.raises(NotFound):
@@ -404,8 +412,12 @@ def test_an_invitation_is_mailed_and_works_once(
 @BOTH_BACKENDS
 def test_concurrent_acceptances_of_one_invitation_have_one_winner(team: Team) -> None:
     for round_ in range(5):
-        code = _invite(team, f"race{round_}@example.org")
-        first, second = (_person(team.registry, f"racer{round_}{n}", 20 + 2 * round_ + n) for n in (0, 1))
+        address = f"race{round_}@example.org"
+        code = _invite(team, address)
+        # Two accounts with the same verified address (nothing makes addresses unique).
+        first, second = (
+            _person(team.registry, f"racer{round_}{n}", 20 + 2 * round_ + n, address) for n in (0, 1)
+        )
         results = together(
             functools.partial(team.orgs.accept, code, first),
             functools.partial(team.orgs.accept, code, second),
@@ -442,7 +454,7 @@ def test_acceptance_needs_an_active_organisation_and_an_inviter_who_still_may(
     assert refused.value.code == "organisation_suspended"
     team.orgs.reactivate(team.org.id, actor="cli")
 
-    team.orgs.invite(team.org.id, "late@example.org", "employee", by=team.signatory)
+    team.orgs.invite(team.org.id, INVITED, "employee", by=team.signatory)
     found = _LINK.search(_body(_outbox(registry)[-1]))
     assert found
     team.orgs.remove(team.org.id, team.signatory, by=team.owner)
@@ -451,7 +463,8 @@ def test_acceptance_needs_an_active_organisation_and_an_inviter_who_still_may(
     assert refused.value.code == "inviter_not_allowed"
     assert team.role_of(team.target) is None
     # The first invitation was not spent by the refusal: it still works.
-    assert team.orgs.accept(code, team.target).role == "employee"
+    accepted = team.orgs.accept(code, team.target)
+    assert isinstance(accepted, Member) and accepted.role == "employee"
     reasons = [e["detail"]["reason"] for e in audit_events(registry, "invitation.refused")]
     assert reasons == ["inviter_not_allowed", "organisation_suspended"]
 
@@ -481,7 +494,8 @@ def test_inviting_needs_the_same_rights_as_granting(
 def test_an_invited_role_can_carry_an_expiry(team: Team, clock: FrozenClock) -> None:
     until = datetime.fromtimestamp(clock.now(), UTC) + timedelta(days=30)
     code = _invite(team, expires_at=until)
-    assert team.orgs.accept(code, team.target).expires_at == until
+    accepted = team.orgs.accept(code, team.target)
+    assert isinstance(accepted, Member) and accepted.expires_at == until
     clock.advance(30 * 24 * 3600)
     assert team.orgs.acting(team.target, team.org.id) is None
 
@@ -505,3 +519,247 @@ def test_every_grant_is_in_the_audit_trail(team: Team, registry: Registry) -> No
         "previous_role": "employee",
         "expires_at": None,
     }
+
+
+# -- a link held by someone other than the invited address --------------------------------------------
+
+
+def _claimed(team: Team, code: str, account_id: str) -> AwaitingInviter:
+    """``account_id`` takes up the invitation and is told to wait for the inviter."""
+    taken = team.orgs.accept(code, account_id, ip="192.0.2.20")
+    assert isinstance(taken, AwaitingInviter), taken
+    assert (taken.organisation.id, taken.role) == (team.org.id, "employee")
+    return taken
+
+
+def _only_invitation_id(registry: Registry) -> str:
+    with registry.db.transaction() as s:
+        return s.query(Invitation).one().id
+
+
+@BOTH_BACKENDS
+def test_holding_the_code_is_not_enough(team: Team, registry: Registry) -> None:
+    code = _invite(team)
+    mails = len(_outbox(registry))
+    _claimed(team, code, team.outsider)
+    assert team.role_of(team.outsider) is None
+    assert team.orgs.acting(team.outsider, team.org.id) is None
+    assert audit_events(registry, "invitation.accepted") == []
+    claimed = audit_events(registry, "invitation.claimed")[0]
+    assert claimed["subject"] == team.outsider and _actors(registry, "invitation.claimed") == [team.outsider]
+    assert claimed["detail"]["organisation"] == team.org.id and code not in str(claimed)
+    # The inviter is told who asks, by username and name, and where to answer; never the code.
+    assert len(_outbox(registry)) == mails + 1
+    message = _outbox(registry)[-1]
+    body = _body(message)
+    assert message["To"] == "owner@gulf.example"
+    assert "outsider" in body and "Outsider" in body and INVITED in body
+    assert f"{registry.settings.issuer}/account/organisations" in body
+    assert code not in body and code not in str(message["Subject"])
+    assert "Gulf Trading" in body and "الخليج للتجارة" in body
+    # Taking it up again changes nothing and mails nobody twice.
+    _claimed(team, code, team.outsider)
+    assert len(_outbox(registry)) == mails + 1
+    assert len(audit_events(registry, "invitation.claimed")) == 1
+    (claim,) = team.orgs.claims(team.owner)
+    assert (claim.account_id, claim.username, claim.name, claim.email, claim.role) == (
+        team.outsider,
+        "outsider",
+        "Outsider",
+        INVITED,
+        "employee",
+    )
+    assert team.orgs.claims(team.signatory) == []  # only the inviter is asked
+
+
+@pytest.mark.parametrize(
+    ("address", "verified"),
+    [(INVITED, False), ("someone.else@example.org", True)],
+    ids=["the-address-unverified", "another-verified-address"],
+)
+def test_an_address_that_is_not_verified_or_not_the_invited_one_only_claims(
+    team: Team, address: str, verified: bool
+) -> None:
+    holder = _person(team.registry, "holder", 40, address, verified=verified)
+    code = _invite(team)
+    _claimed(team, code, holder)
+    assert team.role_of(holder) is None
+
+
+@BOTH_BACKENDS
+def test_the_inviter_confirms_the_named_account(team: Team, registry: Registry) -> None:
+    until = datetime.fromtimestamp(team.registry.clock.now(), UTC) + timedelta(days=30)
+    code = _invite(team, expires_at=until)
+    _claimed(team, code, team.outsider)
+    (claim,) = team.orgs.claims(team.owner)
+    # Nobody but the inviter confirms: not another owner or signatory, not the claimant.
+    second_owner = _person(registry, "second", 41)
+    team.orgs.grant(team.org.id, second_owner, "owner", by=team.owner)
+    for by in (team.signatory, second_owner, team.outsider):
+        with pytest.raises(NotFound) as refused:
+            team.orgs.confirm(claim.invitation_id, team.outsider, by=by)
+        assert refused.value.code == "no_claim"
+    assert team.role_of(team.outsider) is None
+    # Confirming someone who holds no claim grants nothing either.
+    with pytest.raises(NotFound):
+        team.orgs.confirm(claim.invitation_id, team.target, by=team.owner)
+    assert team.role_of(team.target) is None
+
+    member = team.orgs.confirm(claim.invitation_id, team.outsider, by=team.owner, ip="192.0.2.30")
+    assert (member.account_id, member.role, member.granted_by, member.expires_at) == (
+        team.outsider,
+        "employee",
+        team.owner,
+        until,
+    )
+    assert team.orgs.acting(team.outsider, team.org.id) is not None
+    accepted = audit_events(registry, "invitation.accepted")[0]
+    assert accepted["subject"] == team.outsider and _actors(registry, "invitation.accepted") == [team.owner]
+    assert accepted["detail"]["confirmed_by"] == team.owner
+    granted = audit_events(registry, "membership.granted")[0]
+    assert granted["subject"] == team.outsider and granted["detail"]["invitation"] == claim.invitation_id
+    reasons = [e["detail"]["reason"] for e in audit_events(registry, "invitation.refused")]
+    assert reasons == ["not_claimed"] + ["not_inviter"] * 3
+    # The invitation is spent: the claim is gone, the link is dead, even for the invited address.
+    assert team.orgs.claims(team.owner) == []
+    assert team.orgs.invitation(code) is None
+    with pytest.raises(NotFound):
+        team.orgs.accept(code, team.target)
+    with pytest.raises(NotFound):
+        team.orgs.confirm(claim.invitation_id, team.outsider, by=team.owner)
+
+
+@BOTH_BACKENDS
+def test_a_declined_claim_grants_nothing_and_frees_the_link(team: Team, registry: Registry) -> None:
+    code = _invite(team)
+    _claimed(team, code, team.outsider)
+    # One claim at a time: a second account holding the link is told to wait.
+    other = _person(registry, "other", 42)
+    with pytest.raises(Conflict) as refused:
+        team.orgs.accept(code, other)
+    assert refused.value.code == "already_claimed"
+    (claim,) = team.orgs.claims(team.owner)
+    with pytest.raises(NotFound):
+        team.orgs.decline(claim.invitation_id, team.outsider, by=team.signatory)
+    team.orgs.decline(claim.invitation_id, team.outsider, by=team.owner, ip="192.0.2.31")
+    assert team.role_of(team.outsider) is None and team.orgs.claims(team.owner) == []
+    declined = audit_events(registry, "invitation.declined")[0]
+    assert declined["subject"] == team.outsider and _actors(registry, "invitation.declined") == [team.owner]
+    assert declined["detail"] == {
+        "organisation": team.org.id,
+        "invitation": claim.invitation_id,
+        "role": "employee",
+    }
+    with pytest.raises(NotFound):  # a declined claim cannot be confirmed after all
+        team.orgs.confirm(claim.invitation_id, team.outsider, by=team.owner)
+    with pytest.raises(NotFound):  # nor declined twice
+        team.orgs.decline(claim.invitation_id, team.outsider, by=team.owner)
+    # The link works again, for the person it was sent to.
+    assert team.orgs.invitation(code) is not None
+    accepted = team.orgs.accept(code, team.target)
+    assert isinstance(accepted, Member) and team.role_of(team.target) == "employee"
+
+
+def test_the_invited_address_is_never_blocked_by_a_claim(team: Team, registry: Registry) -> None:
+    code = _invite(team)
+    _claimed(team, code, team.outsider)
+    accepted = team.orgs.accept(code, team.target)
+    assert isinstance(accepted, Member) and accepted.role == "employee"
+    assert team.role_of(team.outsider) is None and team.orgs.claims(team.owner) == []
+    with pytest.raises(NotFound):  # the claim died with the invitation
+        team.orgs.confirm(_only_invitation_id(registry), team.outsider, by=team.owner)
+    assert team.role_of(team.outsider) is None
+
+
+def test_a_confirmation_keeps_the_rules_of_an_acceptance(
+    team: Team, registry: Registry, clock: FrozenClock
+) -> None:
+    code = _invite(team)
+    _claimed(team, code, team.outsider)
+    (claim,) = team.orgs.claims(team.owner)
+    team.orgs.suspend(team.org.id, actor="cli")
+    with pytest.raises(NotAllowed) as refused:
+        team.orgs.confirm(claim.invitation_id, team.outsider, by=team.owner)
+    assert refused.value.code == "organisation_suspended"
+    team.orgs.reactivate(team.org.id, actor="cli")
+    # An inviter who has lost the right to grant the role cannot confirm it either.
+    team.orgs.invite(team.org.id, INVITED, "employee", by=team.signatory)
+    found = _LINK.search(_body(_outbox(registry)[-1]))
+    assert found
+    _claimed(team, found.group(2), team.employee)
+    (late,) = team.orgs.claims(team.signatory)
+    team.orgs.remove(team.org.id, team.signatory, by=team.owner)
+    with pytest.raises(NotAllowed) as refused:
+        team.orgs.confirm(late.invitation_id, team.employee, by=team.signatory)
+    assert refused.value.code == "inviter_not_allowed"
+    assert team.role_of(team.employee) == "employee"
+    # A lapsed invitation cannot be confirmed, and is no longer listed.
+    clock.advance(7 * 24 * 3600)
+    assert team.orgs.claims(team.owner) == []
+    with pytest.raises(NotFound):
+        team.orgs.confirm(claim.invitation_id, team.outsider, by=team.owner)
+    assert team.role_of(team.outsider) is None
+    reasons = [e["detail"]["reason"] for e in audit_events(registry, "invitation.refused")]
+    assert reasons == ["expired", "inviter_not_allowed", "organisation_suspended"]
+
+
+def test_a_claim_is_refused_as_an_acceptance_would_be(
+    team: Team, registry: Registry, clock: FrozenClock
+) -> None:
+    code = _invite(team)
+    team.orgs.suspend(team.org.id, actor="cli")
+    with pytest.raises(NotAllowed) as refused:
+        team.orgs.accept(code, team.outsider)
+    assert refused.value.code == "organisation_suspended"
+    team.orgs.reactivate(team.org.id, actor="cli")
+    clock.advance(7 * 24 * 3600)
+    with pytest.raises(NotFound):
+        team.orgs.accept(code, team.outsider)
+    assert team.orgs.claims(team.owner) == [] and audit_events(registry, "invitation.claimed") == []
+    assert len(_outbox(registry)) == 1  # the invitation only: the inviter was asked nothing
+
+
+def test_an_inviter_without_an_address_still_sees_the_claim(team: Team, registry: Registry) -> None:
+    team.orgs.invite(team.org.id, INVITED, "employee", by=team.signatory)
+    found = _LINK.search(_body(_outbox(registry)[-1]))
+    assert found
+    _claimed(team, found.group(2), team.outsider)
+    assert len(_outbox(registry)) == 1  # the signatory has no address: no mail
+    assert [c.username for c in team.orgs.claims(team.signatory)] == ["outsider"]
+
+
+@BOTH_BACKENDS
+def test_two_accounts_claiming_at_once_make_one_claim(team: Team, registry: Registry) -> None:
+    for round_ in range(5):
+        code = _invite(team, f"claim{round_}@example.org")
+        mails = len(_outbox(registry))
+        first, second = (_person(registry, f"claimer{round_}{n}", 60 + 2 * round_ + n) for n in (0, 1))
+        results = together(
+            functools.partial(team.orgs.accept, code, first),
+            functools.partial(team.orgs.accept, code, second),
+        )
+        assert sum(isinstance(r, AwaitingInviter) for r in results) == 1, results
+        assert sum(isinstance(r, Conflict) for r in results) == 1, results
+        claimant = first if isinstance(results[0], AwaitingInviter) else second
+        assert [
+            c.account_id for c in team.orgs.claims(team.owner) if c.email == f"claim{round_}@example.org"
+        ] == [claimant]
+        assert len(_outbox(registry)) == mails + 1  # the inviter is asked once
+
+
+@BOTH_BACKENDS
+def test_a_confirmation_racing_the_invited_address_spends_the_invitation_once(team: Team) -> None:
+    for round_ in range(5):
+        address = f"both{round_}@example.org"
+        code = _invite(team, address)
+        invited = _person(team.registry, f"invited{round_}", 80 + 2 * round_, address)
+        holder = _person(team.registry, f"holder{round_}", 81 + 2 * round_)
+        _claimed(team, code, holder)
+        (claim,) = [c for c in team.orgs.claims(team.owner) if c.email == address]
+        results = together(
+            functools.partial(team.orgs.accept, code, invited),
+            functools.partial(team.orgs.confirm, claim.invitation_id, holder, by=team.owner),
+        )
+        assert sum(isinstance(r, Member) for r in results) == 1, results
+        assert sum(isinstance(r, NotFound) for r in results) == 1, results
+        assert [team.role_of(invited), team.role_of(holder)].count("employee") == 1

@@ -323,7 +323,7 @@ class Invitation(Base):
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(20))
-    invited_by: Mapped[str] = mapped_column(String(64))
+    invited_by: Mapped[str] = mapped_column(String(64), index=True)
     #: SHA-256 of the code in the invitation link.
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     membership_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -331,6 +331,10 @@ class Invitation(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     accepted_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    #: The account that opened the link without a verified email at the invited address, waiting
+    #: for the inviter to confirm or decline it (cleared on a decline; one claim at a time).
+    claimed_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ActivationCode(Base):

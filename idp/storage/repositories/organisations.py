@@ -5,7 +5,9 @@ organisation's row (a no-op UPDATE: a row lock on PostgreSQL, the write lock on 
 concurrent changes are serialised: two owners cannot remove each other and leave none, and a
 granter removed a moment ago cannot grant. The caller's rule (``Check``) sees a ``MembershipState``
 read under that lock and either refuses (a reason) or lets the write go ahead. Accepting an
-invitation is also one conditional UPDATE (``accepted_at IS NULL``), so a link works once.
+invitation is also one conditional UPDATE (``accepted_at IS NULL``), so a link works once; so is
+claiming one (``claimed_by IS NULL``: the first claim wins), and confirming a claim spends the
+invitation only while that same account still holds the claim.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ class MembershipState:
 #: A rule: None lets the change go ahead, otherwise the reason it is refused.
 Check = Callable[[MembershipState], str | None]
 Acceptance = Literal["accepted", "unknown", "used", "expired"]
+#: ``claimed``: this call claimed it; ``pending``: the account already holds the claim;
+#: ``already_claimed``: another account does.
+Claiming = Literal["claimed", "pending", "already_claimed", "unknown", "used", "expired"]
+#: ``not_inviter``: the caller did not send it; ``not_claimed``: that account holds no claim on it.
+Confirmation = Literal["accepted", "not_inviter", "not_claimed", "unknown", "used", "expired"]
 
 
 @dataclass(frozen=True)
@@ -208,32 +215,152 @@ class OrganisationRepository:
             found = s.scalars(select(Invitation).where(Invitation.code_hash == code_hash)).first()
             if found is None:
                 return "unknown", None
-            state = self._locked_state(s, found.organisation_id, account_id, found.invited_by, now)
-            invitation = s.scalars(
-                select(Invitation).where(Invitation.id == found.id).execution_options(populate_existing=True)
-            ).one()
-            if invitation.accepted_at is not None:
-                return "used", invitation
-            if invitation.expires_at <= now:
-                return "expired", invitation
-            if isinstance(state, str):
-                return state, invitation
-            refusal = check(invitation)(state)
+            refusal, invitation = self._open(s, found, account_id, now, check)
             if refusal is not None:
                 return refusal, invitation
-            spent = s.execute(
-                update(Invitation)
-                .where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None))
-                .values(accepted_at=now, accepted_by=account_id)
-                .execution_options(synchronize_session=False)
-            )
-            if spent.rowcount != 1:  # type: ignore[attr-defined]
+            if not self._spend(s, invitation, account_id, now, claimed_by=None):
                 return "used", invitation
-            grant = Grant(invitation.role, invitation.invited_by, invitation.membership_expires_at)
-            self._write(s, invitation.organisation_id, account_id, grant, now)
             return "accepted", invitation
 
+    def claim(
+        self, code_hash: str, account_id: str, *, now: datetime, check: Callable[[Invitation], Check]
+    ) -> tuple[Claiming | str, Invitation | None]:
+        """Mark the invitation as asked for by ``account_id`` (granting nothing) if it is unused,
+        unexpired, unclaimed and ``check(invitation)`` would let it be accepted; what happened and
+        the invitation (None when unknown)."""
+        with self._db.transaction() as s:
+            found = s.scalars(select(Invitation).where(Invitation.code_hash == code_hash)).first()
+            if found is None:
+                return "unknown", None
+            refusal, invitation = self._open(s, found, account_id, now, check)
+            if refusal is not None:
+                return refusal, invitation
+            if invitation.claimed_by == account_id:
+                return "pending", invitation
+            claimed = s.execute(
+                update(Invitation)
+                .where(
+                    Invitation.id == invitation.id,
+                    Invitation.accepted_at.is_(None),
+                    Invitation.claimed_by.is_(None),
+                )
+                .values(claimed_by=account_id, claimed_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return "already_claimed", invitation
+            return "claimed", invitation
+
+    def confirm(
+        self,
+        invitation_id: str,
+        account_id: str,
+        *,
+        by: str,
+        now: datetime,
+        check: Callable[[Invitation], Check],
+    ) -> tuple[Confirmation | str, Invitation | None]:
+        """The inviter ``by`` lets the account holding the claim take up the invitation: spend it
+        and write the membership, in one transaction, if ``check(invitation)`` allows; what
+        happened and the invitation (None when unknown)."""
+        with self._db.transaction() as s:
+            found = s.get(Invitation, invitation_id)
+            if found is None:
+                return "unknown", None
+            if found.invited_by != by:
+                return "not_inviter", found
+            refusal, invitation = self._open(s, found, account_id, now, check)
+            if refusal is None and invitation.claimed_by != account_id:
+                refusal = "not_claimed"
+            if refusal is not None:
+                return refusal, invitation
+            if not self._spend(s, invitation, account_id, now, claimed_by=account_id):
+                return "used", invitation
+            return "accepted", invitation
+
+    def decline(self, invitation_id: str, account_id: str, *, by: str) -> Invitation | None:
+        """The inviter ``by`` turns down the claim ``account_id`` holds on an unused invitation:
+        the claim is cleared, so the link can be taken up again. The invitation, or None when
+        there was no such claim."""
+        with self._db.transaction() as s:
+            cleared = s.execute(
+                update(Invitation)
+                .where(
+                    Invitation.id == invitation_id,
+                    Invitation.invited_by == by,
+                    Invitation.claimed_by == account_id,
+                    Invitation.accepted_at.is_(None),
+                )
+                .values(claimed_by=None, claimed_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            if cleared.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return s.get(Invitation, invitation_id)
+
+    def claims_for(
+        self, inviter_id: str, now: datetime
+    ) -> Sequence[tuple[Invitation, Organisation, str, str | None]]:
+        """The unused, unexpired invitations ``inviter_id`` sent that an account has claimed, with
+        the organisation and the claimant's username and name, oldest claim first."""
+        with self._db.transaction() as s:
+            rows = s.execute(
+                select(Invitation, Organisation, Account.username, Account.name)
+                .join(Organisation, Organisation.id == Invitation.organisation_id)
+                .join(Account, Account.id == Invitation.claimed_by)
+                .where(
+                    Invitation.invited_by == inviter_id,
+                    Invitation.accepted_at.is_(None),
+                    Invitation.expires_at > now,
+                )
+                .order_by(Invitation.claimed_at, Invitation.id)
+            ).all()
+            return [(i, o, str(username), name) for i, o, username, name in rows]
+
     # -- inside a transaction -------------------------------------------------------------------
+
+    def _open(
+        self,
+        s: Session,
+        found: Invitation,
+        account_id: str,
+        now: datetime,
+        check: Callable[[Invitation], Check],
+    ) -> tuple[str | None, Invitation]:
+        """Lock the invitation's organisation, then read the invitation afresh (another
+        transaction may have spent or claimed it meanwhile): why ``account_id`` cannot take it up
+        now (None: it can) and the invitation."""
+        state = self._locked_state(s, found.organisation_id, account_id, found.invited_by, now)
+        invitation = s.scalars(
+            select(Invitation).where(Invitation.id == found.id).execution_options(populate_existing=True)
+        ).one()
+        if invitation.accepted_at is not None:
+            return "used", invitation
+        if invitation.expires_at <= now:
+            return "expired", invitation
+        if isinstance(state, str):
+            return state, invitation
+        return check(invitation)(state), invitation
+
+    def _spend(
+        self, s: Session, invitation: Invitation, account_id: str, now: datetime, *, claimed_by: str | None
+    ) -> bool:
+        """Mark the invitation used by ``account_id`` and write its membership; False when another
+        transaction spent it first (or, for a confirmation, the claim changed hands)."""
+        unused = [Invitation.id == invitation.id, Invitation.accepted_at.is_(None)]
+        if claimed_by is not None:
+            unused.append(Invitation.claimed_by == claimed_by)
+        spent = s.execute(
+            update(Invitation)
+            .where(*unused)
+            .values(accepted_at=now, accepted_by=account_id)
+            .execution_options(synchronize_session=False)
+        )
+        if spent.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        grant = Grant(invitation.role, invitation.invited_by, invitation.membership_expires_at)
+        self._write(s, invitation.organisation_id, account_id, grant, now)
+        return True
 
     def _locked_state(
         self, s: Session, org_id: str, account_id: str, granter_id: str | None, now: datetime
