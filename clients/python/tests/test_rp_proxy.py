@@ -25,7 +25,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hawiya_rp import NetworkError, UrllibClient
+from flask import Flask
+from hawiya_rp import HawiyaRPError, NetworkError, UrllibClient
+from hawiya_rp.flask import Hawiya
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 
@@ -251,3 +253,38 @@ def test_a_proxy_that_cannot_be_reached_is_a_network_error(net: Net) -> None:
 def test_a_proxy_setting_that_is_not_an_http_url_is_refused(proxy: str) -> None:
     with pytest.raises(ValueError, match="proxy"):
         UrllibClient(proxy=proxy)
+
+
+@pytest.mark.parametrize("where", ["app.config", "environment"])
+def test_the_flask_extension_reaches_hawiya_through_hawiya_proxy(
+    net: Net, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(
+        HAWIYA_ISSUER=net.http,
+        HAWIYA_CLIENT_ID="permits",
+        HAWIYA_REDIRECT_URI="http://127.0.0.1:8101/auth/callback",
+        HAWIYA_STORE=str(tmp_path / "sessions"),
+    )
+    if where == "environment":
+        monkeypatch.setenv("HAWIYA_PROXY", net.proxy.url)
+    else:
+        app.config["HAWIYA_PROXY"] = net.proxy.url
+    Hawiya(app)
+    # The stand-in provider is no OpenID provider, so the sign-in cannot start: but the discovery
+    # request went through the proxy.
+    assert app.test_client().get("/auth/login").status_code == 502
+    assert net.proxy.carried == [f"GET {net.http}/.well-known/openid-configuration"]
+
+
+def test_a_bad_hawiya_proxy_is_refused_at_start_up(tmp_path: Path) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(
+        HAWIYA_ISSUER="https://hawiya.example",
+        HAWIYA_CLIENT_ID="permits",
+        HAWIYA_REDIRECT_URI="https://permits.example/auth/callback",
+        HAWIYA_STORE=str(tmp_path / "sessions"),
+        HAWIYA_PROXY="proxy.example:3128",
+    )
+    with pytest.raises(HawiyaRPError, match="HAWIYA_PROXY: the proxy must be an http"):
+        Hawiya(app)
