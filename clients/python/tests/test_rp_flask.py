@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hawiya_rp import ClientConfig, HawiyaRPError, IntrospectionValidator, OpenIDClient
-from hawiya_rp.flask import Hawiya, settings_of
+from hawiya_rp.flask import SETTINGS, Hawiya, settings_of
 from hawiya_rp.http import Response
 from hawiya_rp.keys import generate_private_jwk
 from jinja2 import DictLoader
@@ -234,3 +234,12 @@ def test_an_error_template_is_given_the_language(tmp_path: Path, http: FakeHttp,
     Hawiya(app, http=http)
     page = app.test_client().get("/auth/callback", headers={"Accept-Language": "ar"})
     assert page.get_data(as_text=True) == '<html lang="ar" dir="rtl">400 انتهت صلاحية تسجيل الدخول هذا</html>'
+
+
+def test_the_readme_lists_every_setting_and_no_other() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(HAWIYA_[A-Z_]+)` \|", readme, re.MULTILINE))
+    assert listed == set(SETTINGS)
+    # Never a bare name for the package index to resolve: the name is not Hawiya's there.
+    commands = re.findall(r"pip install '(hawiya-rp[^']*)'", readme)
+    assert commands and all(" @ " in command for command in commands), commands
