@@ -427,7 +427,7 @@ def _ui_locales() -> str | None:
     """The language of the page the person is on, as the app says it (``?lang=``/the form's
     ``lang``, else the app's ``locale_selector``); None when the app does not say."""
     given = request.values.get("lang", "")[:35].strip()
-    if given and all(char.isalnum() or char == "-" for char in given):
+    if given and all(char.isascii() and (char.isalnum() or char == "-") for char in given):  # a BCP 47 tag
         return given
     selector = _state().locale_selector
     chosen = selector() if selector is not None else None

@@ -86,7 +86,9 @@ def _proxies(proxy: str | None) -> dict[str, str]:
     if proxy is not None:
         parts = urlsplit(proxy)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("the proxy must be an http:// or https:// URL with a host, e.g. http://proxy:3128")
+            raise ValueError(
+                "the proxy must be an http:// or https:// URL with a host, e.g. http://proxy:3128"
+            )
         return {"http": proxy, "https": proxy}
     found = urllib.request.getproxies()
     return {scheme: found[scheme] for scheme in ("http", "https") if found.get(scheme)}
