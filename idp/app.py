@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.errors import ConfigurationError
 from idp.http import errors, headers
-from idp.http.context import LANG_COOKIE
+from idp.http.context import LANG_COOKIE, interaction_ui_locales
 from idp.http.csrf import HardenedCSRFProtect
 from idp.http.lean_token import LeanClientCredentials
 from idp.i18n import direction, negotiate
@@ -75,7 +75,7 @@ def create_app(
         except HTTPException:  # an oversized or malformed body: the error page must still render
             ui_locales = request.args.get("ui_locales")
         return negotiate(
-            ui_locales=ui_locales,
+            ui_locales=ui_locales or interaction_ui_locales(),
             cookie=request.cookies.get(LANG_COOKIE),
             accept_languages=[lang for lang, _q in request.accept_languages],
             default=settings.default_locale,

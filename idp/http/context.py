@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import current_app, request
+from flask import current_app, g, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from idp.registry import Registry
@@ -28,6 +29,20 @@ DEVICE_COOKIE = "hawiya_device"
 #: The cookies named with ``__Host-`` on an https issuer.
 HOST_ONLY_COOKIES = frozenset({SSO_COOKIE, INTERACTION_COOKIE, PENDING_COOKIE, DEVICE_COOKIE})
 HOST_PREFIX = "__Host-"
+
+
+def interaction_ui_locales() -> str | None:
+    """The ``ui_locales`` of the parked authorization request this request is a step of (named by
+    its ``ix`` and this browser's cookie), so that each of its pages, a form re-shown with an error
+    included, speaks the language the agency asked for or the person chose (read once a request)."""
+    if "_hawiya_ix_locales" not in g:
+        try:
+            ix = request.values.get("ix")
+        except HTTPException:  # an oversized or malformed body: the error page must still render
+            ix = request.args.get("ix")
+        found = services().interactions.find(ix, read_cookie(INTERACTION_COOKIE)) if ix else None
+        g._hawiya_ix_locales = found.ui_locales if found is not None else None
+    return cast("str | None", g._hawiya_ix_locales)
 
 
 def services() -> Registry:

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from flask import Blueprint, abort, redirect, request
 from werkzeug.wrappers import Response
 
-from idp.http.context import LANG_COOKIE, set_cookie
+from idp.http.context import INTERACTION_COOKIE, LANG_COOKIE, read_cookie, services, set_cookie
 from idp.settings import LOCALES
 
 bp = Blueprint("i18n", __name__)
@@ -29,9 +29,16 @@ def safe_next(target: str | None) -> str:
 
 @bp.get("/lang/<code>")
 def switch(code: str) -> Response:
-    """Remember the chosen language for a year and go back to the page."""
+    """Remember the chosen language for a year and go back to the page; on a page of a parked
+    authorization request, the request's remaining pages speak it too (over its ``ui_locales``)."""
     if code not in LOCALES:
         abort(404)
-    response = redirect(safe_next(request.args.get("next")))
+    target = safe_next(request.args.get("next"))
+    ix = dict(parse_qsl(urlsplit(target).query)).get("ix")
+    interactions = services().interactions
+    interaction = interactions.find(ix, read_cookie(INTERACTION_COOKIE)) if ix else None
+    if interaction is not None:
+        interactions.choose_locale(interaction, code)
+    response = redirect(target)
     set_cookie(response, LANG_COOKIE, code, max_age=365 * 24 * 3600, http_only=False)
     return response

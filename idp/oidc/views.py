@@ -196,7 +196,7 @@ def _park(
 
 
 def _go(endpoint: str, interaction: Interaction) -> Response:
-    ui_locales = interaction.param("ui_locales")
+    ui_locales = interaction.ui_locales
     extra: dict[str, Any] = {"ui_locales": ui_locales} if ui_locales else {}
     response = redirect(url_for(endpoint, ix=interaction.id, **extra))
     set_cookie(response, INTERACTION_COOKIE, interaction.id, max_age=services().settings.interaction_ttl)

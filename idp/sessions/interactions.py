@@ -9,6 +9,9 @@ The authorization endpoint also leaves what the sign-in pages must know of the r
 they understand without the protocol: the level it needs (``acr``, so the second-factor page offers
 only factors that reach it) and from when a proof counts as fresh for it (``fresh_since``, from its
 ``max_age`` or ``prompt=login``).
+
+Every page of the interaction speaks its language (``ui_locales``): the request's ``ui_locales``
+(OIDC Core 3.1.2.1), or the language the person chose on one of its pages, which wins from then on.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ class Interaction:
         values = self.params.get(name)
         return values[0] if values else None
 
+    @property
+    def ui_locales(self) -> str | None:
+        """The languages its pages speak: the one the person chose during it, else the request's."""
+        return self.extra.get("locale") or self.param("ui_locales")
+
 
 class InteractionStore:
     """Park, load, update and finish interactions."""
@@ -82,6 +90,18 @@ class InteractionStore:
         if raw is None:
             raise InteractionExpired("this sign-in page has expired; start again from the service")
         return Interaction(**json.loads(raw))
+
+    def find(self, interaction_id: str | None, cookie_value: str | None) -> Interaction | None:
+        """``load``, but None instead of InteractionExpired (for what only helps a page, such as
+        its language)."""
+        try:
+            return self.load(interaction_id, cookie_value)
+        except InteractionExpired:
+            return None
+
+    def choose_locale(self, interaction: Interaction, locale: str) -> Interaction:
+        """Remember the language the person chose on a page of ``interaction``."""
+        return self.update(interaction, extra={**interaction.extra, "locale": locale})
 
     def update(self, interaction: Interaction, **changes: object) -> Interaction:
         """Store changed fields."""

@@ -576,9 +576,11 @@ def test_logging_out_at_one_agency_ends_the_other_and_kills_the_first_ones_refre
     refresh_token = stored["data"]["tokens"]["refresh_token"]
     assert refresh_token
 
-    # RP-initiated logout at the permits service: Hawiya signs out at once (the hint names this
-    # very session) and sends the browser back to the registered address.
-    back = person.http.get(f"{permits.url}/auth/logout", timeout=10)
+    # RP-initiated logout at the permits service (its sign-out form, posted with its token): Hawiya
+    # signs out at once (the hint names this very session) and sends the browser back to the
+    # registered address.
+    form = hidden_fields(person.page(f"{permits.url}/permits").text)
+    back = person.http.post(f"{permits.url}/auth/logout", data=form, timeout=10)
     assert back.status_code == 200 and back.url == f"{permits.url}/"
 
     deadline = time.monotonic() + 10

@@ -29,7 +29,7 @@ from hawiya_rp.keys import generate_private_jwk, public_jwk
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.conftest import PASSWORD, LiveServer, free_port
-from tests.support.person import Person
+from tests.support.person import Person, hidden_fields
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "clients" / "python" / "examples"
 API_SCOPE = "permits:read"
@@ -410,20 +410,115 @@ def test_bad_logout_tokens_are_refused(agencies: Agencies, claims: dict[str, Any
     assert person.page(f"{agencies.permits.url}/permits").status_code == 200
 
 
-def test_logout_ends_the_local_session(agencies: Agencies) -> None:
+def _signout_form(page: requests.Response) -> dict[str, str]:
+    fields = hidden_fields(page.text)
+    assert set(fields) == {"hawiya_csrf", "lang"}, fields
+    return fields
+
+
+def test_signing_out_takes_a_post_with_this_sites_token(agencies: Agencies) -> None:
+    """Any site can make a browser GET /auth/logout (a link, an image): that alone signs nobody out.
+    Signing out is a POST carrying a token bound to this browser's session."""
+    permits = agencies.permits
+    person, other = agencies.person(), agencies.person()
+    sign_in(person, permits, "/permits")
+    sign_in(other, permits, "/permits")
+
+    confirm = person.page(f"{permits.url}/auth/logout")
+    assert confirm.status_code == 200 and confirm.headers["Cache-Control"] == "no-store"
+    assert '<form method="post" action="/auth/logout">' in confirm.text and "Sign out" in confirm.text
+    assert "frame-ancestors 'none'" in confirm.headers["Content-Security-Policy"]
+    own_page = person.page(f"{permits.url}/permits")  # still signed in; its form has the token
+    assert own_page.status_code == 200
+    assert hidden_fields(own_page.text)["hawiya_csrf"] == _signout_form(confirm)["hawiya_csrf"]
+    assert len(permits.session_files()) == 2
+
+    # A forged POST: no token, or another person's (their own page's) token.
+    url = f"{permits.url}/auth/logout"
+    for forged in ({}, {"hawiya_csrf": "x"}, _signout_form(other.page(url))):
+        refused = person.http.post(url, data=forged, allow_redirects=False, timeout=10)
+        assert refused.status_code == 400 and 'name="hawiya_csrf"' in refused.text  # asks again
+        assert person.page(f"{permits.url}/permits").status_code == 200
+    assert len(permits.session_files()) == 2
+
+    out = person.http.post(url, data=_signout_form(confirm), allow_redirects=False, timeout=10)
+    assert out.status_code == 303
+    end_session = requests.get(f"{agencies.idp.url}/.well-known/openid-configuration", timeout=10).json()[
+        "end_session_endpoint"
+    ]
+    assert out.headers["Location"].startswith(end_session + "?")
+    assert "id_token_hint" in parse_qs(urlsplit(out.headers["Location"]).query)
+    assert len(permits.session_files()) == 1  # the other person's session stands
+    assert person.page(f"{permits.url}/permits").status_code == 302
+    assert other.page(f"{permits.url}/permits").status_code == 200
+    # Signed out, the confirmation page has nothing to confirm.
+    assert person.page(url).status_code == 302
+
+
+def test_the_sign_out_confirmation_speaks_arabic(agencies: Agencies) -> None:
     permits = agencies.permits
     person = agencies.person()
     sign_in(person, permits, "/permits")
-    out = person.page(f"{permits.url}/auth/logout")
-    assert out.status_code == 302
-    end_session = (
-        requests.get(f"{agencies.idp.url}/.well-known/openid-configuration", timeout=10)
-        .json()
-        .get("end_session_endpoint")
+    english = person.page(f"{permits.url}/auth/logout")
+    assert '<html lang="en" dir="ltr">' in english.text and 'href="/auth/logout?lang=ar"' in english.text
+    arabic = person.page(f"{permits.url}/auth/logout?lang=ar")
+    assert '<html lang="ar" dir="rtl">' in arabic.text and "تسجيل الخروج" in arabic.text
+    out = person.http.post(
+        f"{permits.url}/auth/logout", data=_signout_form(arabic), allow_redirects=False, timeout=10
     )
-    assert out.headers["Location"].startswith(end_session) if end_session else out.headers["Location"] == "/"
-    assert permits.session_files() == []
-    assert person.page(f"{permits.url}/permits").status_code == 302
+    assert parse_qs(urlsplit(out.headers["Location"]).query)["ui_locales"] == ["ar"]
+    # Hawiya's own sign-out page goes on in Arabic (English browser).
+    bye = person.http.get(out.headers["Location"], allow_redirects=False, timeout=10)
+    assert '<html lang="ar" dir="rtl">' in bye.text
+
+
+def test_the_page_language_goes_to_hawiya_as_ui_locales(agencies: Agencies) -> None:
+    permits = agencies.permits
+    person = agencies.person()
+    person.http.headers["Accept-Language"] = "en"
+    to_idp = person.page(f"{permits.url}/auth/login?next=/permits&lang=ar")
+    authorize = urlsplit(to_idp.headers["Location"])
+    assert parse_qs(authorize.query)["ui_locales"] == ["ar"]
+    signin = person.http.get(to_idp.headers["Location"], timeout=10)  # Hawiya's sign-in page
+    assert urlsplit(signin.url).path == "/signin"
+    assert '<html lang="ar" dir="rtl">' in signin.text
+
+    # The pages of the library speak the language the sign-in started in: here, cancelled at
+    # Hawiya's consent page.
+    back = person.go(to_idp.headers["Location"], consent="deny")
+    cancelled = person.page(back)
+    assert cancelled.status_code == 403
+    assert '<html lang="ar" dir="rtl">' in cancelled.text and "أُلغي تسجيل الدخول" in cancelled.text
+
+
+def test_a_client_registered_with_client_secret_post_signs_in(agencies: Agencies, tmp_path: Path) -> None:
+    """The library authenticates as the client is registered; Hawiya refuses any other method."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    registration = agencies.idp.world.registry.clients.create(
+        name="Parking permits",
+        redirect_uris=[f"{url}/auth/callback"],
+        auth_method="client_secret_post",
+        scope="openid profile",
+        client_id="demo-parking",
+    )
+    settings = {
+        "HAWIYA_ISSUER": agencies.idp.url,
+        "HAWIYA_CLIENT_ID": "demo-parking",
+        "HAWIYA_CLIENT_SECRET": registration.client_secret,
+        "HAWIYA_AUTH_METHOD": "client_secret_post",
+        "HAWIYA_REDIRECT_URI": f"{url}/auth/callback",
+        "HAWIYA_STORE": str(tmp_path / "parking-sessions"),
+    }
+    server, thread = serve(load_example("permits").create_app(settings), port)
+    try:
+        parking = Agency(url, "demo-parking", tmp_path / "parking-sessions")
+        done = sign_in(agencies.person(), parking, "/permits")
+        assert done.status_code == 302 and done.headers["Location"] == "/permits", done.text
+        assert len(parking.session_files()) == 1
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
 
 
 # -- an agency API ------------------------------------------------------------------------------

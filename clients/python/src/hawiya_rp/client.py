@@ -6,8 +6,9 @@ Secure by default, with nothing to switch on:
   S256 (RFC 7636); an assurance level asked for goes in ``acr_values`` and is checked on return;
 - the response's ``state`` is compared in constant time and its ``iss`` (RFC 9207) must be the
   issuer: required when the provider advertises ``authorization_response_iss_parameter_supported``;
-- the client authenticates with ``private_key_jwt`` (RFC 7523, when it has a private JWK) or
-  ``client_secret_basic`` (with a secret); with neither it is a public client (PKCE only);
+- the client authenticates as it is registered (OIDC Core 9): ``private_key_jwt`` (RFC 7523, with
+  a private JWK), ``client_secret_basic`` or ``client_secret_post`` (with a secret), or ``none`` (a
+  public client: PKCE only); another method is refused when the configuration is made;
 - ID tokens are validated as OIDC Core 3.1.3.7 says (``hawiya_rp.id_token``), logout tokens as
   Back-Channel Logout 1.0 2.6 says (``hawiya_rp.backchannel``), against the provider's JWKS.
 
@@ -57,6 +58,13 @@ __all__ = [
 ]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: The token endpoint authentication methods (OIDC Core 9) the library speaks, and what each needs.
+AUTH_METHODS: dict[str, str] = {
+    "private_key_jwt": "a private JWK",
+    "client_secret_basic": "a client secret",
+    "client_secret_post": "a client secret",
+    "none": "neither a secret nor a key (a public client)",
+}
 #: Parameters the library sets itself; ``extra`` may not override them.
 _RESERVED = frozenset(
     {
@@ -81,8 +89,10 @@ class ClientConfig:
     """How this relying party is registered at the provider.
 
     ``private_jwk`` (a private JWK, see ``python -m hawiya_rp keygen``) makes the client authenticate
-    with ``private_key_jwt``; ``client_secret`` with ``client_secret_basic``; with neither it is a
-    public client. ``leeway`` is the clock skew tolerated, in seconds. ``algorithms`` is the
+    with ``private_key_jwt``; ``client_secret`` with ``client_secret_basic``, or with
+    ``client_secret_post`` when ``token_endpoint_auth_method`` says so (it must be the method the
+    client is registered with: the provider refuses any other); with neither it is a public client.
+    ``leeway`` is the clock skew tolerated, in seconds. ``algorithms`` is the
     allow-list for the provider's signatures (``none`` and HMAC are refused at construction).
     ``trusted_audiences`` are other audiences an ID token may also name (OIDC Core 3.1.3.7 step 3).
     """
@@ -97,6 +107,8 @@ class ClientConfig:
     leeway: int = 60
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     trusted_audiences: tuple[str, ...] = ()
+    #: The registered ``token_endpoint_auth_method``; None: the one the credentials imply.
+    token_endpoint_auth_method: str | None = None
 
     def __post_init__(self) -> None:
         check_issuer(self.issuer)
@@ -112,15 +124,36 @@ class ClientConfig:
             raise ValueError("leeway must be between 0 and 300 seconds")
         object.__setattr__(self, "algorithms", check_algorithms(self.algorithms))
         object.__setattr__(self, "trusted_audiences", tuple(self.trusted_audiences))
+        self._check_auth_method()
 
     @property
     def auth_method(self) -> str:
         """The token endpoint authentication method this configuration uses."""
+        if self.token_endpoint_auth_method is not None:
+            return self.token_endpoint_auth_method
         if self.private_jwk is not None:
             return "private_key_jwt"
         if self.client_secret is not None:
             return "client_secret_basic"
         return "none"
+
+    def _check_auth_method(self) -> None:
+        """A method the library speaks, with the credential it needs (and no other)."""
+        method = self.auth_method
+        if method not in AUTH_METHODS:
+            raise ValueError(
+                f"token_endpoint_auth_method {method!r} is not supported; use one of "
+                f"{', '.join(AUTH_METHODS)}"
+            )
+        has = (
+            "a private JWK"
+            if self.private_jwk is not None
+            else "a client secret"
+            if self.client_secret is not None
+            else "neither a secret nor a key (a public client)"
+        )
+        if has != AUTH_METHODS[method]:
+            raise ValueError(f"token_endpoint_auth_method {method} needs {AUTH_METHODS[method]}, not {has}")
 
 
 @dataclass(frozen=True)
@@ -135,6 +168,8 @@ class AuthorizationRequest:
     created_at: float
     scope: str = "openid"
     max_age: int | None = None
+    #: The languages asked for the provider's pages (OIDC Core 3.1.2.1), kept for a step-up.
+    ui_locales: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy."""
@@ -155,6 +190,7 @@ class AuthorizationRequest:
             created_at=float(data.get("created_at", 0)),
             scope=data.get("scope") or "openid",
             max_age=data.get("max_age"),
+            ui_locales=data.get("ui_locales"),
         )
 
 
@@ -275,11 +311,14 @@ class OpenIDClient:
         prompt: str | None = None,
         max_age: int | None = None,
         login_hint: str | None = None,
+        ui_locales: str | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> AuthorizationRequest:
         """A new authorization request: keep it server-side, redirect the browser to its ``url``.
 
         ``acr`` is a level name (``"substantial"``) or an ``acr`` value; the sign-in must reach it.
+        ``ui_locales`` (space-separated language tags, preferred first, e.g. ``"ar"``) asks the
+        provider to show its pages in the language of the page the person came from.
         """
         reserved = sorted(_RESERVED & set(extra or {}))
         if reserved:
@@ -305,7 +344,10 @@ class OpenIDClient:
             params["max_age"] = str(int(max_age))
         if login_hint:
             params["login_hint"] = login_hint
+        if ui_locales:
+            params["ui_locales"] = ui_locales
         params.update(extra or {})
+        ui_locales = params.get("ui_locales")
         url = _add_query(self.discovery.endpoint("authorization_endpoint"), params)
         return AuthorizationRequest(
             url=url,
@@ -316,6 +358,7 @@ class OpenIDClient:
             created_at=self._clock(),
             scope=wanted_scope,
             max_age=max_age,
+            ui_locales=ui_locales or None,
         )
 
     def complete(self, query: Mapping[str, str], request: AuthorizationRequest) -> TokenSet:
@@ -350,7 +393,7 @@ class OpenIDClient:
             # OIDC Core 3.1.3.7 step 12: the acr is what the client asked for, or the sign-in
             # does not count; a new request for the level lets the application step up.
             step_up = self.authorization_request(
-                scope=request.scope, acr=request.acr, max_age=request.max_age
+                scope=request.scope, acr=request.acr, max_age=request.max_age, ui_locales=request.ui_locales
             )
             raise AssuranceTooLow(required=request.acr, actual=tokens.acr, request=step_up)
         return tokens
@@ -476,6 +519,11 @@ class OpenIDClient:
     ) -> tuple[dict[str, str], tuple[str, str] | None]:
         """The form and Basic credentials that authenticate this client (OIDC Core 9)."""
         config = self.config
+        if config.auth_method == "client_secret_post" and config.client_secret is not None:
+            # RFC 6749 2.3.1: the credentials in the request body.
+            form["client_id"] = config.client_id
+            form["client_secret"] = config.client_secret
+            return form, None
         if self._private_key is not None:
             form["client_id"] = config.client_id
             form["client_assertion_type"] = ASSERTION_TYPE

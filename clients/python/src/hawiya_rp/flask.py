@@ -13,9 +13,13 @@ APIs.
     @login_required
     def permits(): return f"Hello {current_user()['name']}"
 
-Routes (a blueprint under ``/auth``): ``login`` (``?next=`` a path of this site, ``?acr=`` a level),
-``callback``, ``logout`` and ``backchannel-logout`` (OIDC Back-Channel Logout 1.0: register
-``https://<your host>/auth/backchannel-logout`` as the client's ``backchannel_logout_uri``).
+Routes (a blueprint under ``/auth``): ``login`` (``?next=`` a path of this site, ``?acr=`` a level,
+``?lang=`` the page's language), ``callback``, ``logout`` (GET: a confirmation page; POST with
+``logout_csrf_token()``: signs out) and ``backchannel-logout`` (OIDC Back-Channel Logout 1.0:
+register ``https://<your host>/auth/backchannel-logout`` as the client's ``backchannel_logout_uri``).
+
+Settings are read from ``app.config``, then from the environment for those ``app.config`` leaves
+unset (``SETTINGS`` lists them): ``app.config`` wins.
 
 Why the session is built this way:
 
@@ -27,12 +31,20 @@ Why the session is built this way:
   local session of the IdP session (``sid``), or of the person (``sub``) when no ``sid`` is given.
 - Cookies are HttpOnly and SameSite=Lax (the callback is a top-level GET from the IdP's site), and
   Secure with the ``__Host-`` prefix unless the redirect URI is plain http on localhost.
+- Signing out changes state, so it is a POST carrying a token only this site's pages know (bound to
+  the session: an HMAC of its id); any other site, even a sibling under the same domain, can at most
+  show the confirmation page.
+- The page's language (``?lang=`` on ``/auth/login``, else the app's ``locale_selector``) goes to
+  Hawiya as ``ui_locales``; the library's own pages are in Arabic (right to left) or English.
 - Nothing here logs a token, a code or a secret: failures are logged by their ``reason`` only.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -56,12 +68,12 @@ from flask import (
     request,
     url_for,
 )
-from markupsafe import escape
 from werkzeug.wrappers import Response as BaseResponse
 
+from hawiya_rp import pages
 from hawiya_rp.assurance import LEVELS, meets, to_acr
 from hawiya_rp.backchannel import ReplayCache
-from hawiya_rp.client import AuthorizationRequest, ClientConfig, OpenIDClient, TokenSet
+from hawiya_rp.client import AUTH_METHODS, AuthorizationRequest, ClientConfig, OpenIDClient, TokenSet
 from hawiya_rp.errors import (
     AccessTokenError,
     AssuranceTooLow,
@@ -69,7 +81,7 @@ from hawiya_rp.errors import (
     HawiyaRPError,
     LogoutTokenError,
 )
-from hawiya_rp.http import HttpClient
+from hawiya_rp.http import HttpClient, UrllibClient
 from hawiya_rp.resource import AccessTokenValidator
 from hawiya_rp.store import TokenStore, open_store
 
@@ -81,6 +93,7 @@ __all__ = [
     "current_tokens",
     "current_user",
     "login_required",
+    "logout_csrf_token",
     "require_token",
     "settings_from_env",
 ]
@@ -89,14 +102,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("hawiya_rp.flask")
 
 EXTENSION = "hawiya_rp"
-#: Every setting the extension reads from ``app.config``: what it means, and its default.
+#: Every setting the extension reads (from ``app.config``, else the environment): what it means,
+#: and its default.
 SETTINGS: dict[str, str] = {
     "HAWIYA_ISSUER": "Hawiya's issuer URL (required), e.g. https://hawiya.gov.example",
     "HAWIYA_CLIENT_ID": "this service's client id at Hawiya (required)",
     "HAWIYA_REDIRECT_URI": "this service's registered https://<host>/auth/callback (required)",
-    "HAWIYA_CLIENT_SECRET": "the client secret (client_secret_basic); or:",
+    "HAWIYA_CLIENT_SECRET": "the client secret (client_secret_basic, or client_secret_post); or:",
     "HAWIYA_PRIVATE_JWK_FILE": "a file holding this service's private JWK (private_key_jwt; "
     "make one with `python -m hawiya_rp keygen`)",
+    "HAWIYA_AUTH_METHOD": "the token_endpoint_auth_method the client is registered with: "
+    + ", ".join(AUTH_METHODS)
+    + " (default: private_key_jwt with a key, client_secret_basic with a secret, else none)",
+    "HAWIYA_PROXY": "the outbound proxy to reach Hawiya, http://[user:password@]host:port (default: "
+    "the environment's HTTPS_PROXY/HTTP_PROXY; NO_PROXY applies to both)",
     "HAWIYA_SCOPE": "the scopes to ask for, as registered for the agency (default: openid)",
     "HAWIYA_STORE": "where sessions live: redis://… or a folder (default: <instance>/hawiya-sessions)",
     "HAWIYA_SESSION_TTL": "how long a local session lasts, in seconds (default: 28800, a working day)",
@@ -105,7 +124,7 @@ SETTINGS: dict[str, str] = {
     "HAWIYA_COOKIE_NAME": "the session cookie's name (default: hawiya-rp-<client id>)",
     "HAWIYA_API_AUDIENCE": "require_token: this API's resource identifier (the aud of its tokens)",
     "HAWIYA_API_REALM": "require_token: the realm in WWW-Authenticate challenges",
-    "HAWIYA_ERROR_TEMPLATE": "a template for error pages (given status, title, message, code)",
+    "HAWIYA_ERROR_TEMPLATE": "a template for error pages (given status, title, message, code, lang, dir)",
 }
 #: How long a person may take at the IdP between ``/auth/login`` and ``/auth/callback`` (seconds).
 PENDING_TTL = 600
@@ -135,6 +154,7 @@ class _State:
     api_audience: str | None
     api_realm: str | None
     error_template: str | None
+    locale_selector: Callable[[], str | None] | None = None
     validators: dict[str, AccessTokenValidator] = field(default_factory=dict)
 
     def validator(self, audience: str) -> AccessTokenValidator:
@@ -149,8 +169,10 @@ class _State:
 class Hawiya:
     """The Flask extension: ``Hawiya(app)`` or ``hawiya = Hawiya(); hawiya.init_app(app)``.
 
-    ``config`` and ``store`` default to the app's ``HAWIYA_*`` settings (``SETTINGS`` lists them).
-    ``http`` replaces the library's HTTP client (tests, proxies).
+    ``config`` and ``store`` default to the ``HAWIYA_*`` settings (``SETTINGS`` lists them) of
+    ``app.config``, else of the environment. ``http`` replaces the library's HTTP client.
+    ``locale_selector`` returns the language of the page being shown (for instance Flask-Babel's
+    ``get_locale``): it goes to Hawiya as ``ui_locales`` and chooses the library's own pages' language.
     """
 
     def __init__(
@@ -160,43 +182,52 @@ class Hawiya:
         config: ClientConfig | None = None,
         store: TokenStore | None = None,
         http: HttpClient | None = None,
+        locale_selector: Callable[[], Any] | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._http = http
+        self._locale_selector = locale_selector
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         """Configure ``app``: its client, its store and the ``/auth`` routes."""
-        config = self._config or config_from_app(app.config)
+        settings = settings_of(app)
+        config = self._config or config_from_app(settings)
         store = self._store or open_store(
-            app.config.get("HAWIYA_STORE") or os.path.join(app.instance_path, "hawiya-sessions")
+            settings.get("HAWIYA_STORE") or os.path.join(app.instance_path, "hawiya-sessions")
         )
+        http = self._http or _http_client(settings.get("HAWIYA_PROXY"))
         secure = not _is_local_http(config.redirect_uri)
         # Cookies are per host, not per port: two services on one host need their own names.
-        base = app.config.get("HAWIYA_COOKIE_NAME") or "hawiya-rp-" + _UNSAFE_NAME.sub("-", config.client_id)
+        base = settings.get("HAWIYA_COOKIE_NAME") or "hawiya-rp-" + _UNSAFE_NAME.sub("-", config.client_id)
         prefix = "__Host-" if secure else ""
         # A logout token is accepted once across every process sharing the store (when it can
         # remember: both built-in stores can), else once per process.
         replay = store if callable(getattr(store, "add", None)) else None
         app.extensions[EXTENSION] = _State(
-            client=OpenIDClient(config, http=self._http, replay_cache=cast(ReplayCache | None, replay)),
+            client=OpenIDClient(config, http=http, replay_cache=cast(ReplayCache | None, replay)),
             store=store,
-            http=self._http,
-            session_ttl=int(app.config.get("HAWIYA_SESSION_TTL") or DEFAULT_SESSION_TTL),
-            fetch_userinfo=_flag(app.config.get("HAWIYA_FETCH_USERINFO", True)),
+            http=http,
+            session_ttl=int(settings.get("HAWIYA_SESSION_TTL") or DEFAULT_SESSION_TTL),
+            fetch_userinfo=_flag(settings.get("HAWIYA_FETCH_USERINFO", True)),
             secure_cookies=secure,
             session_cookie=f"{prefix}{base}",
             pending_cookie=f"{prefix}{base}-pending",
-            api_audience=app.config.get("HAWIYA_API_AUDIENCE"),
-            api_realm=app.config.get("HAWIYA_API_REALM"),
-            error_template=app.config.get("HAWIYA_ERROR_TEMPLATE"),
+            api_audience=settings.get("HAWIYA_API_AUDIENCE"),
+            api_realm=settings.get("HAWIYA_API_REALM"),
+            error_template=settings.get("HAWIYA_ERROR_TEMPLATE"),
+            locale_selector=self._locale_selector,
         )
         app.register_blueprint(bp)
-        csrf = app.extensions.get("csrf")  # Flask-WTF: the IdP's logout POST carries no CSRF token
+        app.jinja_env.globals["logout_csrf_token"] = logout_csrf_token
+        # Flask-WTF: the IdP's back-channel POST carries no CSRF token, and the logout form carries
+        # the library's own (its field is not Flask-WTF's, so Flask-WTF would refuse it).
+        csrf = app.extensions.get("csrf")
         if csrf is not None and hasattr(csrf, "exempt"):
             csrf.exempt(backchannel_logout)
+            csrf.exempt(logout)
 
     @staticmethod
     def client() -> OpenIDClient:
@@ -212,11 +243,21 @@ class Hawiya:
 def config_from_app(settings: Mapping[str, Any]) -> ClientConfig:
     """A ``ClientConfig`` from ``HAWIYA_ISSUER``, ``HAWIYA_CLIENT_ID``, ``HAWIYA_REDIRECT_URI`` and,
     optionally, ``HAWIYA_CLIENT_SECRET`` or ``HAWIYA_PRIVATE_JWK_FILE`` (a private JWK as JSON),
-    ``HAWIYA_SCOPE`` (default ``openid``: add what the agency registered) and
-    ``HAWIYA_POST_LOGOUT_REDIRECT_URI``."""
+    ``HAWIYA_AUTH_METHOD``, ``HAWIYA_SCOPE`` (default ``openid``: add what the agency registered)
+    and ``HAWIYA_POST_LOGOUT_REDIRECT_URI``. HawiyaRPError (reason ``configuration``) names what is
+    missing or wrong."""
     missing = [name for name in _REQUIRED if not settings.get(name)]
     if missing:
-        raise HawiyaRPError(f"set {', '.join(missing)} in the app's config", reason="configuration")
+        raise HawiyaRPError(
+            f"set {', '.join(missing)} in the app's config or the environment", reason="configuration"
+        )
+    method = settings.get("HAWIYA_AUTH_METHOD") or None
+    if method is not None and method not in AUTH_METHODS:
+        raise HawiyaRPError(
+            f"HAWIYA_AUTH_METHOD {method!r} is not supported by hawiya_rp; use one of "
+            f"{', '.join(AUTH_METHODS)} (and register the client at Hawiya with the same method)",
+            reason="configuration",
+        )
     private_jwk = None
     if settings.get("HAWIYA_PRIVATE_JWK_FILE"):
         path = Path(settings["HAWIYA_PRIVATE_JWK_FILE"])
@@ -227,7 +268,17 @@ def config_from_app(settings: Mapping[str, Any]) -> ClientConfig:
                 f"HAWIYA_PRIVATE_JWK_FILE {path} is not a readable JSON file ({type(exc).__name__})",
                 reason="configuration",
             ) from None
+    try:
+        return _client_config(settings, private_jwk, method)
+    except ValueError as error:
+        raise HawiyaRPError(f"the HAWIYA_* settings do not fit: {error}", reason="configuration") from None
+
+
+def _client_config(
+    settings: Mapping[str, Any], private_jwk: dict[str, Any] | None, method: str | None
+) -> ClientConfig:
     return ClientConfig(
+        token_endpoint_auth_method=method,
         issuer=settings["HAWIYA_ISSUER"],
         client_id=settings["HAWIYA_CLIENT_ID"],
         redirect_uri=settings["HAWIYA_REDIRECT_URI"],
@@ -242,9 +293,24 @@ _REQUIRED = ("HAWIYA_ISSUER", "HAWIYA_CLIENT_ID", "HAWIYA_REDIRECT_URI")
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The ``SETTINGS`` found in the environment (``app.config.update(settings_from_env())``)."""
+    """The ``SETTINGS`` found in the environment (``Hawiya(app)`` reads them itself)."""
     environ = os.environ if environ is None else environ
     return {name: environ[name] for name in SETTINGS if name in environ}
+
+
+def settings_of(app: Flask, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``SETTINGS`` the extension uses for ``app``: ``app.config``'s, and the environment's for
+    those ``app.config`` does not set (None counts as not set)."""
+    found: dict[str, Any] = dict(settings_from_env(environ))
+    found.update({name: app.config[name] for name in SETTINGS if app.config.get(name) is not None})
+    return found
+
+
+def _http_client(proxy: str | None) -> HttpClient:
+    try:
+        return UrllibClient(proxy=proxy or None)
+    except ValueError as error:
+        raise HawiyaRPError(f"HAWIYA_PROXY: {error}", reason="configuration") from None
 
 
 def _flag(value: Any) -> bool:
@@ -358,26 +424,46 @@ def acr_required(level: str) -> Callable[[F], F]:
 
 # -- pages --------------------------------------------------------------------------------------
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title}</title></head>
-<body style="font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem">
-<h1>{title}</h1><p>{message}</p><p><a href="{home}">Home</a> · <a href="{retry}">Sign in again</a></p>
-</body></html>"""
+
+def _ui_locales() -> str | None:
+    """The language of the page the person is on, as the app says it (``?lang=``/the form's
+    ``lang``, else the app's ``locale_selector``); None when the app does not say."""
+    given = request.values.get("lang", "")[:35].strip()
+    if given and all(char.isascii() and (char.isalnum() or char == "-") for char in given):  # a BCP 47 tag
+        return given
+    selector = _state().locale_selector
+    chosen = selector() if selector is not None else None
+    return str(chosen) if chosen else None
 
 
-def _page(status: int, title: str, message: str, *, code: str | None = None) -> BaseResponse:
-    """An error page: the app's ``HAWIYA_ERROR_TEMPLATE`` (given status, title, message, code), or a
-    plain built-in one. Never a token or a description the IdP wrote: only our own words."""
+def _language(stored: str | None = None) -> str:
+    """The language of the library's own pages: ``stored`` (the sign-in's), the app's, else the
+    browser's (Accept-Language), else English."""
+    browser = [tag for tag, _quality in request.accept_languages]
+    return pages.choose([stored, _ui_locales(), *browser])
+
+
+def _page(key: str, status: int, *, lang: str | None = None, code: str | None = None) -> BaseResponse:
+    """An error page: the app's ``HAWIYA_ERROR_TEMPLATE`` (given status, title, message, code, lang,
+    dir), or the built-in one. Never a token or a description the IdP wrote: only our own words."""
     state = _state()
+    lang = lang or _language()
+    title, message = pages.text(key, lang)
     if state.error_template:
-        body = render_template(state.error_template, status=status, title=title, message=message, code=code)
-    else:
-        body = _PAGE.format(
-            title=escape(title), message=escape(message), home="/", retry=escape(url_for("hawiya.login"))
+        body = render_template(
+            state.error_template,
+            status=status,
+            title=title,
+            message=message,
+            code=code,
+            lang=lang,
+            dir=pages.direction(lang),
         )
+    else:
+        body = pages.error_page(lang, title, message, home="/", retry=url_for("hawiya.login", lang=lang))
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Language"] = lang
     return response
 
 
@@ -411,21 +497,26 @@ def _known_level(value: str) -> str | None:
 
 @bp.get("/login")
 def login() -> BaseResponse:
-    """Start a sign-in at Hawiya (``?next=`` a path of this site, ``?acr=`` a level)."""
+    """Start a sign-in at Hawiya (``?next=`` a path of this site, ``?acr=`` a level, ``?lang=`` the
+    page's language)."""
     state = _state()
     acr = None
     if request.args.get("acr"):
         acr = _known_level(request.args["acr"])
         if acr is None:
-            return _page(
-                400, "Unknown level of assurance", "This page asked for a level that does not exist."
-            )
+            return _page("unknown_level", 400)
+    ui_locales = _ui_locales()
     try:
-        auth = state.client.authorization_request(acr=acr)
+        auth = state.client.authorization_request(acr=acr, ui_locales=ui_locales)
     except HawiyaRPError as error:
         log.warning("cannot start a sign-in: %s", error.reason)
-        return _page(502, "Hawiya cannot be reached", "Signing in is not possible right now. Try again soon.")
-    pending = {"kind": "pending", "request": auth.to_dict(), "next": _safe_next(request.args.get("next"))}
+        return _page("unreachable", 502)
+    pending = {
+        "kind": "pending",
+        "request": auth.to_dict(),
+        "next": _safe_next(request.args.get("next")),
+        "lang": _language(),
+    }
     handle = state.store.create(pending, ttl=PENDING_TTL)
     response = redirect(auth.url)
     _set_cookie(response, state.pending_cookie, handle, max_age=PENDING_TTL)
@@ -441,44 +532,29 @@ def callback() -> BaseResponse:
     # Taken exactly once: a replayed or second callback finds nothing.
     pending = state.store.pop(handle) if handle else None
     if pending is None or pending.get("kind") != "pending":
-        return _page(
-            400, "This sign-in has expired", "It took too long or was already used. Please start again."
-        )
+        return _page("expired", 400)
+    lang = _language(pending.get("lang"))  # the pages speak the language the sign-in started in
     auth = AuthorizationRequest.from_dict(pending["request"])
     try:
         tokens = state.client.complete(request.args.to_dict(), auth)
     except AssuranceTooLow as error:
         log.info("sign-in below the level required: %s", error.reason)
-        response = _page(
-            403,
-            "A stronger sign-in is needed",
-            "This page needs a higher level of assurance than your sign-in reached. Add a second factor "
-            "(for example an authenticator app or a passkey) to your Hawiya account, then try again.",
-            code="assurance_too_low",
-        )
+        response = _page("assurance_too_low", 403, lang=lang, code="assurance_too_low")
         _clear_cookie(response, state.pending_cookie)
         return response
     except AuthorizationError as error:
         log.info("sign-in refused by the provider: %s", error.reason)
         if error.error == "access_denied":
-            response = _page(403, "Sign-in cancelled", "You did not allow this service to sign you in.")
+            response = _page("access_denied", 403, lang=lang)
         elif error.error == "unmet_authentication_requirements":
-            response = _page(
-                403,
-                "A stronger sign-in is needed",
-                "This page needs a level of assurance your Hawiya account cannot reach yet. Add a second "
-                "factor (for example an authenticator app or a passkey) to your account, then try again.",
-                code=error.error,
-            )
+            response = _page("unmet_authentication_requirements", 403, lang=lang, code=error.error)
         else:
-            response = _page(400, "Sign-in failed", "Hawiya could not sign you in. Please try again.")
+            response = _page("refused", 400, lang=lang)
         _clear_cookie(response, state.pending_cookie)
         return response
     except HawiyaRPError as error:
         log.warning("sign-in failed: %s", error.reason)
-        response = _page(
-            400, "Sign-in failed", "The answer from Hawiya could not be verified. Please try again."
-        )
+        response = _page("unverified", 400, lang=lang)
         _clear_cookie(response, state.pending_cookie)
         return response
 
@@ -515,21 +591,81 @@ def _userinfo(state: _State, tokens: TokenSet) -> dict[str, Any] | None:
         return None
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+_LOGOUT_PURPOSE = b"hawiya-rp/logout"
+
+
+def _csrf_token(session_id: str) -> str:
+    # Keyed by the session id, which only this browser (an HttpOnly cookie) and the store know: no
+    # other site can compute it, and it tells nothing about the id.
+    mac = hmac.new(session_id.encode(), _LOGOUT_PURPOSE, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
+
+
+def logout_csrf_token() -> str:
+    """The token a sign-out form POSTs to ``/auth/logout`` as ``hawiya_csrf`` (also a template
+    global); empty when nobody is signed in::
+
+        <form method="post" action="{{ url_for('hawiya.logout') }}">
+          <input type="hidden" name="hawiya_csrf" value="{{ logout_csrf_token() }}">
+          <button>Sign out</button>
+        </form>
+    """
+    found = _session()
+    return _csrf_token(found.id) if found is not None else ""
+
+
+def _logout_confirmation(found: _Session, *, status: int = 200) -> BaseResponse:
+    lang = _language()
+    other = next(code for code in pages.LANGUAGES if code != lang)
+    body = pages.logout_page(
+        lang,
+        action=url_for("hawiya.logout"),
+        token=_csrf_token(found.id),
+        home="/",
+        other=url_for("hawiya.logout", lang=other),
+    )
+    response = Response(body, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Language"] = lang
+    # The form must not be framed: a click on it is the person's consent.
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    return response
+
+
+@bp.get("/logout")
+def logout_page() -> BaseResponse:
+    """Ask the signed-in person to confirm signing out (a GET changes nothing: any site can make a
+    browser GET this URL); nobody signed in goes home."""
+    found = _session()
+    if found is None:
+        return redirect("/")
+    return _logout_confirmation(found)
+
+
+@bp.post("/logout")
 def logout() -> BaseResponse:
-    """End the local session, then the IdP's when it offers RP-initiated logout, else go home."""
+    """End the local session, then the IdP's (RP-initiated logout) when it offers one, else go
+    home; only with this site's token (``logout_csrf_token``), else the confirmation page again."""
     state = _state()
     found = _session()
+    if found is None:
+        response = redirect("/", code=303)
+        _clear_cookie(response, state.session_cookie)
+        return response
+    given = request.form.get("hawiya_csrf", "")
+    if not hmac.compare_digest(given.encode(), _csrf_token(found.id).encode()):
+        log.info("sign-out refused: the form carried no valid token")
+        return _logout_confirmation(found, status=400)
+    state.store.delete(found.id)
+    g._hawiya_rp_session = None
     target = "/"
-    if found is not None:
-        state.store.delete(found.id)
-        g._hawiya_rp_session = None
-        try:
-            if state.client.metadata().get("end_session_endpoint"):
-                target = state.client.logout_url(id_token_hint=found.tokens.id_token)
-        except HawiyaRPError as error:  # the IdP is down: the local session is over all the same
-            log.warning("no RP-initiated logout: %s", error.reason)
-    response = redirect(target)
+    try:
+        if state.client.metadata().get("end_session_endpoint"):
+            target = state.client.logout_url(id_token_hint=found.tokens.id_token, ui_locales=_ui_locales())
+    except HawiyaRPError as error:  # the IdP is down: the local session is over all the same
+        log.warning("no RP-initiated logout: %s", error.reason)
+    response = redirect(target, code=303)
     _clear_cookie(response, state.session_cookie)
     response.headers["Cache-Control"] = "no-store"
     return response

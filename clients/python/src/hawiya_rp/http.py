@@ -5,6 +5,11 @@ would carry the client's credentials elsewhere; discovery and JWKS must come fro
 configured), speaks only http and https, reads at most ``MAX_BODY`` bytes, and turns every transport
 failure into ``NetworkError``. Tests and applications with their own HTTP stack pass another
 ``HttpClient``.
+
+Proxies: ``UrllibClient(proxy="http://egress.gov.example:3128")`` sends every request through that
+proxy (an https URL through a ``CONNECT`` tunnel, so TLS is still checked end to end against the
+provider's name); without one, the standard environment variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
+lower case too) are used. Either way ``NO_PROXY`` names the hosts reached directly.
 """
 
 from __future__ import annotations
@@ -76,21 +81,48 @@ def max_age(headers: Mapping[str, str]) -> int | None:
     return max(0, int(found.group(2)) - (int(age) if age.isdigit() else 0))
 
 
-def _no_redirect_opener(context: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
-    """An opener with only the HTTP and HTTPS handlers: no redirects, no file:// or ftp://, and
-    error statuses returned as responses instead of raised."""
+def _proxies(proxy: str | None) -> dict[str, str]:
+    """The proxy for http and https URLs: ``proxy``, else the environment's (none for other schemes)."""
+    if proxy is not None:
+        parts = urlsplit(proxy)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "the proxy must be an http:// or https:// URL with a host, e.g. http://proxy:3128"
+            )
+        return {"http": proxy, "https": proxy}
+    found = urllib.request.getproxies()
+    return {scheme: found[scheme] for scheme in ("http", "https") if found.get(scheme)}
+
+
+def _no_redirect_opener(context: ssl.SSLContext | None, proxy: str | None) -> urllib.request.OpenerDirector:
+    """An opener with only the proxy, HTTP and HTTPS handlers: no redirects, no file:// or ftp://,
+    and error statuses returned as responses instead of raised."""
     opener = urllib.request.OpenerDirector()
+    # The proxy handler rewrites the request (or skips it for a NO_PROXY host) before it is sent;
+    # it never follows anything.
+    opener.add_handler(urllib.request.ProxyHandler(_proxies(proxy)))
     opener.add_handler(urllib.request.HTTPHandler())
     opener.add_handler(urllib.request.HTTPSHandler(context=context))
     return opener
 
 
 class UrllibClient:
-    """``HttpClient`` on the standard library."""
+    """``HttpClient`` on the standard library.
 
-    def __init__(self, timeout: float = 5, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    ``proxy`` (``http://[user:password@]host:port``) carries every request; None: the environment's
+    ``HTTPS_PROXY``/``HTTP_PROXY`` as they were when the client was made. ``NO_PROXY`` applies to
+    both.
+    """
+
+    def __init__(
+        self,
+        timeout: float = 5,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
+    ) -> None:
         self.timeout = timeout
-        self._opener = _no_redirect_opener(ssl_context or ssl.create_default_context())
+        self._opener = _no_redirect_opener(ssl_context or ssl.create_default_context(), proxy)
 
     def get_json(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
         """GET ``url`` asking for JSON."""

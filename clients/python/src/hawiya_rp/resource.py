@@ -113,6 +113,8 @@ class AccessTokenValidator:
 class IntrospectionValidator:
     """Ask the provider whether a token is active (RFC 7662), as a registered confidential client.
 
+    A secret goes in HTTP Basic (``client_secret_basic``), or in the form when the client is
+    registered with ``auth_method="client_secret_post"``.
     ``issuer`` and ``audience``, when given, must match the answer's ``iss`` and ``aud``. A provider
     that cannot be asked raises NetworkError (the API answers 503: the token is not at fault).
     """
@@ -129,9 +131,15 @@ class IntrospectionValidator:
         http: HttpClient | None = None,
         clock: Callable[[], float] = time.time,
         leeway: int = 60,
+        auth_method: str | None = None,
     ) -> None:
         if (client_secret is None) == (private_jwk is None):
             raise ValueError("introspection needs the client's secret or its private JWK (one of them)")
+        implied = "private_key_jwt" if private_jwk is not None else "client_secret_basic"
+        allowed = (implied, "client_secret_post") if client_secret is not None else (implied,)
+        if auth_method is not None and auth_method not in allowed:
+            raise ValueError(f"auth_method {auth_method!r} does not fit; use one of {', '.join(allowed)}")
+        self.auth_method = auth_method or implied
         self.endpoint = introspection_endpoint
         self.client_id = client_id
         self._secret = client_secret
@@ -153,6 +161,9 @@ class IntrospectionValidator:
             form["client_assertion"] = client_assertion(
                 self._key, client_id=self.client_id, audience=self.issuer or self.endpoint, now=self._clock()
             )
+        elif self._secret is not None and self.auth_method == "client_secret_post":
+            form["client_id"] = self.client_id
+            form["client_secret"] = self._secret
         elif self._secret is not None:
             auth = (quote(self.client_id, safe=""), quote(self._secret, safe=""))
         response = self._http.post_form(self.endpoint, form, auth)
