@@ -486,6 +486,9 @@ SWEEP = (
 )
 
 
+# On PostgreSQL, the stricter backend: it refuses a NUL or invalid text that SQLite stores, and the
+# decoders these values aim at are the same on both (the fuzz above runs on both backends).
+@pytest.mark.parametrize("target", ["postgres"], indirect=True)
 @pytest.mark.parametrize("path", list(ENDPOINTS))
 def test_every_parameter_with_every_hostile_value_is_refused_cleanly(target: Target, path: str) -> None:
     base = target.bases[path]
