@@ -477,10 +477,15 @@ def consent() -> Response:
 
 def _repeated_parameter() -> Response | None:
     """RFC 6749 3.2: request parameters MUST NOT be included more than once (Authlib takes the first)."""
-    repeated = sorted(key for key in request.form if len(request.form.getlist(key)) > 1)
-    if not repeated:
-        return None
-    response = jsonify(error="invalid_request", error_description=f"repeated parameter {repeated[0]}")
+    if any(not isinstance(key, str) for key in request.form):
+        # A multipart part whose name did not parse (werkzeug gives it None): no parameter at all.
+        description = "a form field has no name"
+    else:
+        repeated = sorted(key for key in request.form if len(request.form.getlist(key)) > 1)
+        if not repeated:
+            return None
+        description = f"repeated parameter {repeated[0]}"
+    response = jsonify(error="invalid_request", error_description=description)
     response.status_code = 400
     return response
 

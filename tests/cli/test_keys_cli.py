@@ -12,19 +12,17 @@ import secrets
 import shutil
 import stat
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from idp.app import create_app
 from idp.errors import KeyUnavailable
 from idp.keys.keystore import SUPPORTED_ALGS
 from idp.keys.sealing import master_key_id, previous_key_file
 from idp.registry import Registry
-from idp.storage.models import SigningKey
 from idp.storage.repositories.keys import KeyRepository
 from tests.conftest import PASSWORD
 from tests.support.agency import Agency, userinfo_status
@@ -32,7 +30,7 @@ from tests.support.audit import audit_events
 from tests.support.cli import Instance, Result, assert_clean_error, new_instance, succeeded
 from tests.support.flask_person import FlaskPerson
 from tests.support.identity import national_id
-from tests.support.keys import leaks
+from tests.support.keys import backdate, leaks
 
 ROW_FIELDS = {
     "kid",
@@ -180,12 +178,7 @@ def age_next_keys(instance: Instance) -> None:
     """Make every next key an hour old (published long before any cache lifetime here)."""
     registry = instance.registry()
     try:
-        with registry.db.transaction() as s:
-            s.execute(
-                update(SigningKey)
-                .where(SigningKey.state == "next")
-                .values(created_at=datetime.now(UTC) - timedelta(hours=1))
-            )
+        backdate(registry, "next", "created_at", timedelta(hours=1))
     finally:
         registry.close()
 
@@ -292,12 +285,7 @@ def test_keys_prune_removes_only_retired_keys_whose_tokens_have_all_expired(hawi
     # Let an hour pass for the retired keys (longer than any token lives, plus leeway).
     registry = hawiya.registry()
     try:
-        with registry.db.transaction() as s:
-            s.execute(
-                update(SigningKey)
-                .where(SigningKey.state == "retired")
-                .values(retired_at=datetime.now(UTC) - timedelta(hours=1))
-            )
+        backdate(registry, "retired", "retired_at", timedelta(hours=1))
     finally:
         registry.close()
     before = key_rows(hawiya)

@@ -17,13 +17,12 @@ import base64
 import dataclasses
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import update
 
 from idp.app import create_app
 from idp.clock import FrozenClock
@@ -31,13 +30,13 @@ from idp.keys.keystore import PUBLICATION_RENEWAL, SUPPORTED_ALGS, RotationRefus
 from idp.keys.sealing import master_key_id, previous_key_file
 from idp.registry import Registry
 from idp.settings import Settings
-from idp.storage.models import SigningKey
 from idp.storage.repositories.keys import KeyRepository
 from tests.conftest import BOTH_BACKENDS, PASSWORD, Backend, make_registry
 from tests.support.agency import Agency, userinfo_status
 from tests.support.cli import Instance, new_instance, succeeded
 from tests.support.flask_person import FlaskPerson
 from tests.support.identity import national_id
+from tests.support.keys import backdate
 
 
 @pytest.fixture
@@ -220,12 +219,7 @@ def test_keys_rotate_from_a_shell_with_a_shorter_max_age_is_refused(instance: In
     the next keys were published two minutes ago."""
     server = serve_jwks(Settings.from_env({**instance.env, "HAWIYA_JWKS_MAX_AGE": "3600"}), FrozenClock())
     try:
-        with server.db.transaction() as s:
-            s.execute(
-                update(SigningKey)
-                .where(SigningKey.state == "next")
-                .values(created_at=datetime.now(UTC) - timedelta(seconds=120))
-            )
+        backdate(server, "next", "created_at", timedelta(seconds=120))
     finally:
         server.close()
     before = described(instance)

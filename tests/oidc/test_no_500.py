@@ -519,6 +519,19 @@ def test_every_parameter_with_every_hostile_value_is_refused_cleanly(target: Tar
 # -- the server errors the fuzz found, pinned ------------------------------------------------------
 
 
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
+def test_repeated_form_fields_without_a_name_are_invalid_request(target: Target, path: str) -> None:
+    # Two multipart parts whose names do not parse reached the repeated-parameter check as None,
+    # which sorting beside a string name raised (found by the fuzz on both backends).
+    part = 'Content-Disposition: form-data; name="{}"\r\n\r\n\r\n'
+    body = "".join("--hawiya\r\n" + part.format(name) for name in ("scope", "\n", "\n", "scope"))
+    response = target.app.test_client().post(
+        path, data=(body + "--hawiya--\r\n").encode(), content_type="multipart/form-data; boundary=hawiya"
+    )
+    assert response.status_code == 400
+    assert response.json is not None and response.json["error"] == "invalid_request"
+
+
 @pytest.mark.parametrize("path", ["/signin", "/consent", "/signin/factor", "/account/reauth"])
 def test_a_form_field_without_a_name_is_a_csrf_refusal(target: Target, path: str) -> None:
     # A multipart part whose name does not parse reached Flask-WTF as None and raised.
