@@ -71,6 +71,38 @@ def clean_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _UsageError(click.ClickException):
+    """A command line Click could not parse, told in Hawiya's one line (Click's own answer is the
+    usage, a hint and the error on three)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        """One line on stderr, as every other refusal of the CLI."""
+        click.echo(f"hawiya: error: {self.format_message()}", err=True)
+
+
+class _HawiyaGroup(click.Group):
+    """The root command: a usage error anywhere below it (an unknown option, a value out of range,
+    a missing argument) is one ``hawiya: error:`` line and exit status 2, like every other error."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as error:
+            raise _UsageError(error.format_message()) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as error:
+            raise _UsageError(error.format_message()) from None
+
+
 def _registry(settings: Settings | None = None) -> Registry:
     """The services for this command, closed when the command ends (which also writes a pending
     audit batch). Built by the ``registry_factory`` in the context object when the caller gave one
@@ -88,7 +120,7 @@ def _ready(registry: Registry) -> Registry:
     return registry
 
 
-@click.group()
+@click.group(cls=_HawiyaGroup)
 @click.option(
     "--operator",
     envvar="HAWIYA_OPERATOR",

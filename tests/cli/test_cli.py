@@ -193,8 +193,8 @@ def test_rotate_secret_now_cuts_the_old_one_off(hawiya: Instance) -> None:
         assert audit_events(registry, "client.secret_rotated")[0]["detail"] == {"previous_valid_until": None}
     finally:
         registry.close()
-    too_long = hawiya.run("clients", "rotate-secret", client_id, "--overlap-days", "400")
-    assert too_long.returncode == 2 and "'--overlap-days': 400 is not in the range" in too_long.stderr
+    line = assert_clean_error(hawiya.run("clients", "rotate-secret", client_id, "--overlap-days", "400"))
+    assert "'--overlap-days': 400 is not in the range" in line
 
 
 def test_disable_stops_serving_a_client(hawiya: Instance) -> None:
@@ -249,6 +249,11 @@ class Bad:
 NEW_CLIENT = "clients create --name X --redirect-uri https://a.example/cb"
 NEW_USER = "users create --type visitor --passport X1234567 --nationality DE --password-stdin --username"
 BAD_INPUT = {
+    # Click's own usage errors are one line too (they were three: usage, hint, error).
+    "unknown command": Bad("clients frobnicate", "No such command 'frobnicate'"),
+    "unknown option": Bad("keys list --colour", "No such option '--colour'"),
+    "value outside its range": Bad("serve --port 70000", "70000 is not in the range 1<=x<=65535"),
+    "missing argument": Bad("clients show", "Missing argument 'CLIENT_ID'"),
     "unknown client (show)": Bad("clients show no-such-client", "no client 'no-such-client'"),
     "unknown client (show --json)": Bad("clients show no-such-client --json", "no client"),
     "unknown client (disable)": Bad("clients disable no-such-client", "no client"),
