@@ -7,6 +7,7 @@ Secrets (new client secrets, demo passwords) go to the terminal with ``click.ech
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
@@ -15,7 +16,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -82,25 +83,29 @@ class _UsageError(click.ClickException):
         click.echo(f"hawiya: error: {self.format_message()}", err=True)
 
 
+@contextlib.contextmanager
+def _usage_errors_in_one_line() -> Iterator[None]:
+    """Re-raise Click's usage errors as ``_UsageError`` (help asked by giving no arguments stays)."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise
+    except click.UsageError as error:
+        raise _UsageError(error.format_message()) from None
+
+
 class _HawiyaGroup(click.Group):
     """The root command: a usage error anywhere below it (an unknown option, a value out of range,
-    a missing argument) is one ``hawiya: error:`` line and exit status 2, like every other error."""
+    a missing argument) is one ``hawiya: error:`` line and exit status 2, like every other error.
+    Its own arguments are parsed in ``make_context``, every subcommand's within ``invoke``."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        try:
+        with _usage_errors_in_one_line():
             return super().make_context(*args, **kwargs)
-        except click.exceptions.NoArgsIsHelpError:
-            raise
-        except click.UsageError as error:
-            raise _UsageError(error.format_message()) from None
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with _usage_errors_in_one_line():
             return super().invoke(ctx)
-        except click.exceptions.NoArgsIsHelpError:
-            raise
-        except click.UsageError as error:
-            raise _UsageError(error.format_message()) from None
 
 
 def _registry(settings: Settings | None = None) -> Registry:

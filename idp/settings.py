@@ -376,10 +376,9 @@ class Settings:
             raise ConfigurationError(f"HAWIYA_SERVER must be one of {', '.join(SERVERS)}")
         if self.default_locale not in LOCALES:
             raise ConfigurationError(f"HAWIYA_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}")
-        if not 8 <= self.password_min_length_mfa <= self.password_min_length:
+        if self.password_min_length_mfa > self.password_min_length:  # each is bounded above
             raise ConfigurationError(
-                "password lengths must satisfy 8 <= HAWIYA_PASSWORD_MIN_LENGTH_MFA"
-                " <= HAWIYA_PASSWORD_MIN_LENGTH"
+                "HAWIYA_PASSWORD_MIN_LENGTH_MFA must be at most HAWIYA_PASSWORD_MIN_LENGTH"
             )
         self._validate_outbound()
 

@@ -41,3 +41,18 @@ def test_each_numeric_setting_refuses_values_outside_its_bounds(spec: dataclasse
 
 def test_the_defaults_are_valid() -> None:
     assert Settings.from_env({}).signin_throttle_window == 900
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"HAWIYA_PASSWORD_MIN_LENGTH": "15", "HAWIYA_PASSWORD_MIN_LENGTH_MFA": "16"}, "LENGTH_MFA"),
+        ({"HAWIYA_OUTBOUND_DEADLINE": "1", "HAWIYA_CLIENT_JWKS_WAIT": "2"}, "CLIENT_JWKS_WAIT"),
+        ({"HAWIYA_CLIENT_JWKS_MIN_TTL": "600", "HAWIYA_CLIENT_JWKS_TTL": "60"}, "CLIENT_JWKS_MIN_TTL"),
+        ({"HAWIYA_CLIENT_JWKS_BACKOFF": "700", "HAWIYA_CLIENT_JWKS_BACKOFF_MAX": "600"}, "JWKS_BACKOFF"),
+    ],
+)
+def test_settings_that_depend_on_each_other_are_checked_together(env: dict[str, str], says: str) -> None:
+    """Each value within its own bounds, the pair still contradictory: refused, naming the setting."""
+    with pytest.raises(ConfigurationError, match=says):
+        Settings.from_env(env)

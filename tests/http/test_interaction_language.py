@@ -15,7 +15,6 @@ from idp.clock import FrozenClock
 from idp.registry import Registry
 from tests.conftest import PASSWORD, World
 from tests.support.agency import Agency
-from tests.support.flask_person import authorize_url, pkce_pair
 from tests.support.mfa import MfaPerson
 from tests.support.person import hidden_fields
 
@@ -47,18 +46,7 @@ def request_url(app: Flask, registry: Registry, scope: str, *, port: int, **extr
     """An authorization request of a new agency (on ``port``) for ``scope``: (its URL, its redirect
     URI)."""
     agency = Agency.register(app, registry, port=port, scope=scope)
-    _verifier, challenge = pkce_pair()
-    url = authorize_url(
-        response_type="code",
-        client_id=agency.client_id,
-        redirect_uri=agency.redirect_uri,
-        scope=scope,
-        state="st",
-        nonce="n",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-        **extra,
-    )
+    url, _verifier = agency.request_url(scope, nonce="n", **extra)
     return url, agency.redirect_uri
 
 

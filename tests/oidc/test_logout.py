@@ -30,10 +30,8 @@ from tests.support.agency import Agency, jwt_claims, sso_handle, userinfo_status
 from tests.support.audit import audit_events
 from tests.support.flask_person import (
     FlaskPerson,
-    authorize_url,
     is_same_origin,
     page_links,
-    pkce_pair,
     query_of,
 )
 from tests.support.person import hidden_fields
@@ -81,17 +79,7 @@ def session_live(registry: Registry, handle: str) -> bool:
 
 def prompt_none(person: FlaskPerson, agency: Agency) -> dict[str, list[str]]:
     """A silent authorization request (prompt=none); the parameters the agency gets back."""
-    _verifier, challenge = pkce_pair()
-    url = authorize_url(
-        response_type="code",
-        client_id=agency.client_id,
-        redirect_uri=agency.redirect_uri,
-        scope=SCOPE,
-        state="quiet",
-        prompt="none",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    url, _verifier = agency.request_url(SCOPE, state="quiet", prompt="none")
     back = person.follow(person.get(url))
     assert isinstance(back, str) and back.startswith(agency.redirect_uri + "?"), back
     return query_of(back)

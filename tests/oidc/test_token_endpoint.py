@@ -14,6 +14,7 @@ from werkzeug.test import TestResponse
 from idp.clock import FrozenClock
 from idp.registry import Registry
 from tests.conftest import BOTH_BACKENDS, PASSWORD, World
+from tests.support.agency import userinfo_status
 from tests.support.audit import audit_events
 from tests.support.flask_person import FlaskPerson, authorize_url, pkce_pair, query_of
 
@@ -216,22 +217,6 @@ def test_code_lives_sixty_seconds(
         assert_token_error(response, 400, "invalid_grant")
 
 
-def test_code_of_client_a_cannot_be_redeemed_by_client_b(
-    app: Flask, registry: Registry, world: World
-) -> None:
-    other = registry.clients.create(name="Other Agency", redirect_uris=[world.redirect_uri])
-    assert other.client_secret is not None
-    code, verifier = issue_code(app, world.confidential_id, world.redirect_uri)
-    response = redeem(
-        app, code, verifier, world.redirect_uri, auth=(other.client.client_id, other.client_secret)
-    )
-    assert_token_error(response, 400, "invalid_grant")
-
-
-def _userinfo_status(app: Flask, access_token: str) -> int:
-    return app.test_client().get("/userinfo", headers={"Authorization": f"Bearer {access_token}"}).status_code
-
-
 @BOTH_BACKENDS
 def test_another_public_client_presenting_a_code_does_not_burn_it(
     app: Flask, registry: Registry, world: World
@@ -251,12 +236,12 @@ def test_another_public_client_presenting_a_code_does_not_burn_it(
     assert rightful.status_code == 200, rightful.get_data(as_text=True)
     assert rightful.json is not None
     access_token = rightful.json["access_token"]
-    assert _userinfo_status(app, access_token) == 200
+    assert userinfo_status(app, access_token) == 200
 
     replay = redeem(app, code, verifier, world.public_redirect_uri, form={"client_id": world.public_id})
     assert_token_error(replay, 400, "invalid_grant")
     assert [event["client_id"] for event in audit_events(registry, "code.replayed")] == [world.public_id]
-    assert _userinfo_status(app, access_token) == 401, "a replay revokes what the code issued"
+    assert userinfo_status(app, access_token) == 401, "a replay revokes what the code issued"
 
 
 @BOTH_BACKENDS

@@ -79,20 +79,26 @@ class Agency:
             return self.app.test_client().post(path, data={**data, "client_id": self.client_id})
         return self.app.test_client().post(path, data=data, auth=(self.client_id, secret))
 
+    def request_url(self, scope: str, **extra: str) -> tuple[str, str]:
+        """An authorization request of this agency for ``scope``, with PKCE (``extra`` adds or
+        replaces parameters); (its URL, its code_verifier)."""
+        verifier, challenge = pkce_pair()
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": scope,
+            "state": "st",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **extra,
+        }
+        return authorize_url(**params), verifier
+
     def authorize(self, person: FlaskPerson, scope: str) -> tuple[str, str]:
         """The person signs in (or uses their SSO session) and consents; (code, code_verifier)."""
-        verifier, challenge = pkce_pair()
-        back = person.go(
-            authorize_url(
-                response_type="code",
-                client_id=self.client_id,
-                redirect_uri=self.redirect_uri,
-                scope=scope,
-                state="st",
-                code_challenge=challenge,
-                code_challenge_method="S256",
-            )
-        )
+        url, verifier = self.request_url(scope)
+        back = person.go(url)
         assert back.startswith(self.redirect_uri + "?"), back
         return query_of(back)["code"][0], verifier
 
