@@ -382,11 +382,13 @@ def _confirm_address(handle: str, state: PendingSignin, interaction: Interaction
     code came with it, the person first types a code mailed to the account's verified address.
 
     GET mails the code once per pending sign-in (``resend`` asks again); POST checks it. The
-    confirmation is for this pending sign-in only (its handle stands for the session)."""
+    confirmation is for this pending sign-in only (its handle stands for the session). Without a
+    verified address every request gets the refusal (and its audit row)."""
     reg = services()
     person = reg.accounts.get(state.account_id)
     ip = client_ip()
-    if request.method == "POST" and "resend" not in request.form:
+    has_address = bool(person.email and person.email_verified)
+    if request.method == "POST" and "resend" not in request.form and has_address:
         try:
             reg.first_factor.confirm(person.id, handle, request.form.get("code", "")[:CODE_MAX], ip=ip)
         except (InvalidCode, TooManyAttempts) as failure:
@@ -395,7 +397,7 @@ def _confirm_address(handle: str, state: PendingSignin, interaction: Interaction
         reg.first_factor.consume(person.id, handle)
         reg.pending_signins.update(handle, state, confirmed=True)
         return redirect(url_for("authn.enrol", ix=_ix(interaction)), code=303)
-    if state.code_sent and request.method == "GET":
+    if state.code_sent and request.method == "GET":  # (code_sent implies the address)
         return _address_page(interaction, address=person.email)
     try:
         address = reg.first_factor.send(person, handle, locale=str(get_locale() or "ar"), ip=ip)
